@@ -1,0 +1,102 @@
+"""The ``base`` stage: train a BPE tokenizer and a tiny Llama from scratch on the corpus (smoke profile),
+or pin a hub model id + revision (paper profile; nothing is downloaded here).
+
+Output is a standard HF folder: ``AutoModelForCausalLM.from_pretrained(out)`` and
+``AutoTokenizer.from_pretrained(out)`` load it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from jiuzhang.base.config import BaseConfig
+from jiuzhang.base.tokenizer import train_tokenizer
+from jiuzhang.common.io import InputDataError, read_shards, reset_dir, write_json
+from jiuzhang.training.loop import LoopSettings, train_lm
+
+
+def corpus_texts(corpus_dir: Path, max_chars: int | None) -> list[str]:
+    texts, total = [], 0
+    for row in read_shards(corpus_dir, columns=["text"]):
+        texts.append(row["text"])
+        total += len(row["text"])
+        if max_chars is not None and total >= max_chars:
+            break
+    return texts
+
+
+def token_windows(ids: list[int], seq_len: int) -> torch.Tensor:
+    n = len(ids) // seq_len
+    if n == 0:
+        raise InputDataError(f"the corpus has {len(ids)} tokens, fewer than one sequence of "
+                             f"base.train.seq_len={seq_len}; lower seq_len or add text")
+    return torch.tensor(ids[: n * seq_len], dtype=torch.long).view(n, seq_len)
+
+
+def batch_stream(windows: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+    """Endless batches; each epoch is a fresh permutation from ``seed + epoch``."""
+    epoch = 0
+    while True:
+        order = list(range(len(windows)))
+        random.Random(seed + epoch).shuffle(order)
+        for i in range(0, len(order) - batch_size + 1, batch_size):
+            yield windows[order[i:i + batch_size]]
+        epoch += 1
+
+
+def build_model(cfg: BaseConfig, vocab_size: int, special: dict[str, int]) -> LlamaForCausalLM:
+    a = cfg.arch
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=a.hidden_size, num_hidden_layers=a.num_layers,
+                         num_attention_heads=a.num_heads, num_key_value_heads=a.num_kv_heads,
+                         intermediate_size=a.intermediate_size, max_position_embeddings=a.max_position_embeddings,
+                         rope_theta=a.rope_theta, tie_word_embeddings=True, **special)
+    torch.manual_seed(cfg.train.seed_init)
+    return LlamaForCausalLM(config)
+
+
+def build_base(cfg: BaseConfig, corpus_dir: Path, out_dir: Path, on_log=None) -> dict[str, Any]:
+    if cfg.mode == "hub":
+        out = reset_dir(out_dir)
+        write_json(out / "hub_model.json", {"model_id": cfg.hub.model_id, "revision": cfg.hub.revision})
+        return {"mode": "hub", "model_id": cfg.hub.model_id}
+
+    t = cfg.train
+    torch.set_num_threads(t.threads)
+    torch.use_deterministic_algorithms(True)
+    texts = corpus_texts(corpus_dir, cfg.tokenizer.max_train_chars)
+    tokenizer = train_tokenizer(texts, cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)
+    ids: list[int] = []
+    for enc in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        ids.extend(enc)
+        ids.append(tokenizer.eos_token_id)
+    windows = token_windows(ids, t.seq_len)
+
+    special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+               "pad_token_id": tokenizer.pad_token_id}
+    model = build_model(cfg, len(tokenizer), special)
+    settings = LoopSettings(steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps, weight_decay=t.weight_decay,
+                            grad_clip=t.grad_clip, log_every=t.log_every)
+    result = train_lm(model, batch_stream(windows, t.batch_size, t.seed_data), settings, on_log)
+
+    out = reset_dir(out_dir)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    tail = [loss for _, loss, _ in result.losses[-3:]]
+    return {
+        "mode": "train",
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "vocab_size": len(tokenizer),
+        "corpus_tokens": len(ids),
+        "tokens_seen": result.tokens,
+        "epochs_over_corpus": round(result.tokens / (len(windows) * t.seq_len), 4),
+        "first_loss": round(result.losses[0][1], 6),
+        "final_loss": round(sum(tail) / len(tail), 6),
+        "loss_curve": [{"step": s, "loss": round(v, 6), "lr": lr} for s, v, lr in result.losses],
+        "timing": {"seconds": round(result.seconds, 2), "tokens_per_s": round(result.tokens / result.seconds, 1)},
+    }

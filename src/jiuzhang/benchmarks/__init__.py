@@ -1,0 +1,1 @@
+"""Benchmark test sets: registry, loading and question text."""

@@ -1,0 +1,31 @@
+"""The whole params file: one typed section per pipeline area."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from jiuzhang.base.config import BaseConfig
+from jiuzhang.benchmarks.config import BenchmarksConfig
+from jiuzhang.config.base_model import Section
+from jiuzhang.corpus.config import CorpusConfig
+from jiuzhang.prompts.config import PromptsConfig
+from jiuzhang.tracking.config import TrackingConfig
+
+
+class Params(Section):
+    """A params file (``params.yaml``: smoke profile; ``configs/paper.yaml``: paper profile)."""
+
+    profile: str = Field(description="Name of this profile, e.g. 'smoke' or 'paper'; tags every MLflow run.")
+    benchmarks: BenchmarksConfig = Field(description="Benchmark test sets (decontamination, evaluation).")
+    corpus: CorpusConfig = Field(description="The corpus stage.")
+    prompts: PromptsConfig = Field(description="The prompts stage.")
+    base: BaseConfig = Field(description="The base stage.")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking.")
+
+    def warnings(self) -> list[str]:
+        """Things that are valid but risky, printed by ``jiuzhang config check``."""
+        out = [f"corpus.sources[{i}] '{s.name}': revision {s.revision!r} is not a commit SHA; the data can "
+               f"change under you - pin the dataset commit" for i, s in enumerate(self.corpus.sources) if s.unpinned()]
+        if self.base.mode == "hub" and self.base.hub is not None and self.base.hub.unpinned():
+            out.append(f"base.hub.revision {self.base.hub.revision!r} is not a commit SHA; pin the model commit")
+        return out

@@ -1,0 +1,84 @@
+"""``jiuzhang config``: validate a params file and explain every key."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args, get_origin
+
+import click
+import yaml
+from pydantic import BaseModel
+
+from jiuzhang.config import Params, load_params
+
+
+@click.group("config")
+def config() -> None:
+    """Validate params files and explain their keys."""
+
+
+@config.command("check")
+@click.option("--params", "params_path", default="params.yaml", show_default=True,
+              type=click.Path(dir_okay=False), help="Params file to validate.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing on success (exit status only).")
+def check(params_path: str, quiet: bool) -> None:
+    """Validate a params file and print the resolved configuration (defaults filled in).
+
+    Unknown keys, wrong types and impossible values are reported all at once, each as
+    FILE:LINE: KEY: problem (and fix); the exit status is 2.
+
+    \b
+    Examples:
+      jiuzhang config check
+      jiuzhang config check --params configs/paper.yaml
+    """
+    params = load_params(params_path)
+    for warning in params.warnings():
+        click.echo(f"warning: {params_path}: {warning}", err=True)
+    if not quiet:
+        click.echo(f"# {params_path}: valid ({params.profile} profile). Resolved configuration:")
+        click.echo(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False, width=110), nl=False)
+
+
+@config.command("explain")
+@click.argument("section", required=False)
+def explain(section: str | None) -> None:
+    """Print every key of the params file (or of SECTION) with its type, default and meaning.
+
+    \b
+    Examples:
+      jiuzhang config explain
+      jiuzhang config explain corpus
+    """
+    fields = Params.model_fields
+    if section is not None and section not in fields:
+        raise click.BadParameter(f"unknown section {section!r}; sections: {', '.join(fields)}")
+    for name, field in fields.items():
+        if section is None or name == section:
+            _explain(name, field.annotation, field, 0)
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _explain(name: str, annotation: Any, field: Any, depth: int) -> None:
+    pad = "  " * depth
+    model = _model_of(annotation)
+    desc = field.description or (model.__doc__ or "").strip().splitlines()[0] if model else field.description
+    if model is not None:
+        click.echo(f"{pad}{name}:  # {desc or ''}")
+        for sub, subfield in model.model_fields.items():
+            _explain(sub, subfield.annotation, subfield, depth + 1)
+        return
+    default = "" if field.is_required() else f" = {field.get_default(call_default_factory=True)!r}"
+    if get_origin(annotation) is Literal:
+        type_name = " | ".join(repr(a) for a in get_args(annotation))
+    else:
+        type_name = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+    click.echo(f"{pad}{name}: {type_name}{default}  # {desc or ''}")

@@ -1,0 +1,104 @@
+"""Read documents from the configured sources: local JSONL files (read in place) or pinned HF datasets.
+
+Both kinds yield the same :class:`Document`, so the rest of the corpus pipeline is one code path.
+Bad records stop the stage with ``file:line`` or, with ``on_bad_record: skip``, are counted and skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jiuzhang.common.io import InputDataError, iter_jsonl
+from jiuzhang.corpus.config import SourceConfig
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str
+    doc_id: str
+    text: str
+
+
+class DocumentReader:
+    """Iterate one source's documents; ``bad`` counts skipped records by reason."""
+
+    def __init__(self, source: SourceConfig, root: Path, on_bad_record: str):
+        self.source = source
+        self.root = root
+        self.on_bad_record = on_bad_record
+        self.bad: Counter[str] = Counter()
+        self.documents = 0
+
+    @property
+    def location(self) -> str:
+        s = self.source
+        return str(self.root / s.path) if s.format == "jsonl" else f"hf://{s.dataset}@{s.revision}"
+
+    def __iter__(self) -> Iterator[Document]:
+        rows = self._jsonl_rows() if self.source.format == "jsonl" else self._hf_rows()
+        for where, record in rows:
+            if self.source.max_docs is not None and self.documents >= self.source.max_docs:
+                break
+            doc = self._document(where, record)
+            if doc is not None:
+                self.documents += 1
+                yield doc
+        if self.documents == 0:
+            raise InputDataError(f"{self.location}: source '{self.source.name}' yielded no documents "
+                                 f"(empty file, or every record was bad); check the file and "
+                                 f"corpus.sources[].text_field ('{self.source.text_field}')")
+
+    def _bad(self, where: str, reason: str, detail: str) -> None:
+        if self.on_bad_record == "error":
+            raise InputDataError(f"{where}: {detail}; fix the record, or set corpus.on_bad_record: skip "
+                                 f"to skip such records and count them in metrics/corpus.json")
+        self.bad[reason] += 1
+
+    def _jsonl_rows(self) -> Iterator[tuple[str, dict[str, Any] | None]]:
+        path = self.root / self.source.path
+        for line in iter_jsonl(path):
+            where = f"{path}:{line.lineno}"
+            if line.record is None:
+                reason = "invalid_utf8" if line.error.startswith("invalid UTF-8") else "malformed_json"
+                self._bad(where, reason, line.error)
+                continue
+            yield where, line.record | {"__row__": line.lineno}
+
+    def _hf_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        import datasets  # heavy; only the paper profile reads the hub
+
+        s = self.source
+        ds = datasets.load_dataset(s.dataset, name=s.subset, split=s.split, revision=s.revision,
+                                   data_files=list(s.data_files) if s.data_files else None, streaming=True)
+        for i, record in enumerate(ds):
+            yield f"{self.location} row {i}", dict(record) | {"__row__": i}
+
+    def _document(self, where: str, record: dict[str, Any]) -> Document | None:
+        text = record.get(self.source.text_field)
+        if not isinstance(text, str) or not text.strip():
+            self._bad(where, "missing_text", f"record has no non-empty string field '{self.source.text_field}'")
+            return None
+        id_field = self.source.id_field
+        if id_field is None:
+            doc_id = str(record["__row__"])
+        else:
+            raw_id = record.get(id_field)
+            if raw_id is None or str(raw_id) == "":
+                self._bad(where, "missing_id", f"record has no '{id_field}' field "
+                          f"(set corpus.sources[].id_field: null to use the line number)")
+                return None
+            doc_id = str(raw_id)
+        return Document(self.source.name, doc_id, text)
+
+
+def check_sources_exist(sources: tuple[SourceConfig, ...], root: Path) -> None:
+    """Fail before any work when a local source file is missing."""
+    missing = [f"  corpus.sources[{i}] '{s.name}': {root / s.path}" for i, s in enumerate(sources)
+               if s.format == "jsonl" and not (root / s.path).is_file()]
+    if missing:
+        raise InputDataError("source file(s) not found:\n" + "\n".join(missing) +
+                             "\nfix corpus.sources[].path (relative to the project root) in the params file")

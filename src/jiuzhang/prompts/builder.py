@@ -1,0 +1,60 @@
+"""Build the prompt pool: one (or, for ``all_levels`` sources, eight) filled prompt(s) per snippet.
+
+The level of a snippet is a pure function of ``(prompts.seed, snippet id)`` (see
+:func:`jiuzhang.common.seeding.keyed_uniform`), so it is the same for any worker count or input order,
+unlike the released JiuZhang3.0 code whose levels depended on worker sharding.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from jiuzhang.common.io import ShardWriter, read_shards, reset_dir
+from jiuzhang.common.seeding import keyed_uniform, weighted_choice
+from jiuzhang.prompts.config import PromptsConfig
+from jiuzhang.prompts.templates import TOOL, Template, load_templates
+
+SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("snippet_id", pa.string()),
+    ("source", pa.string()),
+    ("level", pa.string()),
+    ("prompt", pa.string()),
+])
+
+
+def assign_levels(cfg: PromptsConfig, snippet_id: str, all_levels: bool) -> list[str]:
+    """The level(s) of one snippet: tool with probability ``tool_share``, else a weighted NL level."""
+    if all_levels:
+        return list(cfg.levels)
+    if cfg.tool_share > 0 and keyed_uniform(cfg.seed, "tool", snippet_id) < cfg.tool_share:
+        return [TOOL]
+    return [weighted_choice(keyed_uniform(cfg.seed, "level", snippet_id), cfg.levels, cfg.level_weights)]
+
+
+def prompt_rows(cfg: PromptsConfig, templates: dict[str, Template], snippets: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for s in snippets:
+        for level in assign_levels(cfg, s["id"], s["all_levels"]):
+            yield {"id": f"{s['id']}@{level}", "snippet_id": s["id"], "source": s["source"], "level": level,
+                   "prompt": templates[level].fill(s["text"])}
+
+
+def build_prompts(cfg: PromptsConfig, corpus_dir: Path, templates_dir: Path, out_dir: Path) -> dict[str, Any]:
+    names = tuple(cfg.levels) + ((TOOL,) if cfg.tool_share > 0 else ())
+    templates = load_templates(templates_dir, names)
+    out = reset_dir(out_dir)
+    writer = ShardWriter(out, SCHEMA, cfg.shard_rows)
+    levels: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    for row in prompt_rows(cfg, templates, read_shards(corpus_dir, columns=["id", "source", "text", "all_levels"])):
+        writer.write(row)
+        levels[row["level"]] += 1
+        sources[row["source"]] += 1
+    writer.close()
+    return {"prompts": writer.rows, "shards": len(writer.shards),
+            "by_level": {lv: levels[lv] for lv in names}, "by_source": dict(sorted(sources.items()))}

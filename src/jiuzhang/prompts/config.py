@@ -1,0 +1,37 @@
+"""Typed config of the ``prompts`` params section."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from jiuzhang.config.base_model import Section
+
+LEVELS = ("grade_school", "middle_school", "high_school", "college", "amc8", "amc10", "amc12", "aime")
+
+
+class PromptsConfig(Section):
+    """Assign a level per snippet (seeded by snippet id) and fill the level's template."""
+
+    seed: int = Field(ge=0, description="Level-assignment seed: level = f(seed, snippet id), so the result "
+                      "is the same for any worker count or input order.")
+    levels: tuple[str, ...] = Field(LEVELS, strict=False, min_length=1,
+                                    description="Levels to draw from; each needs '<level>.txt' in the templates folder.")
+    level_weights: tuple[float, ...] | None = Field(None, strict=False, description="Relative draw weights, one per "
+                                                     "level (null = uniform, as in the paper).")
+    tool_share: float = Field(0.0, ge=0.0, le=1.0, description="Share of snippets that get the tool (Python) "
+                              "prompt instead of a natural-language level, drawn from the same seed.")
+    shard_rows: int = Field(5000, ge=1, description="Rows per output Parquet shard.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "PromptsConfig":
+        unknown = [lv for lv in self.levels if lv not in LEVELS]
+        if unknown:
+            raise ValueError(f"unknown level(s) {unknown}; known: {', '.join(LEVELS)}")
+        if len(set(self.levels)) != len(self.levels):
+            raise ValueError("levels must not repeat")
+        if self.level_weights is not None:
+            if len(self.level_weights) != len(self.levels):
+                raise ValueError(f"level_weights has {len(self.level_weights)} entries for {len(self.levels)} levels")
+            if any(w < 0 for w in self.level_weights) or sum(self.level_weights) <= 0:
+                raise ValueError("level_weights must be non-negative with a positive sum")
+        return self

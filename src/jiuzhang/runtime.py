@@ -1,0 +1,68 @@
+"""What every stage does around its one library call: load and validate params, seed, open the MLflow
+run, write the metrics file and a provenance record, and log both.
+
+Stage modules (``stages/<name>.py``) stay a few lines each by calling :func:`run_stage`. This is the only
+place outside ``stages/`` that sees environment variables, and it receives them as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from jiuzhang.common.io import write_json
+from jiuzhang.common.provenance import artifact_provenance, run_provenance
+from jiuzhang.common.seeding import seed_everything
+from jiuzhang.config import Params, load_params
+from jiuzhang.tracking.mlflow_run import StageRun, TrackingTarget, resolve_tracking, stage_run
+
+
+def tracking_target(params: Params, env: dict[str, str] | None = None) -> TrackingTarget | None:
+    """Where this stage logs; None when tracking is off (params, or JIUZHANG_TRACKING=off)."""
+    env = dict(os.environ) if env is None else env
+    if not params.tracking.enabled or env.get("JIUZHANG_TRACKING", "").lower() in {"0", "off", "false"}:
+        return None
+    return resolve_tracking(env.get("MLFLOW_TRACKING_URI"), Path.cwd(), params.tracking.store)
+
+
+def timing_path(metrics_path: str | Path) -> Path:
+    """``metrics/base.json`` -> ``metrics/timing/base.json``."""
+    p = Path(metrics_path)
+    return p.parent / "timing" / p.name
+
+
+def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: dict[str, int],
+              work: Callable[[Params, StageRun], dict[str, Any]], metrics_path: str | None,
+              provenance_dir: str | None = None, params: Params | None = None) -> dict[str, Any]:
+    """Run ``work(params, run)`` as stage ``stage``; returns its metrics.
+
+    ``sections`` are the params sections the stage reads (logged as MLflow params, recorded as
+    provenance); ``seeds`` are its named seeds. Metrics go to ``metrics_path`` (a DVC metrics file).
+    """
+    params = params or load_params(params_path)
+    full = params.model_dump(mode="json")
+    config = {s: full[s] for s in sections}
+    if seeds:
+        seed_everything(next(iter(seeds.values())))
+    env = dict(os.environ)
+    tags = {k: env[v] for k, v in (("dvc.exp_name", "DVC_EXP_NAME"), ("dvc.exp_baseline", "DVC_EXP_BASELINE_REV"))
+            if env.get(v)}
+    with stage_run(tracking_target(params, env), params.tracking.experiment, stage, full, sections,
+                   run_provenance(stage, config, seeds), tags) as run:
+        started = time.perf_counter()
+        metrics = work(params, run)
+        stage_seconds = round(time.perf_counter() - started, 2)
+        if provenance_dir is not None:
+            write_json(Path(provenance_dir) / "_provenance.json", artifact_provenance(stage, config, seeds))
+        run.log_metrics(metrics)
+        # Wall-clock figures differ run to run; they go to a separate file (listed under the top-level
+        # `metrics:` of dvc.yaml, not a stage output) so the stage's DVC-tracked metrics stay byte-identical.
+        timing = {"stage_seconds": stage_seconds, **metrics.pop("timing", {})}
+        run.log_metrics({"timing": timing})
+        if metrics_path is not None:
+            write_json(metrics_path, metrics)
+            write_json(timing_path(metrics_path), timing)
+    return metrics

@@ -1,0 +1,164 @@
+"""MLflow tracking for stage runs: params, metrics, per-step curves and a provenance record.
+
+Grouping: every run of one pipeline configuration (the params file minus ``tracking``) shares a
+``jiuzhang.pipeline_id`` and hangs under one parent run named ``pipeline <profile> <id>``, so two
+configurations show side by side in the MLflow UI (tick the two parents, "Compare").
+
+We talk to MLflow through ``MlflowClient`` (explicit run ids) rather than the fluent API, because a stage
+may log from callbacks and the fluent API's global active-run state is easy to leak between runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PIPELINE_TAG = "jiuzhang.pipeline_id"
+ROLE_TAG = "jiuzhang.role"
+STAGE_TAG = "jiuzhang.stage"
+PROFILE_TAG = "jiuzhang.profile"
+
+
+def project_root_for(cwd: str | Path) -> Path:
+    """The real project folder, also from inside a DVC temp experiment workspace.
+
+    ``dvc exp run --temp/--queue`` runs stages in ``<project>/.dvc/tmp/exps/...``; a store relative to that
+    folder would be deleted with it (DESIGN.md section 6), so we log to the enclosing project instead.
+    """
+    parts = Path(cwd).resolve().parts
+    for i, part in enumerate(parts):
+        if part == ".dvc" and parts[i + 1:i + 3] == ("tmp", "exps"):
+            return Path(*parts[:i])
+    return Path(cwd).resolve()
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    uri: str
+    artifact_root: str | None  # None: the tracking server decides
+
+
+def resolve_tracking(env_uri: str | None, cwd: str | Path, store: str) -> TrackingTarget:
+    """``MLFLOW_TRACKING_URI`` if set, else an absolute ``sqlite:///`` path to ``store`` in the project,
+    with artifacts in ``<project>/mlartifacts`` (absolute too: a relative default would land in the
+    DVC temp workspace and vanish with it)."""
+    if env_uri:
+        return TrackingTarget(env_uri, None)
+    root = project_root_for(cwd)
+    return TrackingTarget(f"sqlite:///{root / store}", (root / "mlartifacts").as_uri())
+
+
+def pipeline_id(params: dict[str, Any]) -> str:
+    """A short stable hash of the pipeline configuration (tracking settings excluded)."""
+    body = {k: v for k, v in params.items() if k != "tracking"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": [1]}}`` -> ``{"a.b.0": 1}`` (MLflow keys allow dots, not brackets)."""
+    out: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    elif isinstance(data, (list, tuple)):
+        for i, v in enumerate(data):
+            out.update(flatten(v, f"{prefix}{i}."))
+    else:
+        out[prefix[:-1]] = data
+    return out
+
+
+def numeric_leaves(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in flatten(metrics).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
+
+
+@dataclass
+class StageRun:
+    """Handle given to a stage for logging into its MLflow run (a no-op when tracking is off)."""
+
+    client: Any
+    run_id: str | None
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        if self.client is None:
+            return
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, v, now, step or 0) for k, v in numeric_leaves(metrics).items()]
+        for i in range(0, len(batch), 1000):  # MLflow's per-request limit
+            self.client.log_batch(self.run_id, metrics=batch[i:i + 1000])
+
+    def log_dict(self, data: dict[str, Any], artifact_file: str) -> None:
+        if self.client is not None:
+            self.client.log_dict(self.run_id, data, artifact_file)
+
+    def log_artifact(self, path: str | Path) -> None:
+        if self.client is not None:
+            self.client.log_artifact(self.run_id, str(path))
+
+
+def _log_params(client: Any, run_id: str, params: dict[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, str(v)[:6000]) for k, v in sorted(flatten(params).items())]
+    for i in range(0, len(items), 100):  # MLflow allows 100 params per batch
+        client.log_batch(run_id, params=items[i:i + 100])
+
+
+def _parent_run(client: Any, experiment_id: str, pid: str, params: dict[str, Any], profile: str) -> str:
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{pid}' and "
+                               f"tags.`{ROLE_TAG}` = 'pipeline'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(experiment_id, run_name=f"pipeline {profile} {pid}",
+                            tags={PIPELINE_TAG: pid, ROLE_TAG: "pipeline", PROFILE_TAG: profile})
+    _log_params(client, run.info.run_id, {k: v for k, v in params.items() if k != "tracking"})
+    client.log_dict(run.info.run_id, params, "params.json")
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+@contextmanager
+def stage_run(target: TrackingTarget | None, experiment: str, stage: str, params: dict[str, Any],
+              sections: tuple[str, ...], provenance: dict[str, Any], extra_tags: dict[str, str] | None = None
+              ) -> Iterator[StageRun]:
+    """Open an MLflow run for one stage execution; mark it FAILED (and re-raise) if the stage fails.
+
+    ``target=None`` disables tracking. The run is created before the stage's work starts, so an
+    unreachable tracking server fails the stage at once, not after an hour of work.
+    """
+    if target is None:
+        yield StageRun(None, None)
+        return
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=target.uri)
+    exp = client.get_experiment_by_name(experiment)
+    experiment_id = (exp.experiment_id if exp is not None
+                     else client.create_experiment(experiment, artifact_location=target.artifact_root))
+    pid = pipeline_id(params)
+    profile = str(params.get("profile", "unknown"))
+    parent = _parent_run(client, experiment_id, pid, params, profile)
+    tags = {PIPELINE_TAG: pid, ROLE_TAG: "stage", STAGE_TAG: stage, PROFILE_TAG: profile,
+            "mlflow.parentRunId": parent, **(extra_tags or {})}
+    run = client.create_run(experiment_id, run_name=stage, tags=tags)
+    run_id = run.info.run_id
+    try:
+        _log_params(client, run_id, {s: params[s] for s in sections if s in params})
+        client.log_dict(run_id, provenance, "provenance.json")
+        yield StageRun(client, run_id)
+    except BaseException as exc:
+        client.set_tag(run_id, "jiuzhang.error", f"{type(exc).__name__}: {exc}"[:5000])
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")

@@ -1,0 +1,1 @@
+"""Training loops shared by the stages that train models."""

@@ -1,0 +1,47 @@
+"""``jiuzhang base``: train a tokenizer + tiny Llama on the corpus (smoke) or pin a hub model (paper)."""
+
+from pathlib import Path
+
+import click
+
+from jiuzhang.common.io import write_csv
+from jiuzhang.config import load_params
+from jiuzhang.runtime import run_stage
+from stages.options import metrics_option, params_option
+
+
+@click.command("base")
+@params_option
+@click.option("--corpus", "corpus_dir", required=True, type=click.Path(file_okay=False),
+              help="Corpus folder written by the corpus stage (the training text in mode: train).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output HF model folder.")
+@metrics_option
+@click.option("--loss-curve", "loss_path", type=click.Path(dir_okay=False), default=None,
+              help="CSV of step, loss, lr (declared as a DVC plot).")
+def command(params_path: str, corpus_dir: str, out: str, metrics_path: str, loss_path: str | None) -> None:
+    """Build the base model.
+
+    mode: train (smoke profile) trains a byte-level BPE tokenizer and a tiny Llama from scratch on the
+    corpus, on CPU in fp32, and saves a standard HF folder (AutoModelForCausalLM / AutoTokenizer load it).
+    mode: hub (paper profile) records the pinned hub model id and revision; nothing is downloaded here.
+
+    \b
+    Example:
+      jiuzhang base --corpus data/corpus --out models/base --metrics metrics/base.json
+    """
+    from jiuzhang.base.builder import build_base  # torch + transformers: import only when training
+
+    params = load_params(params_path)
+    seeds = {"init": params.base.train.seed_init, "data": params.base.train.seed_data}
+
+    def work(p, run):
+        def on_log(step: int, loss: float, lr: float) -> None:
+            run.log_metrics({"train.loss": loss, "train.lr": lr}, step=step)
+
+        metrics = build_base(p.base, Path(corpus_dir), Path(out), on_log)
+        curve = metrics.pop("loss_curve", [])
+        if loss_path:
+            write_csv(loss_path, curve, ("step", "loss", "lr"))
+        return metrics
+
+    run_stage("base", params_path, ("base",), seeds, work, metrics_path, provenance_dir=out, params=params)

@@ -1,0 +1,45 @@
+"""``jiuzhang corpus``: load sources, split into snippets, normalise, dedup, decontaminate."""
+
+from pathlib import Path
+
+import click
+
+from jiuzhang.config import load_params
+from jiuzhang.corpus.builder import build_corpus
+from jiuzhang.corpus.documents import check_sources_exist
+from jiuzhang.runtime import run_stage
+from stages.options import metrics_option, params_option
+
+
+@click.command("corpus")
+@params_option
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder of Parquet shards.")
+@metrics_option
+@click.option("--dry-run", is_flag=True, help="Validate params and inputs, print the plan, read nothing.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
+def command(params_path: str, out: str, metrics_path: str, dry_run: bool, progress: bool) -> None:
+    """Build the snippet corpus from the sources in the params file.
+
+    Reads each source (local JSONL in place, or a pinned HF dataset), splits documents (textbooks at
+    '## ', arXiv at \\section{}), cuts snippets of at most corpus.max_chars characters, normalises them,
+    drops too-short, exact-duplicate, near-duplicate (MinHash LSH) and benchmark-overlapping (13-gram)
+    snippets, and writes Parquet shards plus counts per drop reason.
+
+    \b
+    Example:
+      jiuzhang corpus --params params.yaml --out data/corpus --metrics metrics/corpus.json
+    """
+    params = load_params(params_path)
+    root = Path.cwd()
+    if dry_run:
+        check_sources_exist(params.corpus.sources, root)
+        for s in params.corpus.sources:
+            where = s.path if s.format == "jsonl" else f"hf://{s.dataset}@{s.revision} ({s.split})"
+            click.echo(f"source {s.name}: {where}, split_by={s.split_by}, max_docs={s.max_docs}")
+        click.echo(f"snippets <= {params.corpus.max_chars} chars (cut={params.corpus.cut}); decontaminate "
+                   f"against {', '.join(params.benchmarks.decontaminate)}; output {out}")
+        return
+    run_stage("corpus", params_path, ("corpus", "benchmarks"), {"minhash": params.corpus.dedup.seed},
+              lambda p, run: build_corpus(p.corpus, root, root / p.benchmarks.root, p.benchmarks.decontaminate,
+                                          Path(out), progress),
+              metrics_path, provenance_dir=out, params=params)
