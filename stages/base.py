@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from jiuzhang.common.io import write_csv
-from jiuzhang.config import load_params
+from jiuzhang.config.loader import load_params
 from jiuzhang.runtime import run_stage
 from stages.options import metrics_option, params_option
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from jiuzhang.config import load_params
+from jiuzhang.config.loader import load_params
 from jiuzhang.corpus.builder import build_corpus
 from jiuzhang.corpus.documents import check_sources_exist
 from jiuzhang.runtime import run_stage

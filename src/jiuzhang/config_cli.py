@@ -8,7 +8,8 @@ import click
 import yaml
 from pydantic import BaseModel
 
-from jiuzhang.config import Params, load_params
+from jiuzhang.config.loader import load_params
+from jiuzhang.config.root import Params
 
 
 @click.group("config")

@@ -16,7 +16,8 @@ from typing import Any
 from jiuzhang.common.io import write_json
 from jiuzhang.common.provenance import artifact_provenance, run_provenance
 from jiuzhang.common.seeding import seed_everything
-from jiuzhang.config import Params, load_params
+from jiuzhang.config.loader import load_params
+from jiuzhang.config.root import Params
 from jiuzhang.tracking.mlflow_run import StageRun, TrackingTarget, resolve_tracking, stage_run
 
 

@@ -99,6 +99,7 @@ class ShardWriter:
 
     def __init__(self, folder: str | Path, schema: pa.Schema, rows_per_shard: int, prefix: str = "part"):
         self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.schema = schema
         self.rows_per_shard = rows_per_shard
         self.prefix = prefix

@@ -1,7 +1,6 @@
-"""Typed configuration: one frozen section type per params section, validated on load."""
+"""Typed configuration: one frozen section type per params section, validated on load.
 
-from jiuzhang.config.errors import ConfigError
-from jiuzhang.config.loader import load_params, read_yaml, validate_params
-from jiuzhang.config.root import Params
-
-__all__ = ["ConfigError", "Params", "load_params", "read_yaml", "validate_params"]
+Import from the submodules (``jiuzhang.config.loader.load_params``, ``jiuzhang.config.root.Params``):
+this package imports nothing eagerly, because every area's config module imports
+``jiuzhang.config.base_model`` and the root imports every area's config.
+"""

@@ -2,7 +2,7 @@
 
 Every problem is reported at once, each as ``file:line: key: message``, before any stage does work::
 
-    from jiuzhang.config import load_params
+    from jiuzhang.config.loader import load_params
     params = load_params("params.yaml")
     params.corpus.max_chars
 """

@@ -1,0 +1,53 @@
+"""The CLI: every command explains itself with an example; user errors never show a traceback."""
+
+from __future__ import annotations
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from jiuzhang.cli import cli
+
+from conftest import ROOT, run_cli
+
+
+def _commands(group: click.Group, prefix=()):
+    for name, cmd in group.commands.items():
+        yield prefix + (name,), cmd
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, prefix + (name,))
+
+
+@pytest.mark.parametrize("path", [p for p, c in _commands(cli) if not isinstance(c, click.Group)],
+                         ids=lambda p: " ".join(p))
+def test_help_has_an_example(path):
+    res = CliRunner().invoke(cli, [*path, "--help"])
+    assert res.exit_code == 0, res.output
+    assert "Example" in res.output
+
+
+def test_every_dvc_stage_is_a_subcommand():
+    import yaml
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        assert stage["cmd"].split()[:2] == ["jiuzhang", name]
+        assert name in cli.commands
+
+
+def test_missing_input_is_a_clear_error(tmp_path):
+    params = tmp_path / "p.yaml"
+    params.write_text((ROOT / "params.yaml").read_text().replace(
+        "../shared/corpus/openstax_math.jsonl", "../shared/corpus/nope.jsonl"))
+    res = run_cli("corpus", "--params", str(params), "--out", str(tmp_path / "out"),
+                  "--metrics", str(tmp_path / "m.json"), cwd=ROOT, check=False)
+    assert res.returncode == 2
+    assert "nope.jsonl" in res.stderr and "corpus.sources[].path" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "out").exists()  # failed before any work
+
+
+def test_corpus_dry_run_reads_nothing():
+    res = run_cli("corpus", "--params", "configs/paper.yaml", "--out", "data/corpus", "--metrics",
+                  "/dev/null", "--dry-run", cwd=ROOT)
+    assert "hf://GAIR/MathPile@main" in res.stdout and "source automathtext_arxiv" in res.stdout

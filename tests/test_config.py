@@ -1,0 +1,127 @@
+"""Typed configuration: the shipped profiles validate; bad keys, types and values fail with file:line."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from jiuzhang.config.errors import ConfigError
+from jiuzhang.config.loader import load_params
+from jiuzhang.config.root import Params
+from jiuzhang.config.loader import apply_overrides, validate_params
+
+from conftest import ROOT, run_cli
+
+
+@pytest.mark.parametrize("path", ["params.yaml", "configs/paper.yaml"])
+def test_shipped_profiles_validate(path):
+    params = load_params(ROOT / path)
+    assert params.corpus.max_chars == 1000  # the paper's snippet size in both profiles
+    assert params.corpus.decontamination.ngram == 13
+
+
+def test_profiles_differ_where_the_paper_does():
+    smoke, paper = load_params(ROOT / "params.yaml"), load_params(ROOT / "configs/paper.yaml")
+    assert smoke.base.mode == "train" and paper.base.mode == "hub"
+    assert paper.base.hub.model_id == "mistralai/Mistral-7B-v0.1"
+    assert {s.format for s in smoke.corpus.sources} == {"jsonl"}
+    assert {s.format for s in paper.corpus.sources} == {"hf"}
+
+
+def test_config_is_frozen():
+    params = load_params(ROOT / "params.yaml")
+    with pytest.raises(Exception):
+        params.corpus.max_chars = 5  # type: ignore[misc]
+    assert isinstance(params.corpus.sources, tuple)
+
+
+def _bad(tmp_path, text: str) -> str:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_params(path)
+    return str(info.value)
+
+
+def _smoke_with(tmp_path, old: str, new: str) -> str:
+    text = (ROOT / "params.yaml").read_text()
+    assert old in text, old
+    return _bad(tmp_path, text.replace(old, new, 1))
+
+
+def test_unknown_key_names_file_line_key_and_suggests(tmp_path):
+    msg = _smoke_with(tmp_path, "  min_chars: 200\n", "  min_chars: 200\n  max_char: 900\n")
+    line = (ROOT / "params.yaml").read_text().splitlines().index("  min_chars: 200") + 2
+    assert f"bad.yaml:{line}: corpus.max_char: unknown key" in msg
+    assert "did you mean 'max_chars'" in msg
+
+
+def test_wrong_type_is_not_coerced(tmp_path):
+    msg = _smoke_with(tmp_path, "  min_chars: 200", '  min_chars: "200"')
+    assert "corpus.min_chars" in msg and "valid integer" in msg
+
+
+def test_impossible_values_all_reported_at_once(tmp_path):
+    text = (ROOT / "params.yaml").read_text()
+    text = text.replace("threshold: 0.8", "threshold: 1.5").replace("    steps: 100", "    steps: 0")
+    msg = _bad(tmp_path, text)
+    assert "2 problems" in msg
+    assert "corpus.dedup.threshold" in msg and "base.train.steps" in msg
+
+
+def test_cross_field_rule_min_below_max(tmp_path):
+    msg = _smoke_with(tmp_path, "  min_chars: 200", "  min_chars: 5000")
+    assert "min_chars (5000) must be below max_chars (1000)" in msg
+
+
+def test_unknown_benchmark_and_level(tmp_path):
+    text = (ROOT / "params.yaml").read_text().replace("[gsm8k, math,", "[gsm8k, gsm9k, math,")
+    text = text.replace("levels: [grade_school,", "levels: [kindergarten, grade_school,")
+    msg = _bad(tmp_path, text)
+    assert "gsm9k" in msg and "kindergarten" in msg
+
+
+def test_hf_source_needs_dataset_and_revision():
+    data = yaml.safe_load((ROOT / "configs/paper.yaml").read_text())
+    del data["corpus"]["sources"][0]["revision"]
+    with pytest.raises(ConfigError, match=r"corpus\.sources\[0\].*revision"):
+        validate_params(data, "paper.yaml")
+
+
+def test_missing_section_and_bad_yaml(tmp_path):
+    assert "corpus: required key is missing" in _bad(tmp_path, "profile: x\nbenchmarks: {root: a, decontaminate: [gsm8k]}\n")
+    assert "bad.yaml:2: not valid YAML" in _bad(tmp_path, "a: [1,\nb: ]]\n")
+    with pytest.raises(ConfigError, match="params file not found"):
+        load_params(tmp_path / "missing.yaml")
+
+
+def test_overrides_like_dvc_exp_set_param():
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = validate_params(apply_overrides(data, ["corpus.max_chars=500", "prompts.tool_share=0.5"]), "x")
+    assert params.corpus.max_chars == 500 and params.prompts.tool_share == 0.5
+
+
+def _fields(model: type[BaseModel], prefix: str = ""):
+    for name, field in model.model_fields.items():
+        yield f"{prefix}{name}", field
+        ann = field.annotation
+        for cand in (ann, *getattr(ann, "__args__", ())):
+            if isinstance(cand, type) and issubclass(cand, BaseModel):
+                yield from _fields(cand, f"{prefix}{name}.")
+
+
+def test_every_key_is_documented():
+    undocumented = [name for name, field in _fields(Params) if not field.description]
+    assert undocumented == []
+
+
+def test_config_check_cli(tmp_path):
+    ok = run_cli("config", "check", "--params", "configs/paper.yaml", cwd=ROOT)
+    assert "valid (paper profile)" in ok.stdout and "model_id: mistralai/Mistral-7B-v0.1" in ok.stdout
+    assert "is not a commit SHA" in ok.stderr  # unpinned dataset revisions are flagged
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "params.yaml").read_text().replace("  cut: head", "  cut: tail"))
+    res = run_cli("config", "check", "--params", str(bad), cwd=ROOT, check=False)
+    assert res.returncode == 2
+    assert "corpus.cut" in res.stderr and "Traceback" not in res.stderr

@@ -1,0 +1,157 @@
+"""The corpus stage: splitting, cutting, normalising, dedup, decontamination, bad input, metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from jiuzhang.common.io import InputDataError
+from jiuzhang.config.loader import validate_params
+from jiuzhang.corpus.builder import build_corpus
+from jiuzhang.corpus.decontamination import NgramIndex
+from jiuzhang.corpus.dedup import ExactDuplicateFilter, NearDuplicateFilter
+from jiuzhang.corpus.snippets import chunk, normalise, snippets, split_parts
+
+from conftest import ROOT, SHARED, first_gsm8k_question, real_docs, tiny_params, write_jsonl, run_cli
+
+
+@pytest.mark.parametrize("text, split_by, expected", [
+    ("# T\n\n## A\nx\n## B\ny", "markdown_h2", ["# T", "## A\nx", "## B\ny"]),
+    ("intro ## not a header\n## Real\nz", "markdown_h2", ["intro ## not a header", "## Real\nz"]),
+    ("pre \\section{One} a \\section*{Two} b", "latex_section", ["pre", "\\section{One} a", "\\section*{Two} b"]),
+    ("## A\n## B", "document", ["## A\n## B"]),
+])
+def test_split_parts(text, split_by, expected):
+    assert split_parts(text, split_by) == expected
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("a  \r\nb", "a\nb"),
+    ("a\n\n\n\nb", "a\n\nb"),
+    ("e\u0301", "\u00e9"),              # NFC
+    ("x\x00y\x07z", "xyz"),             # control characters
+    ("  \n text \n ", "text"),
+])
+def test_normalise(raw, expected):
+    assert normalise(raw) == expected
+
+
+def test_head_cut_respects_max_and_word_boundary():
+    text = "word " * 400
+    [(local_id, snippet)] = list(snippets(text, "document", "head", 100, None))
+    assert local_id == "0.0" and len(snippet) <= 100 and snippet.endswith("word")
+
+
+def test_chunk_covers_text_within_limit():
+    paras = [("p%d " % i) * 30 for i in range(20)]
+    text = "\n\n".join(paras)
+    chunks = chunk(text, 300)
+    assert all(len(c) <= 300 for c in chunks)
+    assert "".join(chunks).replace("\n", "").replace(" ", "") == text.replace("\n", "").replace(" ", "")
+    huge = "A sentence that goes on. " * 200
+    assert all(len(c) <= 120 for c in chunk(huge, 120))
+
+
+def test_exact_and_near_duplicate_filters():
+    exact = ExactDuplicateFilter()
+    assert exact("a", "The cat sat.")[0]
+    assert exact("b", "the  CAT sat")[1] == "exact_duplicate"  # case/punctuation/space-insensitive
+    near = NearDuplicateFilter(threshold=0.8, num_perm=128, shingle_words=3, seed=1)
+    base = " ".join(f"w{i}" for i in range(200))
+    assert near("a", base) == (True, "")
+    assert near("b", base.replace("w100", "changed")) == (False, "near_duplicate")
+    assert near("c", " ".join(f"v{i}" for i in range(200))) == (True, "")
+
+
+def test_decontamination_index_on_real_benchmarks():
+    index = NgramIndex.from_benchmarks(SHARED / "benchmarks", ["gsm8k", "svamp"], 13)
+    q = first_gsm8k_question()
+    assert index.match(f"Some preface. {q} and more") == "gsm8k"
+    assert index.match("A short text about fractions that shares nothing with any test question at all.") is None
+    assert index.questions["gsm8k"] == 1319 and index.questions["svamp"] == 1000
+
+
+def _build(tmp_path: Path, files: dict[str, str], **overrides):
+    params = validate_params(tiny_params(files, **overrides), "test")
+    out = tmp_path / "corpus"
+    metrics = build_corpus(params.corpus, ROOT, Path(params.benchmarks.root), params.benchmarks.decontaminate,
+                           out, progress=False)
+    return out, metrics
+
+
+def test_build_corpus_counts_every_drop(tmp_path, fixture_corpus):
+    out, m = _build(tmp_path, fixture_corpus)
+    rows = pq.read_table(out / "part-00000.parquet").to_pylist()
+    assert len(rows) == m["kept"] > 0
+    assert m["dropped"]["benchmark_overlap"] >= 1 and m["benchmark_overlap_by_benchmark"]["gsm8k"] >= 1
+    assert m["sources"]["stack"]["dropped_exact_duplicate"] >= 1
+    assert not any("planted" in r["id"] for r in rows)
+    assert all(len(r["text"]) <= 1000 and r["n_chars"] == len(r["text"]) for r in rows)
+    assert len({r["id"] for r in rows}) == len(rows)
+    # every snippet is either kept or dropped for exactly one reason
+    for name, s in m["sources"].items():
+        assert s["snippets"] == s.get("kept", 0) + sum(v for k, v in s.items() if k.startswith("dropped_"))
+
+
+def test_build_corpus_is_deterministic(tmp_path, fixture_corpus):
+    out1, _ = _build(tmp_path / "a", fixture_corpus)
+    out2, _ = _build(tmp_path / "b", fixture_corpus)
+    assert (out1 / "part-00000.parquet").read_bytes() == (out2 / "part-00000.parquet").read_bytes()
+
+
+def test_shards_split_by_rows(tmp_path, fixture_corpus):
+    out, m = _build(tmp_path, fixture_corpus, **{"corpus.shard_rows": 10})
+    assert m["shards"] == len(list(out.glob("part-*.parquet"))) == -(-m["kept"] // 10)
+
+
+BAD_LINES = {
+    "malformed_json": b'{"id": "x", "text": \n',
+    "invalid_utf8": b'{"id": "y", "text": "caf\xe9 au lait"}\n',
+    "missing_text": b'{"id": "z", "body": "no text field here"}\n',
+}
+
+
+@pytest.mark.parametrize("reason", sorted(BAD_LINES))
+def test_bad_record_stops_with_file_and_line(tmp_path, reason):
+    good = real_docs("stackmathqa_sample.jsonl", 3)
+    path = write_jsonl(tmp_path / "src.jsonl", good)
+    with open(path, "ab") as fh:
+        fh.write(BAD_LINES[reason])
+    with pytest.raises(InputDataError) as info:
+        _build(tmp_path, {"stack": str(path)})
+    assert f"{path}:4:" in str(info.value) and "on_bad_record: skip" in str(info.value)
+
+
+def test_bad_records_skipped_and_counted(tmp_path):
+    path = write_jsonl(tmp_path / "src.jsonl", real_docs("stackmathqa_sample.jsonl", 5))
+    with open(path, "ab") as fh:
+        for line in BAD_LINES.values():
+            fh.write(line)
+    _, m = _build(tmp_path, {"stack": str(path)}, **{"corpus.on_bad_record": "skip"})
+    assert m["sources"]["stack"]["bad_records"] == {r: 1 for r in BAD_LINES}
+    assert m["sources"]["stack"]["documents"] == 5
+
+
+def test_empty_source_and_everything_dropped_are_errors(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(InputDataError, match="yielded no documents"):
+        _build(tmp_path, {"stack": str(empty)})
+    short = write_jsonl(tmp_path / "short.jsonl", [{"id": "a", "text": "too short"}])
+    with pytest.raises(InputDataError, match="every snippet was dropped"):
+        _build(tmp_path, {"stack": str(short)})
+
+
+def test_corpus_stage_writes_metrics_and_provenance(tmp_path, fixture_corpus, write_params):
+    params = write_params(tiny_params(fixture_corpus))
+    run_cli("corpus", "--params", str(params), "--out", str(tmp_path / "out"), "--metrics",
+            str(tmp_path / "metrics" / "corpus.json"), "--no-progress", cwd=ROOT)
+    metrics = json.loads((tmp_path / "metrics" / "corpus.json").read_text())
+    assert metrics["kept"] > 0 and "timing" not in metrics
+    timing = json.loads((tmp_path / "metrics" / "timing" / "corpus.json").read_text())
+    assert timing["stage_seconds"] > 0
+    prov = json.loads((tmp_path / "out" / "_provenance.json").read_text())
+    assert prov["config"]["corpus"]["max_chars"] == 1000 and prov["packages"]["datasketch"]

@@ -1,0 +1,145 @@
+"""MLflow tracking against a real ``mlflow server`` on 127.0.0.1, and the default in-project SQLite store."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from jiuzhang.config.loader import validate_params
+from jiuzhang.corpus.builder import build_corpus
+from jiuzhang.tracking.mlflow_run import project_root_for, resolve_tracking
+
+from conftest import BIN, ROOT, run_cli, tiny_params
+
+TRACKING_ON = {"JIUZHANG_TRACKING": "on"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server (SQLite backend, proxied artifacts) on loopback, stopped after."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'db.sqlite'}",
+                             "--artifacts-destination", str(root / "artifacts")],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield url
+    os.killpg(proc.pid, 15)
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture
+def corpus_dir(tmp_path, fixture_corpus) -> Path:
+    params = validate_params(tiny_params(fixture_corpus), "test")
+    build_corpus(params.corpus, ROOT, Path(params.benchmarks.root), ("gsm8k",), tmp_path / "corpus", progress=False)
+    return tmp_path / "corpus"
+
+
+def _run_prompts(params_file: Path, corpus: Path, out: Path, env: dict, cwd: Path = ROOT, templates=None, check=True):
+    return run_cli("prompts", "--params", str(params_file), "--corpus", str(corpus), "--templates",
+                   str(templates or ROOT / "templates" / "prompts"), "--out", str(out),
+                   "--metrics", str(out.parent / f"{out.name}.json"), cwd=cwd, env=env, check=check)
+
+
+def test_stage_runs_grouped_per_configuration_on_a_server(tmp_path, fixture_corpus, corpus_dir, write_params,
+                                                          mlflow_server):
+    env = {**TRACKING_ON, "MLFLOW_TRACKING_URI": mlflow_server}
+    exp_name = f"test-{tmp_path.name}"
+    a = write_params(tiny_params(fixture_corpus, **{"tracking.experiment": exp_name, "prompts.seed": 1}), "a.yaml")
+    b = write_params(tiny_params(fixture_corpus, **{"tracking.experiment": exp_name, "prompts.seed": 2}), "b.yaml")
+    _run_prompts(a, corpus_dir, tmp_path / "pa", env)
+    _run_prompts(a, corpus_dir, tmp_path / "pa2", env)  # same configuration again: same parent
+    _run_prompts(b, corpus_dir, tmp_path / "pb", env)
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    exp = client.get_experiment_by_name(exp_name)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("jiuzhang.role") == "pipeline"]
+    stages = [r for r in runs if r.data.tags.get("jiuzhang.role") == "stage"]
+    assert len(parents) == 2 and len(stages) == 3
+    by_parent = {p.info.run_id: [s for s in stages if s.data.tags["mlflow.parentRunId"] == p.info.run_id]
+                 for p in parents}
+    assert sorted(len(v) for v in by_parent.values()) == [1, 2]
+    for parent in parents:
+        assert parent.data.params["prompts.seed"] in {"1", "2"}
+        assert parent.data.tags["jiuzhang.profile"] == "smoke"
+    run = stages[0]
+    assert run.info.status == "FINISHED" and run.data.tags["jiuzhang.stage"] == "prompts"
+    assert run.data.params["prompts.tool_share"] == "0.25"
+    assert run.data.metrics["prompts"] > 0 and run.data.metrics["timing.stage_seconds"] > 0
+    prov_path = client.download_artifacts(run.info.run_id, "provenance.json", str(tmp_path / "dl"))
+    import json
+    prov = json.loads(Path(prov_path).read_text())
+    assert {"git", "hardware", "packages", "seeds", "config"} <= set(prov)
+    assert prov["hardware"]["cpu_count"] >= 1 and prov["packages"]["mlflow"] == "3.17.2"
+
+
+def test_failed_stage_is_marked_failed(tmp_path, fixture_corpus, corpus_dir, write_params, mlflow_server):
+    env = {**TRACKING_ON, "MLFLOW_TRACKING_URI": mlflow_server}
+    exp_name = f"fail-{tmp_path.name}"
+    params = write_params(tiny_params(fixture_corpus, **{"tracking.experiment": exp_name}))
+    bad_templates = tmp_path / "templates"
+    bad_templates.mkdir()
+    res = _run_prompts(params, corpus_dir, tmp_path / "p", env, templates=bad_templates, check=False)
+    assert res.returncode == 2 and "missing template" in res.stderr
+    client = MlflowClient(tracking_uri=mlflow_server)
+    runs = client.search_runs([client.get_experiment_by_name(exp_name).experiment_id],
+                              filter_string="tags.`jiuzhang.role` = 'stage'")
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert "missing template" in runs[0].data.tags["jiuzhang.error"]
+
+
+def test_default_store_is_sqlite_in_the_project_even_from_a_dvc_temp_workspace(tmp_path, fixture_corpus,
+                                                                               corpus_dir, write_params):
+    project = tmp_path / "proj"
+    workspace = project / ".dvc" / "tmp" / "exps" / "tmpabc123"
+    workspace.mkdir(parents=True)
+    assert project_root_for(workspace) == project.resolve()
+    target = resolve_tracking(None, workspace, "mlflow.db")
+    assert target.uri == f"sqlite:///{project.resolve() / 'mlflow.db'}"
+    assert resolve_tracking("http://127.0.0.1:1", workspace, "mlflow.db").uri == "http://127.0.0.1:1"
+
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | TRACKING_ON
+    params = write_params(tiny_params(fixture_corpus))
+    _run_prompts(params, corpus_dir, tmp_path / "p", env | {"MLFLOW_TRACKING_URI": ""}, cwd=workspace)
+    assert (project / "mlflow.db").is_file() and not (workspace / "mlflow.db").exists()
+    client = MlflowClient(tracking_uri=target.uri)
+    exp = client.get_experiment_by_name("jiuzhang")
+    assert exp.artifact_location == (project.resolve() / "mlartifacts").as_uri()
+    assert len(client.search_runs([exp.experiment_id])) == 2  # parent + stage
+
+
+def test_tracking_can_be_switched_off(tmp_path, fixture_corpus, corpus_dir, write_params):
+    params = write_params(tiny_params(fixture_corpus, **{"tracking.enabled": False}))
+    _run_prompts(params, corpus_dir, tmp_path / "p", TRACKING_ON | {"MLFLOW_TRACKING_URI": ""}, cwd=tmp_path)
+    assert not (tmp_path / "mlflow.db").exists()
+    assert (tmp_path / "p.json").is_file()  # the stage itself ran and wrote its metrics
