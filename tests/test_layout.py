@@ -1,0 +1,43 @@
+"""dvc.yaml is the wiring diagram: it agrees with the params, and every path it names exists."""
+
+from __future__ import annotations
+
+import yaml
+
+from jiuzhang.config.loader import load_params
+from jiuzhang.config.root import Params
+
+from conftest import ROOT
+
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+STAGES = DVC["stages"]
+
+
+def test_local_sources_and_benchmarks_are_corpus_deps():
+    params = load_params(ROOT / "params.yaml")
+    deps = set(STAGES["corpus"]["deps"])
+    for source in params.corpus.sources:
+        assert source.path in deps, f"add {source.path} to the deps of the corpus stage in dvc.yaml"
+    assert params.benchmarks.root in deps
+
+
+def test_stage_params_are_real_sections_and_code_deps_exist():
+    for name, stage in STAGES.items():
+        for section in stage["params"]:
+            assert section in Params.model_fields and section != "tracking", (name, section)
+        for dep in stage["deps"]:
+            assert (ROOT / dep).exists(), f"{name}: dep {dep} does not exist"
+        assert f"stages/{name}.py" in stage["deps"]
+
+
+def test_paths_in_cmd_are_declared():
+    """Every path a stage command writes is a declared out/metric/plot; every path it reads, a dep."""
+    for name, stage in STAGES.items():
+        declared_out = {next(iter(o)) if isinstance(o, dict) else o
+                        for key in ("outs", "metrics", "plots") for o in stage.get(key, [])}
+        args = stage["cmd"].split()
+        for flag, value in zip(args, args[1:]):
+            if flag in {"--out", "--metrics", "--loss-curve"}:
+                assert value in declared_out, (name, value)
+            elif flag in {"--corpus", "--templates"}:
+                assert value in stage["deps"], (name, value)
