@@ -8,7 +8,11 @@ STAMP := $(VENV)/.installed
 # dvc.yaml runs `jiuzhang ...`: put the venv first on PATH for every recipe.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test test-fast lock lint clean-venv help
+# The real data (corpus, benchmarks) lives read-only in ../shared, which params.yaml and dvc.yaml name.
+# A clone elsewhere (e.g. CI in /tmp/x) gets ../shared as a link to $(SHARED_DATA).
+SHARED_DATA ?= $(or $(JIUZHANG_SHARED),/work/shared)
+
+.PHONY: install repro test test-fast lock lint clean-venv help shared-data
 
 help:
 	@echo "make repro      create .venv, install, run the smoke pipeline (dvc repro)"
@@ -25,13 +29,19 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-repro: install
+shared-data:
+	@if [ ! -e ../shared/corpus ]; then \
+	  if [ -d "$(SHARED_DATA)/corpus" ]; then ln -sfn "$(SHARED_DATA)" ../shared && echo "linked ../shared -> $(SHARED_DATA)"; \
+	  else echo "error: ../shared/corpus not found; set JIUZHANG_SHARED=/path/to/shared (with corpus/ and benchmarks/)" >&2; exit 2; fi; \
+	fi
+
+repro: install shared-data
 	$(BIN)/dvc repro
 
-test: install
+test: install shared-data
 	$(BIN)/python -m pytest -q
 
-test-fast: install
+test-fast: install shared-data
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # Re-resolve the dependencies of pyproject.toml (with the test extra) in a scratch venv and pin them.

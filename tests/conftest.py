@@ -19,6 +19,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = (ROOT / ".." / "shared").resolve()
 BIN = Path(sys.executable).parent
+if not (SHARED / "corpus").is_dir():
+    pytest.exit(f"{SHARED} not found: run `make test` (it links ../shared) or set JIUZHANG_SHARED", returncode=2)
 
 # Tests must never write to the developer's MLflow store unless they ask for it.
 os.environ.setdefault("JIUZHANG_TRACKING", "off")

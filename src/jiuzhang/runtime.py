@@ -15,7 +15,6 @@ from typing import Any
 
 from jiuzhang.common.io import write_json
 from jiuzhang.common.provenance import artifact_provenance, run_provenance
-from jiuzhang.common.seeding import seed_everything
 from jiuzhang.config.loader import load_params
 from jiuzhang.config.root import Params
 from jiuzhang.tracking.mlflow_run import StageRun, TrackingTarget, resolve_tracking, stage_run
@@ -41,13 +40,13 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
     """Run ``work(params, run)`` as stage ``stage``; returns its metrics.
 
     ``sections`` are the params sections the stage reads (logged as MLflow params, recorded as
-    provenance); ``seeds`` are its named seeds. Metrics go to ``metrics_path`` (a DVC metrics file).
+    provenance); ``seeds`` are its named seeds, recorded here and applied by the library code that
+    uses each one (no hidden global seeding: every random draw names its seed).
+    Metrics go to ``metrics_path`` (a DVC metrics file).
     """
     params = params or load_params(params_path)
     full = params.model_dump(mode="json")
     config = {s: full[s] for s in sections}
-    if seeds:
-        seed_everything(next(iter(seeds.values())))
     env = dict(os.environ)
     tags = {k: env[v] for k, v in (("dvc.exp_name", "DVC_EXP_NAME"), ("dvc.exp_baseline", "DVC_EXP_BASELINE_REV"))
             if env.get(v)}
@@ -58,11 +57,10 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
         stage_seconds = round(time.perf_counter() - started, 2)
         if provenance_dir is not None:
             write_json(Path(provenance_dir) / "_provenance.json", artifact_provenance(stage, config, seeds))
-        run.log_metrics(metrics)
         # Wall-clock figures differ run to run; they go to a separate file (listed under the top-level
         # `metrics:` of dvc.yaml, not a stage output) so the stage's DVC-tracked metrics stay byte-identical.
         timing = {"stage_seconds": stage_seconds, **metrics.pop("timing", {})}
-        run.log_metrics({"timing": timing})
+        run.log_metrics({**metrics, "timing": timing})
         if metrics_path is not None:
             write_json(metrics_path, metrics)
             write_json(timing_path(metrics_path), timing)

@@ -4,7 +4,6 @@ stream, so a result does not depend on worker count, shard layout or input order
 from __future__ import annotations
 
 import hashlib
-import random
 
 
 def keyed_uniform(seed: int, *key: str) -> float:
@@ -24,16 +23,3 @@ def weighted_choice(u: float, options: tuple[str, ...], weights: tuple[float, ..
         if u < acc:
             return option
     return options[-1]
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch global RNGs (torch only if imported by the caller's stage)."""
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    try:
-        import torch
-    except ImportError:  # torch is a core dependency; guard only for lightweight tools
-        return
-    torch.manual_seed(seed)
