@@ -31,7 +31,9 @@ def test_profiles_differ_where_the_paper_does():
 
 def test_config_is_frozen():
     params = load_params(ROOT / "params.yaml")
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="frozen"):
         params.corpus.max_chars = 5  # type: ignore[misc]
     assert isinstance(params.corpus.sources, tuple)
 

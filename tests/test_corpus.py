@@ -92,7 +92,7 @@ def test_build_corpus_counts_every_drop(tmp_path, fixture_corpus):
     assert all(len(r["text"]) <= 1000 and r["n_chars"] == len(r["text"]) for r in rows)
     assert len({r["id"] for r in rows}) == len(rows)
     # every snippet is either kept or dropped for exactly one reason
-    for name, s in m["sources"].items():
+    for s in m["sources"].values():
         assert s["snippets"] == s.get("kept", 0) + sum(v for k, v in s.items() if k.startswith("dropped_"))
 
 

@@ -6,8 +6,8 @@ from typing import Any, Literal, get_args, get_origin
 
 import click
 import yaml
-from pydantic import BaseModel
 
+from jiuzhang.config.errors import inner_model
 from jiuzhang.config.loader import load_params
 from jiuzhang.config.root import Params
 
@@ -58,19 +58,9 @@ def explain(section: str | None) -> None:
             _explain(name, field.annotation, field, 0)
 
 
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
-
-
 def _explain(name: str, annotation: Any, field: Any, depth: int) -> None:
     pad = "  " * depth
-    model = _model_of(annotation)
+    model = inner_model(annotation)
     desc = field.description or (model.__doc__ or "").strip().splitlines()[0] if model else field.description
     if model is not None:
         click.echo(f"{pad}{name}:  # {desc or ''}")

@@ -72,13 +72,14 @@ def _allowed_keys(model: type, loc: tuple[Any, ...]) -> list[str]:
         field = current.model_fields.get(part)
         if field is None:
             return []
-        current = _inner_model(field.annotation)
+        current = inner_model(field.annotation)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)
     return []
 
 
-def _inner_model(annotation: Any) -> Any:
+def inner_model(annotation: Any) -> Any:
+    """The pydantic model inside an annotation (``X``, ``X | None``, ``tuple[X, ...]``), or None."""
     from typing import get_args
 
     from pydantic import BaseModel
@@ -86,7 +87,7 @@ def _inner_model(annotation: Any) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in get_args(annotation):
-        found = _inner_model(arg)
+        found = inner_model(arg)
         if found is not None:
             return found
     return None
