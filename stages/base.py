@@ -37,6 +37,7 @@ def command(params_path: str, corpus_dir: str, out: str, metrics_path: str, loss
     def work(p, run):
         def on_log(step: int, loss: float, lr: float) -> None:
             run.log_metrics({"train.loss": loss, "train.lr": lr}, step=step)
+            click.echo(f"base: step {step + 1}/{p.base.train.steps} loss {loss:.4f} lr {lr:.2e}", err=True)
 
         metrics = build_base(p.base, Path(corpus_dir), Path(out), on_log)
         curve = metrics.pop("loss_curve", [])
