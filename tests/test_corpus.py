@@ -150,8 +150,8 @@ def test_corpus_stage_writes_metrics_and_provenance(tmp_path, fixture_corpus, wr
     run_cli("corpus", "--params", str(params), "--out", str(tmp_path / "out"), "--metrics",
             str(tmp_path / "metrics" / "corpus.json"), "--no-progress", cwd=ROOT)
     metrics = json.loads((tmp_path / "metrics" / "corpus.json").read_text())
-    assert metrics["kept"] > 0 and "timing" not in metrics
-    timing = json.loads((tmp_path / "metrics" / "timing" / "corpus.json").read_text())
+    assert metrics["kept"] > 0 and "timing" not in metrics and "run" not in metrics
+    timing = json.loads((tmp_path / "metrics" / "run" / "corpus.json").read_text())
     assert timing["stage_seconds"] > 0
     prov = json.loads((tmp_path / "out" / "_provenance.json").read_text())
     assert prov["config"]["corpus"]["max_chars"] == 1000 and prov["packages"]["datasketch"]

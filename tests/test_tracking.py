@@ -95,7 +95,7 @@ def test_stage_runs_grouped_per_configuration_on_a_server(tmp_path, fixture_corp
     run = stages[0]
     assert run.info.status == "FINISHED" and run.data.tags["jiuzhang.stage"] == "prompts"
     assert run.data.params["prompts.tool_share"] == "0.25"
-    assert run.data.metrics["prompts"] > 0 and run.data.metrics["timing.stage_seconds"] > 0
+    assert run.data.metrics["prompts"] > 0 and run.data.metrics["run.stage_seconds"] > 0
     prov_path = client.download_artifacts(run.info.run_id, "provenance.json", str(tmp_path / "dl"))
     import json
     prov = json.loads(Path(prov_path).read_text())

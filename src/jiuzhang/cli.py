@@ -38,10 +38,11 @@ def cli() -> None:
 
 def _register() -> None:
     from jiuzhang.config_cli import config
-    from stages import base, corpus, prompts
+    from stages import base, corpus, influence, kd_boost, kd_initial, kd_plan, prompts
 
     cli.add_command(config)
-    for module in (corpus, prompts, base):
+    cli.add_command(kd_plan.group)
+    for module in (corpus, prompts, base, kd_initial, influence, kd_boost):
         cli.add_command(module.command)
 
 

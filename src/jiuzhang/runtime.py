@@ -28,15 +28,16 @@ def tracking_target(params: Params, env: dict[str, str] | None = None) -> Tracki
     return resolve_tracking(env.get("MLFLOW_TRACKING_URI"), Path.cwd(), params.tracking.store)
 
 
-def timing_path(metrics_path: str | Path) -> Path:
-    """``metrics/base.json`` -> ``metrics/timing/base.json``."""
+def run_facts_path(metrics_path: str | Path) -> Path:
+    """``metrics/base.json`` -> ``metrics/run/base.json``."""
     p = Path(metrics_path)
-    return p.parent / "timing" / p.name
+    return p.parent / "run" / p.name
 
 
 def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: dict[str, int],
               work: Callable[[Params, StageRun], dict[str, Any]], metrics_path: str | None,
-              provenance_dir: str | None = None, params: Params | None = None) -> dict[str, Any]:
+              provenance_dir: str | None = None, params: Params | None = None,
+              tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``work(params, run)`` as stage ``stage``; returns its metrics.
 
     ``sections`` are the params sections the stage reads (logged as MLflow params, recorded as
@@ -48,8 +49,8 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
     full = params.model_dump(mode="json")
     config = {s: full[s] for s in sections}
     env = dict(os.environ)
-    tags = {k: env[v] for k, v in (("dvc.exp_name", "DVC_EXP_NAME"), ("dvc.exp_baseline", "DVC_EXP_BASELINE_REV"))
-            if env.get(v)}
+    tags = {**(tags or {}), **{k: env[v] for k, v in (("dvc.exp_name", "DVC_EXP_NAME"),
+                                                      ("dvc.exp_baseline", "DVC_EXP_BASELINE_REV")) if env.get(v)}}
     with stage_run(tracking_target(params, env), params.tracking.experiment, stage, full, sections,
                    run_provenance(stage, config, seeds), tags) as run:
         started = time.perf_counter()
@@ -57,11 +58,12 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
         stage_seconds = round(time.perf_counter() - started, 2)
         if provenance_dir is not None:
             write_json(Path(provenance_dir) / "_provenance.json", artifact_provenance(stage, config, seeds))
-        # Wall-clock figures differ run to run; they go to a separate file (listed under the top-level
-        # `metrics:` of dvc.yaml, not a stage output) so the stage's DVC-tracked metrics stay byte-identical.
-        timing = {"stage_seconds": stage_seconds, **metrics.pop("timing", {})}
-        run.log_metrics({**metrics, "timing": timing})
+        # Facts of this execution (wall time, throughput, cache hits) differ run to run; they go to a
+        # separate file (listed under the top-level `metrics:` of dvc.yaml, not a stage output) so the
+        # stage's DVC-tracked metrics stay byte-identical.
+        facts = {"stage_seconds": stage_seconds, **metrics.pop("timing", {}), **metrics.pop("run", {})}
+        run.log_metrics({**metrics, "run": facts})
         if metrics_path is not None:
             write_json(metrics_path, metrics)
-            write_json(timing_path(metrics_path), timing)
+            write_json(run_facts_path(metrics_path), facts)
     return metrics

@@ -8,7 +8,10 @@ from jiuzhang.base.config import BaseConfig
 from jiuzhang.benchmarks.config import BenchmarksConfig
 from jiuzhang.config.base_model import Section
 from jiuzhang.corpus.config import CorpusConfig
+from jiuzhang.influence.config import InfluenceConfig
+from jiuzhang.kd.config import KdConfig
 from jiuzhang.prompts.config import PromptsConfig
+from jiuzhang.teacher.config import TeacherConfig
 from jiuzhang.tracking.config import TrackingConfig
 
 
@@ -20,6 +23,9 @@ class Params(Section):
     corpus: CorpusConfig = Field(description="The corpus stage.")
     prompts: PromptsConfig = Field(description="The prompts stage.")
     base: BaseConfig = Field(description="The base stage.")
+    teacher: TeacherConfig = Field(description="The teacher endpoint (kd_initial, kd_boost).")
+    kd: KdConfig = Field(description="The knowledge-distillation rounds.")
+    influence: InfluenceConfig = Field(default_factory=InfluenceConfig, description="The influence stage.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking.")
 
     def warnings(self) -> list[str]:

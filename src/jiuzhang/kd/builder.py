@@ -1,0 +1,174 @@
+"""Run one knowledge-distillation round: send prompts to the teacher through the journaled client,
+parse the answers, and write the KD set (``prompt`` -> ``completion``) plus the rejected items.
+
+Run it through the stages: ``jiuzhang kd_initial ...`` / ``jiuzhang kd_boost ...`` (see dvc.yaml).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from tqdm import tqdm
+
+from jiuzhang.common.io import ShardWriter, atomic_write_text, reset_dir
+from jiuzhang.errors import UserError
+from jiuzhang.teacher.budget import Budget, BudgetExceeded, Caps, Prices
+from jiuzhang.teacher.client import Outcome, RetryPolicy, Sampling, TeacherClient
+from jiuzhang.teacher.config import TeacherConfig
+from jiuzhang.teacher.journal import Journal
+from jiuzhang.teacher.offline import OFFLINE_LABEL, OfflineTeacher
+from jiuzhang.teacher.parsing import canonical, completion_text, parse_completion
+from jiuzhang.teacher.server import ChatServer
+
+SCHEMA = pa.schema([("id", pa.string()), ("level", pa.string()), ("source", pa.string()),
+                    ("prompt", pa.string()), ("completion", pa.string()),
+                    ("problem", pa.string()), ("solution", pa.string())])
+
+
+class TooManyFailures(UserError):
+    """More requests failed than teacher.max_failed_share allows."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where requests go. ``offline_templates`` set = start the offline teacher for this round."""
+
+    api_key: str
+    offline_templates: dict[str, str] | None = None
+
+
+def _budget(cfg: TeacherConfig, journal: Journal | None) -> Budget:
+    """The caps of ``teacher.budget``, starting from what the journal has already paid for."""
+    spent = journal.totals() if journal is not None else {"answered": 0, "prompt_tokens": 0,
+                                                          "completion_tokens": 0, "cost_usd": 0.0}
+    b = cfg.budget
+    return Budget(Caps(b.max_requests, b.max_tokens, b.max_usd),
+                  Prices(cfg.prices.input_per_million, cfg.prices.output_per_million),
+                  requests=int(spent["answered"]), tokens=int(spent["prompt_tokens"] + spent["completion_tokens"]),
+                  usd=float(spent["cost_usd"]))
+
+
+def _client(cfg: TeacherConfig, api_key: str, base_url: str | None, journal: Journal, budget: Budget,
+            seed: int = 0, on_outcome=None) -> TeacherClient:
+    # The offline teacher's port changes every run; its identity in request keys must not.
+    endpoint_id = f"offline:{cfg.model}" if cfg.kind == "offline" else None
+    return TeacherClient(Sampling(cfg.model, cfg.temperature, cfg.top_p, cfg.max_tokens),
+                         RetryPolicy(cfg.max_retries, cfg.backoff_initial_s, cfg.backoff_max_s), cfg.concurrency,
+                         cfg.timeout_s, api_key, base_url, endpoint_id, journal, budget, seed, on_outcome)
+
+
+def _pending(client: TeacherClient, journal: Journal, items: list[dict[str, Any]]) -> list[str]:
+    done = journal.committed()
+    return [it["prompt"] for it in items if client.key(it["prompt"]) not in done]
+
+
+def plan_round(cfg: TeacherConfig, items: list[dict[str, Any]], journal_path: Path) -> dict[str, Any]:
+    """What a round would send and cost, without sending anything (and without an API key)."""
+    # Read an existing journal; never create one just to plan (it is a DVC output of the stage).
+    journal = Journal(journal_path if journal_path.exists() else ":memory:")
+    try:
+        budget = _budget(cfg, journal)
+        client = _client(cfg, "unused-for-planning", cfg.base_url, journal, budget)
+        pending = _pending(client, journal, items)
+        plan = budget.plan(pending, cfg.budget.expected_output_tokens)
+        try:
+            budget.check_plan(plan)
+            verdict = "fits the budget"
+        except BudgetExceeded as exc:
+            verdict = str(exc)
+    finally:
+        journal.close()
+    return {"items": len(items), "already_answered": len(items) - len(pending), "to_send": plan["requests"],
+            "est_prompt_tokens": plan["prompt_tokens"], "est_completion_tokens": plan["completion_tokens"],
+            "est_usd": plan["usd"], "spent_usd": round(budget.usd, 4), "budget": verdict}
+
+
+def run_round(cfg: TeacherConfig, items: list[dict[str, Any]], endpoint: Endpoint, journal_path: Path,
+              out_dir: Path, progress: bool = True, seed: int = 0) -> dict[str, Any]:
+    """Answer ``items`` (dicts with id, level, source, prompt); write the KD set; return metrics."""
+    journal = Journal(journal_path)
+    with ExitStack() as stack:
+        stack.callback(journal.close)  # fold the WAL back into the file even when the round fails
+        budget = _budget(cfg, journal)
+        base_url = cfg.base_url
+        if endpoint.offline_templates is not None:
+            o = cfg.offline
+            teacher = OfflineTeacher(Path(o.gsm8k_train), Path(o.samples), endpoint.offline_templates,
+                                     o.latency_ms / 1000)
+            server = stack.enter_context(ChatServer(teacher.answer))
+            base_url = server.url
+            tqdm.write(f"kd: using the {OFFLINE_LABEL} at {server.url}")
+
+        counts: Counter[str] = Counter()
+        bar = tqdm(total=len(items), desc="kd", unit="req", disable=not progress, mininterval=1)
+        stack.callback(bar.close)
+
+        def on_outcome(o: Outcome) -> None:
+            counts["cached" if o.cached else o.status] += 1
+            bar.update(1)
+            bar.set_postfix(cached=counts["cached"], failed=counts["failed"], usd=f"{budget.usd:.2f}", refresh=False)
+
+        client = _client(cfg, endpoint.api_key, base_url, journal, budget, seed, on_outcome)
+        # Refuse before sending anything when the calls still to make cannot fit the budget.
+        budget.check_plan(budget.plan(_pending(client, journal, items), cfg.budget.expected_output_tokens))
+        outcomes = asyncio.run(client.run([(it["id"], it["prompt"]) for it in items]))
+        totals = journal.totals()
+
+    kept, rejected = _parse(items, outcomes)
+    _write(out_dir, kept, rejected)
+    rejected_by = Counter(r["reason"] for r in rejected)
+    metrics = {
+        "teacher": {"kind": cfg.kind, "model": cfg.model,
+                    "label": OFFLINE_LABEL if cfg.kind == "offline" else "real endpoint"},
+        "items": len(items), "kept": len(kept), "rejected": dict(sorted(rejected_by.items())),
+        "journal": totals,
+        "cost_usd": totals["cost_usd"],
+        # facts of this execution (cache hits, HTTP attempts) differ between a first run and a rerun
+        "run": {"cached": counts["cached"], "answered_now": counts["ok"], "failed_now": counts["failed"],
+                "skipped_budget": counts["skipped_budget"], "http_attempts": client.sent},
+    }
+    if client.budget_stopped:
+        raise BudgetExceeded(f"teacher.budget cap reached after {totals['answered']} answered requests "
+                             f"(${totals['cost_usd']:.2f}); {counts['skipped_budget']} requests were not sent. "
+                             f"Every answer so far is committed in {journal_path}; raise the cap and rerun to "
+                             f"send only the rest.")
+    failed = rejected_by.get("request_failed", 0)
+    if items and failed / len(items) > cfg.max_failed_share:
+        raise TooManyFailures(f"{failed} of {len(items)} teacher requests failed (> teacher.max_failed_share="
+                              f"{cfg.max_failed_share}); see {out_dir}/rejected.jsonl for the reasons. Answers "
+                              f"are committed in {journal_path}; a rerun retries only the failed ones.")
+    return metrics
+
+
+def _parse(items: list[dict[str, Any]], outcomes: list[Outcome]) -> tuple[list[dict], list[dict]]:
+    kept, rejected = [], []
+    for item, o in zip(items, outcomes, strict=True):
+        if o.status != "ok":
+            reason = "request_failed" if o.status == "failed" else o.status
+            rejected.append({"id": item["id"], "reason": reason, "detail": o.error})
+            continue
+        content, finish, refusal = completion_text(o.response)
+        parsed = parse_completion(content, finish, refusal)
+        if not parsed.ok:
+            rejected.append({"id": item["id"], "reason": parsed.reason, "detail": content[:300]})
+            continue
+        kept.append({"id": item["id"], "level": item["level"], "source": item["source"], "prompt": item["prompt"],
+                     "completion": canonical(parsed.problem, parsed.solution), "problem": parsed.problem,
+                     "solution": parsed.solution})
+    return sorted(kept, key=lambda r: r["id"]), sorted(rejected, key=lambda r: r["id"])
+
+
+def _write(out_dir: Path, kept: list[dict], rejected: list[dict]) -> None:
+    out = reset_dir(out_dir)
+    writer = ShardWriter(out, SCHEMA, max(1, len(kept)))
+    writer.write_many(kept)
+    writer.close()
+    atomic_write_text(out / "rejected.jsonl", "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n"
+                                                      for r in rejected))

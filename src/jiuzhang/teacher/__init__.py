@@ -1,0 +1,1 @@
+"""jiuzhang.teacher."""

@@ -1,0 +1,117 @@
+"""The durable request journal: every teacher answer is committed to SQLite (WAL) before it is used.
+
+Why SQLite in WAL mode: a commit is one small write to the log, it survives ``kill -9`` of the stage (the
+OS has the bytes; ``synchronous=NORMAL`` only risks the last commits on *power loss*), readers never block
+the writer, and the file is one portable DVC output that ``dvc push`` ships to other machines.
+
+A row is keyed by :func:`request_key` (endpoint, model, messages, sampling settings), so a rerun sends only
+requests without a committed answer, and changing the model or any sampling setting sends again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    key TEXT PRIMARY KEY,          -- request_key(): everything that affects the answer
+    item_id TEXT NOT NULL,         -- the prompt id this request was made for
+    request TEXT NOT NULL,         -- the request body (JSON), without credentials
+    status TEXT NOT NULL,          -- 'ok' (an answer, maybe a refusal) | 'failed' (no usable answer)
+    response TEXT,                 -- the raw response body (JSON) for 'ok'
+    error TEXT,                    -- the reason for 'failed'
+    attempts INTEGER NOT NULL,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    latency_s REAL,
+    committed_at REAL NOT NULL
+);
+"""
+
+
+def request_key(endpoint: str, body: dict[str, Any]) -> str:
+    """SHA-256 over the endpoint and the full request body (model, messages, sampling settings)."""
+    canonical = json.dumps({"endpoint": endpoint.rstrip("/"), "body": body}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    item_id: str
+    status: str
+    response: dict[str, Any] | None
+    error: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+def _own_copy(path: Path) -> None:
+    """DVC may check a cached output out as a hard link or symlink into its cache; SQLite writes in
+    place, which would corrupt the cache. Replace such a link with a private copy first."""
+    if path.is_symlink() or (path.exists() and os.stat(path).st_nlink > 1):
+        tmp = path.with_name(path.name + ".copy")
+        shutil.copyfile(path, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+
+
+class Journal:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _own_copy(self.path)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def committed(self) -> dict[str, Entry]:
+        """Entries that count as answered: every 'ok' row (a failed row is retried on the next run)."""
+        rows = self.db.execute("SELECT key, item_id, status, response, error, prompt_tokens, completion_tokens, "
+                               "cost_usd FROM answers WHERE status = 'ok'")
+        return {r[0]: Entry(r[0], r[1], r[2], json.loads(r[3]) if r[3] else None, r[4], r[5], r[6], r[7])
+                for r in rows}
+
+    def get(self, key: str) -> Entry | None:
+        r = self.db.execute("SELECT key, item_id, status, response, error, prompt_tokens, completion_tokens, "
+                            "cost_usd FROM answers WHERE key = ?", (key,)).fetchone()
+        return Entry(r[0], r[1], r[2], json.loads(r[3]) if r[3] else None, r[4], r[5], r[6], r[7]) if r else None
+
+    def record(self, key: str, item_id: str, request: dict[str, Any], status: str, attempts: int,
+               response: dict[str, Any] | None = None, error: str | None = None, prompt_tokens: int = 0,
+               completion_tokens: int = 0, cost_usd: float = 0.0, latency_s: float | None = None) -> None:
+        """Commit one outcome (autocommit: the row is durable when this returns)."""
+        self.db.execute(
+            "INSERT INTO answers (key, item_id, request, status, response, error, attempts, prompt_tokens, "
+            "completion_tokens, cost_usd, latency_s, committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(key) DO UPDATE SET status=excluded.status, response=excluded.response, "
+            "error=excluded.error, attempts=answers.attempts + excluded.attempts, "
+            "prompt_tokens=excluded.prompt_tokens, completion_tokens=excluded.completion_tokens, "
+            "cost_usd=excluded.cost_usd, latency_s=excluded.latency_s, committed_at=excluded.committed_at",
+            (key, item_id, json.dumps(request, sort_keys=True, ensure_ascii=False), status,
+             json.dumps(response, ensure_ascii=False) if response is not None else None, error, attempts,
+             prompt_tokens, completion_tokens, cost_usd, latency_s, time.time()))
+
+    def totals(self) -> dict[str, float]:
+        """What the journal holds and has paid for (all rows, including failed ones with usage)."""
+        r = self.db.execute("SELECT COUNT(*), COALESCE(SUM(status='ok'),0), COALESCE(SUM(prompt_tokens),0), "
+                            "COALESCE(SUM(completion_tokens),0), COALESCE(SUM(cost_usd),0) FROM answers").fetchone()
+        return {"rows": r[0], "answered": r[1], "prompt_tokens": r[2], "completion_tokens": r[3],
+                "cost_usd": round(r[4], 6)}
+
+    def close(self) -> None:
+        """Fold the WAL back into the main file so the single ``.sqlite`` file is the whole journal."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.execute("PRAGMA journal_mode=DELETE")
+        self.db.close()

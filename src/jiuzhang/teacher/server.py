@@ -1,0 +1,93 @@
+"""A minimal OpenAI-compatible chat-completions HTTP server on 127.0.0.1, run in a background thread.
+
+It serves the offline teacher of the smoke profile and, in tests, a fault-injecting variant. We write our
+own (on ``http.server``) rather than pull in a web framework: it is ~60 lines, has no dependencies, and
+both users need only ``POST /v1/chat/completions``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+# answer(body, headers) -> (status, extra headers, payload bytes), or None to drop the connection
+Answer = Callable[[dict[str, Any], dict[str, str]], "tuple[int, dict[str, str], bytes] | None"]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_Server"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # quiet: the stage reports progress itself
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length)
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send(404, {}, b'{"error": {"message": "only /v1/chat/completions is served"}}')
+            return
+        try:
+            body = json.loads(raw)
+        except json.JSONDecodeError:
+            self._send(400, {}, b'{"error": {"message": "request body is not JSON"}}')
+            return
+        result = self.server.answer(body, {k.lower(): v for k, v in self.headers.items()})
+        if result is None:  # simulate a dropped connection
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        self._send(*result)
+
+    def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+    answer: Answer
+
+
+class ChatServer:
+    """``with ChatServer(answer) as server: server.url`` -> ``http://127.0.0.1:<port>/v1``."""
+
+    def __init__(self, answer: Answer, port: int = 0):
+        self._server = _Server(("127.0.0.1", port), _Handler)
+        self._server.answer = answer
+        self._thread = threading.Thread(target=self._server.serve_forever, name="chat-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> "ChatServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def completion_body(model: str, content: str, finish_reason: str, prompt_tokens: int, completion_tokens: int,
+                    response_id: str, fingerprint: str) -> bytes:
+    return json.dumps({
+        "id": response_id, "object": "chat.completion", "created": 0, "model": model,
+        "system_fingerprint": fingerprint,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                     "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }).encode("utf-8")

@@ -1,0 +1,44 @@
+"""``jiuzhang kd_boost``: round 2 of knowledge distillation (the texts the influence stage selected)."""
+
+from pathlib import Path
+
+import click
+
+from jiuzhang.config.loader import load_params
+from jiuzhang.kd.builder import run_round
+from jiuzhang.kd.items import boost_items, load_pool
+from jiuzhang.runtime import run_stage
+from stages.options import metrics_option, params_option
+from stages.teacher_endpoint import teacher_endpoint
+
+
+@click.command("kd_boost")
+@params_option
+@click.option("--prompts", "prompts_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Prompt pool written by the prompts stage.")
+@click.option("--selection", "selection_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Selection written by the influence stage.")
+@click.option("--templates", "templates_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Prompt templates (the offline teacher recognises levels by them).")
+@click.option("--journal", "journal_path", required=True, type=click.Path(dir_okay=False),
+              help="SQLite request journal (a persistent DVC output).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder of the KD set.")
+@metrics_option
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar on stderr.")
+def command(params_path: str, prompts_dir: str, selection_dir: str, templates_dir: str, journal_path: str, out: str,
+            metrics_path: str, progress: bool) -> None:
+    """Send the influence-selected prompts to the teacher; write the boost KD set.
+
+    Same client, journal, budget and parsing as kd_initial (see `jiuzhang kd_initial --help`).
+
+    \b
+    Example:
+      jiuzhang kd_boost --prompts data/prompts --selection data/influence --templates templates/prompts \\
+          --journal data/journal/kd_boost.sqlite --out data/kd/boost --metrics metrics/kd_boost.json
+    """
+    params = load_params(params_path)
+    endpoint = teacher_endpoint(params.teacher, templates_dir)
+    items = boost_items(load_pool(Path(prompts_dir)), Path(selection_dir))
+    run_stage("kd_boost", params_path, ("teacher", "kd"), {},
+              lambda p, run: run_round(p.teacher, items, endpoint, Path(journal_path), Path(out), progress),
+              metrics_path, params=params, tags={"jiuzhang.teacher": params.teacher.kind})
