@@ -13,6 +13,13 @@ DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = DVC["stages"]
 
 
+def test_offline_teacher_banks_are_deps_of_the_teacher_stages():
+    params = load_params(ROOT / "params.yaml")
+    for stage in ("kd_initial", "kd_boost"):
+        assert params.teacher.offline.gsm8k_train in STAGES[stage]["deps"]
+        assert params.teacher.offline.samples in STAGES[stage]["deps"]
+
+
 def test_local_sources_and_benchmarks_are_corpus_deps():
     params = load_params(ROOT / "params.yaml")
     deps = set(STAGES["corpus"]["deps"])
@@ -22,7 +29,7 @@ def test_local_sources_and_benchmarks_are_corpus_deps():
 
 
 def test_stage_params_are_real_sections_and_deps_exist_or_are_produced():
-    produced = {o for stage in STAGES.values() for o in stage.get("outs", [])}
+    produced = {next(iter(o)) if isinstance(o, dict) else o for stage in STAGES.values() for o in stage.get("outs", [])}
     for name, stage in STAGES.items():
         for section in stage["params"]:
             assert section in Params.model_fields and section != "tracking", (name, section)
@@ -38,7 +45,7 @@ def test_paths_in_cmd_are_declared():
                         for key in ("outs", "metrics", "plots") for o in stage.get(key, [])}
         args = stage["cmd"].split()
         for flag, value in zip(args, args[1:]):
-            if flag in {"--out", "--metrics", "--loss-curve"}:
+            if flag in {"--out", "--metrics", "--loss-curve", "--journal"}:
                 assert value in declared_out, (name, value)
-            elif flag in {"--corpus", "--templates"}:
+            elif flag in {"--corpus", "--templates", "--prompts", "--selection"}:
                 assert value in stage["deps"], (name, value)

@@ -124,15 +124,18 @@ def run_round(cfg: TeacherConfig, items: list[dict[str, Any]], endpoint: Endpoin
     kept, rejected = _parse(items, outcomes)
     _write(out_dir, kept, rejected)
     rejected_by = Counter(r["reason"] for r in rejected)
+    usage = _usage(outcomes, budget.prices)
     metrics = {
         "teacher": {"kind": cfg.kind, "model": cfg.model,
                     "label": OFFLINE_LABEL if cfg.kind == "offline" else "real endpoint"},
         "items": len(items), "kept": len(kept), "rejected": dict(sorted(rejected_by.items())),
-        "journal": totals,
-        "cost_usd": totals["cost_usd"],
-        # facts of this execution (cache hits, HTTP attempts) differ between a first run and a rerun
+        # what this round's answers cost, whether paid now or earlier (a rerun reports the same figures)
+        **usage,
+        # facts of this execution: cache hits, HTTP attempts, and everything the journal has paid for
+        # (it may hold answers of earlier configurations too)
         "run": {"cached": counts["cached"], "answered_now": counts["ok"], "failed_now": counts["failed"],
-                "skipped_budget": counts["skipped_budget"], "http_attempts": client.sent},
+                "skipped_budget": counts["skipped_budget"], "http_attempts": client.sent,
+                **{f"journal_{k}": v for k, v in totals.items()}},
     }
     if client.budget_stopped:
         raise BudgetExceeded(f"teacher.budget cap reached after {totals['answered']} answered requests "
@@ -145,6 +148,16 @@ def run_round(cfg: TeacherConfig, items: list[dict[str, Any]], endpoint: Endpoin
                               f"{cfg.max_failed_share}); see {out_dir}/rejected.jsonl for the reasons. Answers "
                               f"are committed in {journal_path}; a rerun retries only the failed ones.")
     return metrics
+
+
+def _usage(outcomes: list[Outcome], prices: Prices) -> dict[str, Any]:
+    pt = ct = 0
+    for o in outcomes:
+        if o.status == "ok":
+            u = o.response.get("usage") or {}
+            pt += int(u.get("prompt_tokens") or 0)
+            ct += int(u.get("completion_tokens") or 0)
+    return {"prompt_tokens": pt, "completion_tokens": ct, "cost_usd": round(prices.cost(pt, ct), 6)}
 
 
 def _parse(items: list[dict[str, Any]], outcomes: list[Outcome]) -> tuple[list[dict], list[dict]]:

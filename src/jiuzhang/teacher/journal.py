@@ -111,7 +111,9 @@ class Journal:
                 "cost_usd": round(r[4], 6)}
 
     def close(self) -> None:
-        """Fold the WAL back into the main file so the single ``.sqlite`` file is the whole journal."""
+        """Fold the WAL back into the main file so the single ``.sqlite`` file is the whole journal.
+
+        The file stays in WAL mode: switching modes is itself a write, which would change the file's
+        bytes (and its DVC hash) on every run, even a rerun that sent nothing."""
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.db.execute("PRAGMA journal_mode=DELETE")
         self.db.close()
