@@ -8,21 +8,19 @@ from jiuzhang.config.loader import load_params
 from jiuzhang.kd.builder import run_round
 from jiuzhang.kd.items import initial_items, load_pool
 from jiuzhang.runtime import run_stage
-from stages.options import metrics_option, params_option
+from stages.options import (journal_option, metrics_option, out_dir_option, params_option, progress_option,
+                            prompts_option, templates_option)
 from stages.teacher_endpoint import teacher_endpoint
 
 
 @click.command("kd_initial")
 @params_option
-@click.option("--prompts", "prompts_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Prompt pool written by the prompts stage.")
-@click.option("--templates", "templates_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Prompt templates (the offline teacher recognises levels by them).")
-@click.option("--journal", "journal_path", required=True, type=click.Path(dir_okay=False),
-              help="SQLite request journal (a persistent DVC output: answers are never paid for twice).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder of the KD set.")
+@prompts_option
+@templates_option
+@journal_option
+@out_dir_option
 @metrics_option
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar on stderr.")
+@progress_option
 def command(params_path: str, prompts_dir: str, templates_dir: str, journal_path: str, out: str, metrics_path: str,
             progress: bool) -> None:
     """Send kd.initial.n sampled prompts to the teacher; write the KD set.
