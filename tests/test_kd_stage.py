@@ -100,6 +100,8 @@ def test_kill_9_mid_run_then_rerun_sends_no_committed_request_again(tmp_path, wr
         run_cli(*kd_args(params, tmp_path), cwd=tmp_path, env={"OPENAI_API_KEY": KEY})
         resent = fake.log[mark:]
     duplicates = [p for p in resent if p in committed]
+    print(f"kill -9 after {len(committed)} committed answers; {len(resent)} requests after restart; "
+          f"{len(duplicates)} duplicates")
     assert duplicates == []
     assert set(resent) | committed == set(prompts)
     metrics = json.loads((tmp_path / "metrics" / "kd_initial.json").read_text())
