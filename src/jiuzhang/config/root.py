@@ -13,6 +13,7 @@ from jiuzhang.kd.config import KdConfig
 from jiuzhang.prompts.config import PromptsConfig
 from jiuzhang.teacher.config import TeacherConfig
 from jiuzhang.tracking.config import TrackingConfig
+from jiuzhang.training.config import PretrainConfig, SynthesizerConfig
 
 
 class Params(Section):
@@ -26,12 +27,16 @@ class Params(Section):
     teacher: TeacherConfig = Field(description="The teacher endpoint (kd_initial, kd_boost).")
     kd: KdConfig = Field(description="The knowledge-distillation rounds.")
     influence: InfluenceConfig = Field(default_factory=InfluenceConfig, description="The influence stage.")
+    synthesizer: SynthesizerConfig = Field(description="The synthesizer_initial and synthesizer stages.")
+    pretrain: PretrainConfig = Field(description="The pretrain stage.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking.")
 
     def warnings(self) -> list[str]:
         """Things that are valid but risky, printed by ``jiuzhang config check``."""
         out = [f"corpus.sources[{i}] '{s.name}': revision {s.revision!r} is not a commit SHA; the data can "
                f"change under you - pin the dataset commit" for i, s in enumerate(self.corpus.sources) if s.unpinned()]
+        if self.synthesizer.init.unpinned():
+            out.append(f"synthesizer.init.revision {self.synthesizer.init.revision!r} is not a commit SHA; pin it")
         if self.base.mode == "hub" and self.base.hub is not None and self.base.hub.unpinned():
             out.append(f"base.hub.revision {self.base.hub.revision!r} is not a commit SHA; pin the model commit")
         return out

@@ -1,0 +1,98 @@
+"""Typed configs of the training sections (``synthesizer``, ``pretrain``): one trainer serves all three
+training stages, from fp32 on a 2-core CPU to bf16 + DeepSpeed ZeRO on many GPUs."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from jiuzhang.config.base_model import Section
+
+
+class DeepSpeedConfig(Section):
+    """DeepSpeed ZeRO; the JSON config is generated from these fields (never hand-edited)."""
+
+    enabled: bool = Field(False, description="Train through a DeepSpeed engine (launch with deepspeed/torchrun).")
+    zero_stage: int = Field(1, ge=0, le=3, description="ZeRO stage (paper: 1 for the synthesizer).")
+    offload_optimizer: bool = Field(False, description="Keep optimizer states in CPU memory.")
+    offload_params: bool = Field(False, description="Keep parameters in CPU memory (ZeRO-3 only).")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DeepSpeedConfig":
+        if self.offload_params and self.zero_stage != 3:
+            raise ValueError("offload_params needs zero_stage: 3")
+        return self
+
+
+class TrainConfig(Section):
+    """Supervised causal-LM training with packing; loss on target tokens only."""
+
+    max_length: int = Field(ge=16, description="Tokens per packed sequence (paper: 2,048).")
+    micro_batch: int = Field(ge=1, description="Packed sequences per process per forward pass.")
+    global_batch: int = Field(ge=1, description="Packed sequences per optimizer step over all processes "
+                              "(paper: 32); gradient accumulation = global / (micro x world size).")
+    epochs: float = Field(gt=0, description="Passes over the data (paper: 5 synthesizer, 1 pre-training).")
+    lr: float = Field(gt=0, description="Peak learning rate (paper: 1e-5).")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on matrices (paper: 0.1).")
+    schedule: Literal["cosine", "wsd"] = Field(description="'cosine': warm-up then cosine to min_lr_ratio; "
+                                               "'wsd': warm-up, stable to stable_until, linear decay to min_lr_ratio.")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of steps warming up (synthesizer 0, WSD 0.03).")
+    stable_until: float = Field(0.85, gt=0, le=1, description="wsd: end of the stable phase as a share of steps.")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="Final lr as a share of lr (WSD: 0.1).")
+    grad_clip: float = Field(1.0, gt=0, description="Gradient-norm clip.")
+    dtype: Literal["fp32", "bf16"] = Field("fp32", description="fp32 on CPU (bf16 autocast is ~19x slower "
+                                           "there), bf16 on GPU.")
+    on_overlong: Literal["error", "truncate", "skip"] = Field("error", description="An example longer than "
+                                                              "max_length: stop naming it, or truncate/skip and count it.")
+    seed_data: int = Field(0, ge=0, description="Seed of the example order.")
+    seed_dropout: int = Field(0, ge=0, description="Seed of the torch RNG during training (dropout).")
+    threads: int = Field(2, ge=1, description="torch intra-op threads on CPU (fixed: it changes float sums).")
+    save_every: int = Field(50, ge=1, description="Checkpoint every N optimizer steps (resume after a crash).")
+    log_every: int = Field(5, ge=1, description="Log loss and lr every N steps.")
+    deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig, description="DeepSpeed ZeRO.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        if self.global_batch % self.micro_batch:
+            raise ValueError(f"global_batch ({self.global_batch}) must be a multiple of micro_batch "
+                             f"({self.micro_batch})")
+        if self.schedule == "wsd" and self.stable_until <= self.warmup_ratio:
+            raise ValueError("stable_until must be above warmup_ratio")
+        return self
+
+
+class ModelSource(Section):
+    """Where a model to fine-tune comes from: a local HF folder (a DVC output) or a pinned hub model."""
+
+    path: str | None = Field(None, description="Local HF folder, e.g. models/base (spell it in dvc.yaml deps).")
+    model_id: str | None = Field(None, description="Hub id, e.g. deepseek-ai/deepseek-math-7b-rl.")
+    revision: str | None = Field(None, description="Hub commit SHA (40 hex chars).")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelSource":
+        if (self.path is None) == (self.model_id is None):
+            raise ValueError("set exactly one of 'path' (a local HF folder) or 'model_id' (+ 'revision')")
+        if self.model_id is not None and not self.revision:
+            raise ValueError("a hub model needs 'revision' (a commit SHA)")
+        return self
+
+    def unpinned(self) -> bool:
+        return self.model_id is not None and not re.fullmatch(r"[0-9a-f]{40}", self.revision or "")
+
+
+class SynthesizerConfig(Section):
+    """The data-synthesis model, fine-tuned on the KD sets (round 1, then round 1 + boost)."""
+
+    init: ModelSource = Field(description="Model to fine-tune (paper: deepseek-ai/deepseek-math-7b-rl).")
+    train: TrainConfig = Field(description="Paper: lr 1e-5 cosine, no warm-up, wd 0.1, 5 epochs, batch 32, "
+                               "2,048 tokens, bf16, ZeRO-1.")
+
+
+class PretrainConfig(Section):
+    """Pre-training the base model on the synthetic records (then an optional SFT tail, in order)."""
+
+    train: TrainConfig = Field(description="Paper: lr 1e-5, WSD (3% warm-up, stable to 85%, decay to 0.1x), "
+                               "1 epoch, 2,048 tokens, bf16.")
+    sft_tail: str | None = Field(None, description="JSONL/Parquet of {input, output} records read last, in order.")

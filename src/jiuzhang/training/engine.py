@@ -1,0 +1,131 @@
+"""The two ways a training step is executed: a plain torch optimizer (CPU, one process) or a DeepSpeed
+engine (ZeRO, many GPUs). The loop in :mod:`.sft` is the same for both.
+
+The DeepSpeed JSON config is generated from :class:`~.config.TrainConfig` by :func:`deepspeed_config`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from jiuzhang.training.config import TrainConfig
+
+
+def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+
+
+class TorchEngine:
+    """One process, plain AdamW; gradients accumulate over micro-batches, one step per global batch."""
+
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig):
+        self.model = model
+        self.optimizer = adamw(model, cfg.lr, cfg.weight_decay)
+        self.grad_clip = cfg.grad_clip
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def finish_step(self) -> None:
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def save(self, folder: Path, step: int, extra: dict[str, Any]) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / "last.pt.tmp"
+        torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": step,
+                    "rng": _rng_state(), "extra": extra}, tmp)
+        os.replace(tmp, folder / "last.pt")  # a kill during the save leaves the previous checkpoint intact
+
+    def load(self, folder: Path) -> tuple[int, dict[str, Any]] | None:
+        path = folder / "last.pt"
+        if not path.is_file():
+            return None
+        state = torch.load(path, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"])
+        return int(state["step"]), state["extra"]
+
+    def module(self) -> torch.nn.Module:
+        return self.model
+
+
+def deepspeed_config(cfg: TrainConfig, world_size: int) -> dict[str, Any]:
+    """The DeepSpeed JSON, derived from the params (ZeRO stage, offload, batch sizes, precision)."""
+    accum = cfg.global_batch // (cfg.micro_batch * world_size)
+    zero: dict[str, Any] = {"stage": cfg.deepspeed.zero_stage}
+    if cfg.deepspeed.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+    if cfg.deepspeed.offload_params:
+        zero["offload_param"] = {"device": "cpu", "pin_memory": True}
+    return {
+        "train_batch_size": cfg.global_batch,
+        "train_micro_batch_size_per_gpu": cfg.micro_batch,
+        "gradient_accumulation_steps": accum,
+        "gradient_clipping": cfg.grad_clip,
+        "zero_optimization": zero,
+        "bf16": {"enabled": cfg.dtype == "bf16"},
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+
+
+class DeepSpeedEngine:
+    """DeepSpeed ZeRO with our AdamW as the client optimizer (no JIT-compiled fused Adam needed)."""
+
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, world_size: int):
+        import deepspeed  # optional at import time: only the DeepSpeed path needs it
+
+        self.engine, self.optimizer, _, _ = deepspeed.initialize(
+            model=model, optimizer=adamw(model, cfg.lr, cfg.weight_decay),
+            config=deepspeed_config(cfg, world_size))
+        self.accum = cfg.global_batch // (cfg.micro_batch * world_size)
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr  # read at the accumulation boundary of this global step
+
+    def backward(self, loss: torch.Tensor) -> None:
+        # Our loss is already normalised over the global batch, so DeepSpeed must not divide it again.
+        self.engine.backward(loss, scale_wrt_gas=False)
+        self.engine.step()  # DeepSpeed applies the optimizer only at the accumulation boundary
+
+    def finish_step(self) -> None:
+        pass  # the boundary engine.step() in backward() already stepped
+
+    def save(self, folder: Path, step: int, extra: dict[str, Any]) -> None:
+        self.engine.save_checkpoint(str(folder), tag="last",
+                                    client_state={"step": step, "rng": _rng_state(), "extra": extra})
+
+    def load(self, folder: Path) -> tuple[int, dict[str, Any]] | None:
+        if not (folder / "last").is_dir():
+            return None
+        _, client = self.engine.load_checkpoint(str(folder), tag="last")
+        _set_rng_state(client["rng"])
+        return int(client["step"]), client["extra"]
+
+    def module(self) -> torch.nn.Module:
+        return self.engine.module

@@ -1,0 +1,43 @@
+"""Training examples from the pipeline's tables: KD sets (prompt -> completion) and synthetic records
+(input -> output), from Parquet folders or JSONL files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from jiuzhang.common.io import InputDataError, iter_jsonl
+from jiuzhang.training.packing import Example
+
+
+def _rows(path: Path) -> list[tuple[str, dict]]:
+    if path.is_dir():
+        shards = sorted(path.glob("part-*.parquet"))
+        if not shards:
+            raise InputDataError(f"{path}: no part-*.parquet shards; run the stage that writes it (dvc repro)")
+        rows = [r for s in shards for r in pq.read_table(s).to_pylist()]
+        return [(f"{path} row {i}", r) for i, r in enumerate(rows)]
+    if not path.is_file():
+        raise InputDataError(f"{path}: training data not found; check the path in dvc.yaml / params")
+    out = []
+    for line in iter_jsonl(path):
+        if line.record is None:
+            raise InputDataError(f"{path}:{line.lineno}: {line.error}")
+        out.append((f"{path}:{line.lineno}", line.record))
+    return out
+
+
+def load_examples(path: str | Path, prompt_field: str, target_field: str) -> list[Example]:
+    """Examples from one table; every row needs non-empty ``prompt_field`` and ``target_field``."""
+    path = Path(path)
+    examples = []
+    for where, r in _rows(path):
+        prompt, target = r.get(prompt_field), r.get(target_field)
+        if not isinstance(prompt, str) or not isinstance(target, str) or not target.strip():
+            raise InputDataError(f"{where}: record needs string fields '{prompt_field}' and a non-empty "
+                                 f"'{target_field}'; fix or drop the record")
+        examples.append(Example(str(r.get("id", where)), prompt, target))
+    if not examples:
+        raise InputDataError(f"{path}: the training set is empty; the stage that writes it produced no records")
+    return examples

@@ -1,0 +1,89 @@
+"""Build and run one training stage: load the starting model, tokenize and pack the examples, train
+(plain torch or DeepSpeed), save a standard HF folder. Stages call :func:`run_training`."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from jiuzhang.common.io import InputDataError, reset_dir
+from jiuzhang.training.config import ModelSource, TrainConfig
+from jiuzhang.training.engine import DeepSpeedEngine, TorchEngine
+from jiuzhang.training.packing import Example, PackStats, pack, tokenize
+from jiuzhang.training.sft import plan_steps, train_sft
+from jiuzhang.training.world import World
+
+
+def resolve(source: ModelSource) -> ModelSource:
+    """A local folder written by the base stage in hub mode holds only ``hub_model.json``: follow it."""
+    pointer = Path(source.path or "") / "hub_model.json"
+    if source.path and pointer.is_file():
+        ref = json.loads(pointer.read_text())
+        return ModelSource(model_id=ref["model_id"], revision=ref["revision"])
+    return source
+
+
+def load_start(source: ModelSource, dtype: str):
+    """The model and tokenizer to start from; a folder that does not load is a clear error."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = resolve(source)
+    where = source.path or f"{source.model_id}@{source.revision}"
+    kwargs = {} if source.path else {"revision": source.revision}
+    name = source.path or source.model_id
+    if source.path and not (Path(source.path) / "config.json").is_file():
+        raise InputDataError(f"{source.path}: not a model folder (no config.json); run the stage that writes "
+                             f"it (dvc repro) or fix the init path in the params file")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            name, dtype=torch.bfloat16 if dtype == "bf16" else torch.float32, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise InputDataError(f"{where}: the model does not load ({str(exc).splitlines()[0]}); check the path "
+                             f"or hub id/revision") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def run_training(source: ModelSource, examples: list[Example], cfg: TrainConfig, out_dir: Path, checkpoints: Path,
+                 world: World, on_log=None, shuffle: bool = True, stop_after: int | None = None) -> dict[str, Any]:
+    if cfg.global_batch % (cfg.micro_batch * world.world_size):
+        raise InputDataError(f"global_batch {cfg.global_batch} is not divisible by micro_batch x world size "
+                             f"({cfg.micro_batch} x {world.world_size}); adjust the training params")
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    model, tokenizer = load_start(source, cfg.dtype)
+    stats = PackStats()
+    data = pack(tokenize(examples, tokenizer, cfg.max_length, cfg.on_overlong, stats), cfg.max_length,
+                tokenizer.pad_token_id, stats)
+    if torch.cuda.is_available():
+        model = model.to(f"cuda:{world.local_rank}")
+    engine = DeepSpeedEngine(model, cfg, world.world_size) if cfg.deepspeed.enabled else TorchEngine(model, cfg)
+    result = train_sft(engine, data, cfg, world, checkpoints, on_log, shuffle, stop_after)
+    per_epoch, total = plan_steps(stats.sequences, cfg)
+    if stop_after is None and world.is_main:
+        out = reset_dir(out_dir)
+        engine.module().save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+    tail = [v for _, v, _ in result.losses[-3:]]
+    return {
+        "examples": stats.examples, "sequences": stats.sequences, "truncated": stats.truncated,
+        "skipped": stats.skipped, "padding_share": round(stats.padding_share, 6),
+        "target_tokens_per_epoch": stats.target_tokens, "steps": total, "steps_per_epoch": per_epoch,
+        "tokens_seen": result.tokens, "target_tokens_seen": result.target_tokens,
+        "final_loss": round(sum(tail) / len(tail), 6) if tail else None,
+        "loss_curve": [{"step": s, "loss": round(v, 6), "lr": lr} for s, v, lr in result.losses],
+        "timing": {"seconds": round(result.seconds, 2), "resumed_from_step": result.resumed_from,
+                   "tokens_per_s": round(result.tokens / max(result.seconds, 1e-9), 1)},
+    }
+
+
+def shuffled(examples: list[Example], seed: int) -> list[Example]:
+    out = list(examples)
+    random.Random(seed).shuffle(out)
+    return out

@@ -1,0 +1,115 @@
+"""The supervised causal-LM training loop shared by ``synthesizer_initial``, ``synthesizer`` and ``pretrain``.
+
+Why our own loop instead of HF ``Trainer``: it is ~100 lines, reads top to bottom (nanoGPT style), is
+faster on this CPU (DESIGN.md section 6; ``benchmarks/trainer_throughput.py`` measures it against
+``Trainer``), resumes to bit-identical weights (model, optimizer, RNG and data position are all it
+has), and drives a DeepSpeed engine through the same three calls as a plain optimizer.
+
+Loss: summed cross-entropy over target tokens of the global batch, divided by their count, so every
+target token weighs the same whatever the micro-batching or number of processes.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from jiuzhang.training.config import TrainConfig
+from jiuzhang.training.packing import IGNORE, Packed
+from jiuzhang.training.schedule import lr_at
+from jiuzhang.training.world import World
+
+
+@dataclass
+class SftResult:
+    steps: int
+    resumed_from: int | None
+    tokens: int
+    target_tokens: int
+    seconds: float
+    losses: list[tuple[int, float, float]]
+
+
+def plan_steps(n_sequences: int, cfg: TrainConfig) -> tuple[int, int]:
+    """(batches per epoch, total optimizer steps)."""
+    per_epoch = math.ceil(n_sequences / cfg.global_batch)
+    return per_epoch, max(1, math.ceil(per_epoch * cfg.epochs))
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    order = list(range(n))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    return order
+
+
+def train_sft(engine, data: Packed, cfg: TrainConfig, world: World, checkpoints: Path,
+              on_log: Callable[[int, float, float], None] | None = None, shuffle: bool = True,
+              stop_after: int | None = None) -> SftResult:
+    """Train until the planned number of steps; checkpoint every ``cfg.save_every`` steps and resume
+    from ``checkpoints`` if a checkpoint is there. ``shuffle=False`` keeps the data order (pre-training's
+    SFT tail comes last). ``stop_after`` ends early (tests simulate an interruption with it)."""
+    n = data.input_ids.shape[0]
+    per_epoch, total = plan_steps(n, cfg)
+    loaded = engine.load(checkpoints)
+    resumed = None if loaded is None else loaded[0]
+    start = 0 if resumed is None else resumed + 1
+    if resumed is None:
+        torch.manual_seed(cfg.seed_dropout)
+        random.seed(cfg.seed_dropout)
+    model = engine.module()
+    model.train()
+    extra = {"losses": [], "tokens": 0, "target_tokens": 0} if loaded is None else loaded[1]
+    losses: list[tuple[int, float, float]] = [tuple(x) for x in extra["losses"]]
+    tokens, target_tokens = extra["tokens"], extra["target_tokens"]
+    t0 = time.perf_counter()
+    for step in range(start, total):
+        epoch, index = divmod(step, per_epoch)
+        order = epoch_order(n, cfg.seed_data, epoch) if shuffle else list(range(n))
+        batch = order[index * cfg.global_batch:(index + 1) * cfg.global_batch]
+        n_target = int((data.labels[batch][:, 1:] != IGNORE).sum())
+        mine = batch[world.rank::world.world_size]
+        lr = lr_at(step, total, cfg.lr, cfg.schedule, cfg.warmup_ratio, cfg.stable_until, cfg.min_lr_ratio)
+        engine.set_lr(lr)
+        loss_total = 0.0
+        for i in range(0, len(mine), cfg.micro_batch):
+            idx = mine[i:i + cfg.micro_batch]
+            ids, labels, pos = data.input_ids[idx], data.labels[idx], data.position_ids[idx]
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.dtype == "bf16" and ids.is_cuda):
+                # use_cache=False matters: with a KV cache, transformers ignores the restarting position ids
+                # and examples packed together would attend to each other (tests/test_training.py).
+                logits = model(input_ids=ids.to(_device(model)), position_ids=pos.to(_device(model)),
+                               use_cache=False).logits
+            loss_sum = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten().to(logits.device),
+                                       ignore_index=IGNORE, reduction="sum")
+            # gradients are averaged over processes by DDP/DeepSpeed: scale by world size to keep a token mean
+            engine.backward(loss_sum * world.world_size / max(1, n_target))
+            loss_total += loss_sum.item()
+            tokens += int(data.real[idx].sum())
+            target_tokens += int((labels[:, 1:] != IGNORE).sum())
+        engine.finish_step()
+        value = loss_total / max(1, n_target)  # this rank's share; equals the global mean at world size 1
+        if not math.isfinite(value):
+            raise FloatingPointError(f"loss became {value} at step {step}; lower the learning rate")
+        if step % cfg.log_every == 0 or step == total - 1:
+            losses.append((step, value, lr))
+            if on_log is not None:
+                on_log(step, value, lr)
+        if (step + 1) % cfg.save_every == 0 and step != total - 1:
+            engine.save(checkpoints, step, {"losses": losses, "tokens": tokens, "target_tokens": target_tokens})
+        if stop_after is not None and step + 1 - start >= stop_after:
+            return SftResult(step + 1, resumed, tokens, target_tokens, time.perf_counter() - t0, losses)
+    if checkpoints.exists():
+        shutil.rmtree(checkpoints)  # finished: the model folder is the result
+    return SftResult(total, resumed, tokens, target_tokens, time.perf_counter() - t0, losses)
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device

@@ -1,0 +1,47 @@
+"""``jiuzhang pretrain``: pre-train the base model on the synthetic records (then the SFT tail)."""
+
+from pathlib import Path
+
+import click
+
+from jiuzhang.runtime import run_stage
+from jiuzhang.training.config import ModelSource
+from stages.options import metrics_option, params_option
+from stages.training_common import (checkpoints_option, loss_curve_option, out_model_option, train_and_report,
+                                    world)
+
+
+@click.command("pretrain")
+@params_option
+@click.option("--init", "init_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Base model folder written by the base stage (a hub pointer in the paper profile).")
+@click.option("--synthetic", required=True, type=click.Path(exists=True),
+              help="Synthetic records {input, output}: a Parquet folder or a JSONL file.")
+@out_model_option
+@checkpoints_option
+@metrics_option
+@loss_curve_option
+def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoints: str, metrics_path: str,
+            loss_path: str | None) -> None:
+    """Pre-train on the shuffled synthetic records, then pretrain.sft_tail in order; 1 epoch, WSD schedule.
+
+    Loss on each record's output only; records are packed into pretrain.train.max_length tokens.
+
+    \b
+    Example:
+      jiuzhang pretrain --init models/base --synthetic data/synthetic/clean --out models/jiuzhang \\
+          --checkpoints .cache/checkpoints/pretrain --metrics metrics/pretrain.json
+    """
+    from jiuzhang.training.records import load_examples
+    from jiuzhang.training.runner import run_training, shuffled
+
+    def work(p, run):
+        cfg = p.pretrain.train
+        examples = shuffled(load_examples(synthetic, "input", "output"), cfg.seed_data)
+        if p.pretrain.sft_tail:
+            examples += load_examples(p.pretrain.sft_tail, "input", "output")
+        return train_and_report(run, "pretrain", lambda on_log: run_training(
+            ModelSource(path=init_dir), examples, cfg, Path(out), Path(checkpoints), world(), on_log,
+            shuffle=False), loss_path)
+
+    run_stage("pretrain", params_path, ("pretrain",), {}, work, metrics_path)

@@ -1,0 +1,48 @@
+"""``jiuzhang synthesizer_initial``: fine-tune the synthesizer on the round-1 KD set."""
+
+from pathlib import Path
+
+import click
+
+from jiuzhang.runtime import run_stage
+from stages.options import metrics_option, params_option
+from stages.training_common import (checkpoints_option, loss_curve_option, out_model_option, train_and_report,
+                                    world)
+
+
+def train_synthesizer(stage: str, params_path: str, kd_dirs: tuple[str, ...], out: str, checkpoints: str,
+                      metrics_path: str, loss_path: str | None) -> None:
+    from jiuzhang.training.records import load_examples  # torch + transformers: import only when training
+    from jiuzhang.training.runner import run_training
+
+    def work(p, run):
+        examples = [ex for d in kd_dirs for ex in load_examples(d, "prompt", "completion")]
+        return train_and_report(run, stage, lambda on_log: run_training(
+            p.synthesizer.init, examples, p.synthesizer.train, Path(out), Path(checkpoints), world(), on_log),
+            loss_path)
+
+    run_stage(stage, params_path, ("synthesizer",), {}, work, metrics_path)
+
+
+@click.command("synthesizer_initial")
+@params_option
+@click.option("--kd", "kd_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="KD set written by kd_initial (prompt -> completion).")
+@out_model_option
+@checkpoints_option
+@metrics_option
+@loss_curve_option
+def command(params_path: str, kd_dir: str, out: str, checkpoints: str, metrics_path: str, loss_path: str | None) -> None:
+    """Fine-tune the synthesizer (synthesizer.init) on the round-1 KD set.
+
+    Input = the filled prompt as raw text, target = the teacher's completion, loss on the target only;
+    examples are packed into synthesizer.train.max_length tokens without attention across examples.
+    Resumes from --checkpoints after a crash. Launch on many GPUs with torchrun/deepspeed and
+    synthesizer.train.deepspeed.enabled: true.
+
+    \b
+    Example:
+      jiuzhang synthesizer_initial --kd data/kd/initial --out models/synthesizer_initial \\
+          --checkpoints .cache/checkpoints/synthesizer_initial --metrics metrics/synthesizer_initial.json
+    """
+    train_synthesizer("synthesizer_initial", params_path, (kd_dir,), out, checkpoints, metrics_path, loss_path)

@@ -1,0 +1,145 @@
+"""The shared trainer: loss masking, packing without cross-talk, schedules, resume, determinism, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from jiuzhang.common.io import InputDataError
+from jiuzhang.training.config import ModelSource, TrainConfig
+from jiuzhang.training.packing import IGNORE, Example, PackStats, pack, tokenize
+from jiuzhang.training.runner import load_start, run_training
+from jiuzhang.training.schedule import lr_at
+from jiuzhang.training.world import World
+
+from conftest import tiny_params
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, ) -> Path:
+    """A tiny random Llama + BPE tokenizer saved as an HF folder (built here, nothing downloaded)."""
+    from jiuzhang.base.builder import build_model
+    from jiuzhang.base.tokenizer import train_tokenizer
+    from jiuzhang.config.loader import validate_params
+
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    params = validate_params(tiny_params({"x": "unused.jsonl"}), "test")
+    texts = [f"Problem {i}: what is {i} plus {i + 1}? Solution: it is {2 * i + 1}." for i in range(300)]
+    tok = train_tokenizer(texts, 400, 1)
+    model = build_model(params.base, len(tok), {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
+                                                "pad_token_id": tok.pad_token_id})
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def cfg(**over) -> TrainConfig:
+    base = dict(max_length=64, micro_batch=2, global_batch=4, epochs=2, lr=3e-3, weight_decay=0.1, schedule="cosine",
+                save_every=3, log_every=1, seed_data=1, seed_dropout=2, threads=2, on_overlong="truncate")
+    base.update(over)
+    return TrainConfig.model_validate(base)
+
+
+def examples(n: int = 24) -> list[Example]:
+    return [Example(f"e{i}", f"Problem {i}: what is {i} plus {i + 1}?", f" Solution: it is {2 * i + 1}.")
+            for i in range(n)]
+
+
+def test_labels_mask_the_prompt_and_packing_counts(tiny_model):
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    stats = PackStats()
+    items = list(tokenize(examples(6), tok, 64, "error", stats))
+    prompt_len = 1 + len(tok("Problem 0: what is 0 plus 1?", add_special_tokens=False)["input_ids"])
+    assert items[0].labels[:prompt_len] == [IGNORE] * prompt_len
+    assert items[0].labels[prompt_len:] == items[0].input_ids[prompt_len:]
+    assert items[0].input_ids[-1] == tok.eos_token_id
+    packed = pack(items, 64, tok.pad_token_id, stats)
+    unpacked_stats = PackStats()
+    pack(items, 64, tok.pad_token_id, unpacked_stats, packing=False)
+    assert packed.input_ids.shape[0] < len(items) and unpacked_stats.sequences == len(items)
+    assert stats.padding_share < unpacked_stats.padding_share
+    assert int(packed.real.sum()) == sum(len(i.input_ids) for i in items)
+
+
+def test_packed_examples_do_not_attend_to_each_other(tiny_model):
+    """Logits of an example packed after another equal its logits alone: no cross-contamination."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    stats = PackStats()
+    a, b = tokenize(examples(2), tok, 64, "error", stats)
+    packed = pack([a, b], 64, tok.pad_token_id, stats)
+    with torch.no_grad():
+        together = model(input_ids=packed.input_ids, position_ids=packed.position_ids, use_cache=False).logits[0]
+        alone = model(input_ids=torch.tensor([b.input_ids]), use_cache=False).logits[0]
+    start = len(a.input_ids)
+    assert torch.allclose(together[start:start + len(b.input_ids)], alone, atol=1e-5)
+    with torch.no_grad():  # and the check can fail: with a KV cache transformers ignores the packing
+        leaky = model(input_ids=packed.input_ids, position_ids=packed.position_ids).logits[0]  # with a KV cache
+    assert not torch.allclose(leaky[start:start + len(b.input_ids)], alone, atol=1e-3)
+
+
+def test_overlong_examples_error_truncate_or_skip(tiny_model):
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    long = [Example("long", "word " * 100, "target words " * 10)]
+    with pytest.raises(InputDataError, match="'long' has .* tokens > max_length=32"):
+        list(tokenize(long, tok, 32, "error", PackStats()))
+    stats = PackStats()
+    assert list(tokenize(long, tok, 32, "skip", stats)) == [] and stats.skipped == 1
+    stats = PackStats()
+    assert list(tokenize(long, tok, 32, "truncate", stats)) == [] and stats.truncated == 1 and stats.skipped == 1
+    with pytest.raises(InputDataError, match="empty target"):
+        list(tokenize([Example("x", "p", "  ")], tok, 32, "error", PackStats()))
+    with pytest.raises(InputDataError, match="training set is empty"):
+        pack([], 32, 0, PackStats())
+
+
+@pytest.mark.parametrize("schedule, expect", [
+    (dict(schedule="cosine", warmup_ratio=0.0, min_lr_ratio=0.0), {0: 1.0, 50: 0.5, 99: 0.0}),
+    (dict(schedule="wsd", warmup_ratio=0.03, stable_until=0.85, min_lr_ratio=0.1),
+     {0: 1 / 3, 2: 1.0, 3: 1.0, 84: 1.0, 85: 1.0, 99: 0.1}),
+])
+def test_schedules(schedule, expect):
+    for step, ratio in expect.items():
+        got = lr_at(step, 100, 1.0, schedule["schedule"], schedule["warmup_ratio"], schedule.get("stable_until", 0.85),
+                    schedule["min_lr_ratio"])
+        assert got == pytest.approx(ratio, abs=0.01), step
+    wsd = [lr_at(s, 100, 1.0, "wsd", 0.03, 0.85, 0.1) for s in range(100)]
+    assert all(a >= b for a, b in zip(wsd[3:], wsd[4:]))  # never rises after warm-up
+
+
+def test_resume_reaches_the_same_weights_and_runs_are_byte_identical(tiny_model, tmp_path):
+    src = ModelSource(path=str(tiny_model))
+    full = run_training(src, examples(), cfg(), tmp_path / "full", tmp_path / "ck_full", World())
+    # interrupted after 4 steps (a checkpoint was written at step 3), then resumed to the end
+    run_training(src, examples(), cfg(), tmp_path / "x", tmp_path / "ck", World(), stop_after=4)
+    assert (tmp_path / "ck" / "last.pt").is_file()
+    resumed = run_training(src, examples(), cfg(), tmp_path / "resumed", tmp_path / "ck", World())
+    assert resumed["timing"]["resumed_from_step"] == 2
+    weights = (tmp_path / "full" / "model.safetensors").read_bytes()
+    assert (tmp_path / "resumed" / "model.safetensors").read_bytes() == weights
+    assert resumed["loss_curve"] == full["loss_curve"] and not (tmp_path / "ck").exists()
+    again = run_training(src, examples(), cfg(), tmp_path / "again", tmp_path / "ck2", World())
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == weights
+    other = run_training(src, examples(), cfg(seed_data=9), tmp_path / "other", tmp_path / "ck3", World())
+    assert (tmp_path / "other" / "model.safetensors").read_bytes() != weights
+    assert full["steps"] == 2 * 2 and full["final_loss"] < full["loss_curve"][0]["loss"]
+    assert other["sequences"] == full["sequences"]
+
+
+def test_bad_model_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(InputDataError, match="not a model folder"):
+        load_start(ModelSource(path=str(tmp_path)), "fp32")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(InputDataError, match="does not load"):
+        load_start(ModelSource(path=str(tmp_path)), "fp32")
+
+
+def test_batch_sizes_must_divide(tiny_model, tmp_path):
+    with pytest.raises(ValueError, match="multiple of micro_batch"):
+        cfg(global_batch=5)
+    with pytest.raises(InputDataError, match="world size"):
+        run_training(ModelSource(path=str(tiny_model)), examples(), cfg(), tmp_path / "o", tmp_path / "c", World(0, 3, 0))
