@@ -1,0 +1,24 @@
+"""Run the shared trainer through a DeepSpeed engine (CPU, gloo) in its own process; used by
+test_deepspeed.py. Args: MODEL_DIR OUT_DIR CHECKPOINTS ZERO_STAGE [STOP_AFTER] [torch]."""
+
+import json
+import sys
+from pathlib import Path
+
+from jiuzhang.training.config import ModelSource, TrainConfig
+from jiuzhang.training.packing import Example
+from jiuzhang.training.runner import run_training
+from jiuzhang.training.world import World
+
+model_dir, out, ckpt, stage = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+stop_after = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] != "-" else None
+use_ds = not (len(sys.argv) > 6 and sys.argv[6] == "torch")
+cfg = TrainConfig.model_validate(dict(
+    max_length=64, micro_batch=2, global_batch=4, epochs=2, lr=3e-3, weight_decay=0.1, schedule="cosine",
+    save_every=3, log_every=1, seed_data=1, seed_dropout=2, on_overlong="truncate",
+    deepspeed={"enabled": use_ds, "zero_stage": stage}))
+examples = [Example(f"e{i}", f"Problem {i}: what is {i} plus {i + 1}?", f" Solution: it is {2 * i + 1}.")
+            for i in range(24)]
+metrics = run_training(ModelSource(path=model_dir), examples, cfg, out, ckpt, World.from_env(dict(__import__("os").environ)),
+                       stop_after=stop_after)
+print("METRICS " + json.dumps({k: metrics[k] for k in ("final_loss", "steps", "loss_curve")}))
