@@ -37,7 +37,7 @@ def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoin
 
     def work(p, run):
         cfg = p.pretrain.train
-        examples = shuffled(load_examples(synthetic, "input", "output"), cfg.seed_data)
+        examples = shuffled(load_examples(synthetic, "input", "output"), cfg.seed_data)[:p.pretrain.max_records]
         if p.pretrain.sft_tail:
             examples += load_examples(p.pretrain.sft_tail, "input", "output")
         return train_and_report(run, "pretrain", lambda on_log: run_training(

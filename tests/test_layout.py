@@ -20,6 +20,12 @@ def test_offline_teacher_banks_are_deps_of_the_teacher_stages():
         assert params.teacher.offline.samples in STAGES[stage]["deps"]
 
 
+def test_synthesizer_init_folder_is_a_dep_of_both_synthesizer_stages():
+    params = load_params(ROOT / "params.yaml")
+    for stage in ("synthesizer_initial", "synthesizer"):
+        assert params.synthesizer.init.path in STAGES[stage]["deps"]
+
+
 def test_local_sources_and_benchmarks_are_corpus_deps():
     params = load_params(ROOT / "params.yaml")
     deps = set(STAGES["corpus"]["deps"])
@@ -47,5 +53,5 @@ def test_paths_in_cmd_are_declared():
         for flag, value in zip(args, args[1:]):
             if flag in {"--out", "--metrics", "--loss-curve", "--journal"}:
                 assert value in declared_out, (name, value)
-            elif flag in {"--corpus", "--templates", "--prompts", "--selection"}:
+            elif flag in {"--corpus", "--templates", "--prompts", "--selection", "--kd", "--init", "--synthetic"}:
                 assert value in stage["deps"], (name, value)

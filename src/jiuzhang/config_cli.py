@@ -36,6 +36,8 @@ def check(params_path: str, quiet: bool) -> None:
     for warning in params.warnings():
         click.echo(f"warning: {params_path}: {warning}", err=True)
     if not quiet:
+        for line in params.training_plan():
+            click.echo(f"# {line}")
         click.echo(f"# {params_path}: valid ({params.profile} profile). Resolved configuration:")
         click.echo(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False, width=110), nl=False)
 

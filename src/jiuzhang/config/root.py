@@ -40,3 +40,21 @@ class Params(Section):
         if self.base.mode == "hub" and self.base.hub is not None and self.base.hub.unpinned():
             out.append(f"base.hub.revision {self.base.hub.revision!r} is not a commit SHA; pin the model commit")
         return out
+
+    def training_plan(self) -> list[str]:
+        """Global batch, steps and token budget of each training stage, as `config check` prints them."""
+        lines = []
+        for name, train, examples in (("synthesizer", self.synthesizer.train, self.kd.initial.n + self.kd.boost.n),
+                                      ("pretrain", self.pretrain.train, None)):
+            per_step = train.global_batch * train.max_length
+            line = (f"{name}: global batch {train.global_batch} sequences x {train.max_length} tokens = {per_step:,} "
+                    f"tokens/step, {train.schedule} schedule, lr {train.lr:g}, {train.epochs:g} epoch(s), "
+                    f"{train.dtype}, DeepSpeed {'ZeRO-' + str(train.deepspeed.zero_stage) if train.deepspeed.enabled else 'off'}")
+            if examples is not None:
+                steps = -(-examples // train.global_batch) * train.epochs
+                line += f"; <= {steps:,.0f} steps for {examples:,} KD examples (one example per sequence at most)"
+            elif self.pretrain.planned_tokens:
+                steps = self.pretrain.planned_tokens * train.epochs / per_step
+                line += f"; ~{steps:,.0f} steps for {self.pretrain.planned_tokens:,.0f} planned tokens"
+            lines.append(line)
+        return lines

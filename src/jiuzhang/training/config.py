@@ -96,3 +96,7 @@ class PretrainConfig(Section):
     train: TrainConfig = Field(description="Paper: lr 1e-5, WSD (3% warm-up, stable to 85%, decay to 0.1x), "
                                "1 epoch, 2,048 tokens, bf16.")
     sft_tail: str | None = Field(None, description="JSONL/Parquet of {input, output} records read last, in order.")
+    max_records: int | None = Field(None, ge=1, description="Use at most this many synthetic records (after the "
+                                    "seeded shuffle; smoke profile only, null = all).")
+    planned_tokens: float | None = Field(None, gt=0, description="Expected training tokens (paper: 4.6e9 synthetic "
+                                         "+ 0.77e9 SFT), used only to print the step budget in 'config check'.")

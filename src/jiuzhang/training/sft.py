@@ -87,8 +87,10 @@ def train_sft(engine, data: Packed, cfg: TrainConfig, world: World, checkpoints:
                 # and examples packed together would attend to each other (tests/test_training.py).
                 logits = model(input_ids=ids.to(_device(model)), position_ids=pos.to(_device(model)),
                                use_cache=False).logits
-            loss_sum = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten().to(logits.device),
-                                       ignore_index=IGNORE, reduction="sum")
+            # shift the labels, not the logits: slicing logits[:, :-1] would copy the largest tensor of the step
+            targets = F.pad(labels, (0, 1), value=IGNORE)[:, 1:].to(logits.device)
+            loss_sum = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE,
+                                       reduction="sum")
             # gradients are averaged over processes by DDP/DeepSpeed: scale by world size to keep a token mean
             engine.backward(loss_sum * world.world_size / max(1, n_target))
             loss_total += loss_sum.item()
