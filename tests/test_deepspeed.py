@@ -31,19 +31,9 @@ def run_worker(*args: str, port: int) -> dict:
 
 
 def test_deepspeed_zero1_matches_torch_and_resumes(tmp_path):
-    from jiuzhang.base.builder import build_model
-    from jiuzhang.base.tokenizer import train_tokenizer
-    from jiuzhang.config.loader import validate_params
+    from test_training import make_tiny_model
 
-    from conftest import tiny_params
-
-    model_dir = tmp_path / "model"
-    params = validate_params(tiny_params({"x": "unused.jsonl"}), "test")
-    tok = train_tokenizer([f"Problem {i}: what is {i} plus {i + 1}? Solution: it is {2 * i + 1}." for i in range(300)],
-                          400, 1)
-    build_model(params.base, len(tok), {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
-                                        "pad_token_id": tok.pad_token_id}).save_pretrained(model_dir)
-    tok.save_pretrained(model_dir)
+    model_dir = make_tiny_model(tmp_path / "model")
 
     plain = run_worker(str(model_dir), str(tmp_path / "torch"), str(tmp_path / "ck_t"), "1", "-", "torch", port=29611)
     ds = run_worker(str(model_dir), str(tmp_path / "ds"), str(tmp_path / "ck_ds"), "1", port=29612)

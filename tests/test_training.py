@@ -19,14 +19,12 @@ from jiuzhang.training.world import World
 from conftest import tiny_params
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory, ) -> Path:
+def make_tiny_model(folder: Path) -> Path:
     """A tiny random Llama + BPE tokenizer saved as an HF folder (built here, nothing downloaded)."""
     from jiuzhang.base.builder import build_model
     from jiuzhang.base.tokenizer import train_tokenizer
     from jiuzhang.config.loader import validate_params
 
-    folder = tmp_path_factory.mktemp("tiny") / "model"
     params = validate_params(tiny_params({"x": "unused.jsonl"}), "test")
     texts = [f"Problem {i}: what is {i} plus {i + 1}? Solution: it is {2 * i + 1}." for i in range(300)]
     tok = train_tokenizer(texts, 400, 1)
@@ -35,6 +33,11 @@ def tiny_model(tmp_path_factory, ) -> Path:
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
 def cfg(**over) -> TrainConfig:

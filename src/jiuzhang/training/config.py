@@ -52,6 +52,9 @@ class TrainConfig(Section):
     save_every: int = Field(50, ge=1, description="Checkpoint every N optimizer steps (resume after a crash).")
     log_every: int = Field(5, ge=1, description="Log loss and lr every N steps.")
     deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig, description="DeepSpeed ZeRO.")
+    launcher: str = Field("", description="Command prefix dvc.yaml puts before `jiuzhang <stage>` (interpolated "
+                          "as ${...train.launcher}): '' = one process; e.g. 'torchrun --nproc_per_node 8 "
+                          "--no-python' or 'deepspeed --num_gpus 8 --no_python'.")
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
