@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
@@ -52,3 +53,27 @@ def test_deepspeed_zero1_matches_torch_and_resumes(tmp_path):
     for k in b:
         assert (b[k] - c[k]).abs().max() < 1e-6, k
     assert resumed["loss_curve"] == ds["loss_curve"]
+
+
+def test_two_processes_under_torchrun_match_one(tmp_path):
+    """One code path from 1 to N processes: 2 ranks (gloo, ZeRO-1) each take half of every global batch and
+    end with the weights and loss curve of a single process."""
+    from test_training import make_tiny_model
+
+    model_dir = make_tiny_model(tmp_path / "model")
+    single = run_worker(str(model_dir), str(tmp_path / "one"), str(tmp_path / "ck1"), "1", "-", "torch", port=29621)
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "TORCH_EXTENSIONS_DIR": str(ROOT / ".cache" / "torch_extensions")}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    torchrun = Path(sys.executable).parent / "torchrun"
+    res = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29622", str(WORKER), str(model_dir),
+                          str(tmp_path / "two"), str(tmp_path / "ck2"), "1"], env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    curves = [json.loads(l[len("METRICS "):]) for l in res.stdout.splitlines() if l.startswith("METRICS ")]
+    assert len(curves) == 2 and curves[0] == curves[1]  # both ranks log the global-batch loss
+    assert [round(x["loss"], 4) for x in curves[0]["loss_curve"]] == [round(x["loss"], 4) for x in single["loss_curve"]]
+    a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
+    for k in a:
+        assert (a[k] - b[k]).abs().max() < 1e-4, k
+    assert not (tmp_path / "ck2").exists()  # the main rank cleaned up after every rank was done

@@ -51,19 +51,21 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
     env = dict(os.environ)
     tags = {**(tags or {}), **{k: env[v] for k, v in (("dvc.exp_name", "DVC_EXP_NAME"),
                                                       ("dvc.exp_baseline", "DVC_EXP_BASELINE_REV")) if env.get(v)}}
-    with stage_run(tracking_target(params, env), params.tracking.experiment, stage, full, sections,
+    # Under torchrun/deepspeed every rank runs the stage; only rank 0 tracks and writes metrics.
+    main_rank = env.get("RANK", "0") == "0"
+    with stage_run(tracking_target(params, env) if main_rank else None, params.tracking.experiment, stage, full, sections,
                    run_provenance(stage, config, seeds), tags) as run:
         started = time.perf_counter()
         metrics = work(params, run)
         stage_seconds = round(time.perf_counter() - started, 2)
-        if provenance_dir is not None:
+        if provenance_dir is not None and main_rank:
             write_json(Path(provenance_dir) / "_provenance.json", artifact_provenance(stage, config, seeds))
         # Facts of this execution (wall time, throughput, cache hits) differ run to run; they go to a
         # separate file (listed under the top-level `metrics:` of dvc.yaml, not a stage output) so the
         # stage's DVC-tracked metrics stay byte-identical.
         facts = {"stage_seconds": stage_seconds, **metrics.pop("timing", {}), **metrics.pop("run", {})}
         run.log_metrics({**metrics, "run": facts})
-        if metrics_path is not None:
+        if metrics_path is not None and main_rank:
             write_json(metrics_path, metrics)
             write_json(run_facts_path(metrics_path), facts)
     return metrics

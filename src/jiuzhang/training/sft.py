@@ -97,7 +97,7 @@ def train_sft(engine, data: Packed, cfg: TrainConfig, world: World, checkpoints:
             tokens += int(data.real[idx].sum())
             target_tokens += int((labels[:, 1:] != IGNORE).sum())
         engine.finish_step()
-        value = loss_total / max(1, n_target)  # this rank's share; equals the global mean at world size 1
+        value = _global_sum(loss_total, world) / max(1, n_target)
         if not math.isfinite(value):
             raise FloatingPointError(f"loss became {value} at step {step}; lower the learning rate")
         if step % cfg.log_every == 0 or step == total - 1:
@@ -108,9 +108,28 @@ def train_sft(engine, data: Packed, cfg: TrainConfig, world: World, checkpoints:
             engine.save(checkpoints, step, {"losses": losses, "tokens": tokens, "target_tokens": target_tokens})
         if stop_after is not None and step + 1 - start >= stop_after:
             return SftResult(step + 1, resumed, tokens, target_tokens, time.perf_counter() - t0, losses)
-    if checkpoints.exists():
+    _barrier(world)  # every rank is past its last checkpoint use before the main rank deletes them
+    if world.is_main and checkpoints.exists():
         shutil.rmtree(checkpoints)  # finished: the model folder is the result
     return SftResult(total, resumed, tokens, target_tokens, time.perf_counter() - t0, losses)
+
+
+def _distributed(world: World) -> bool:
+    return world.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _global_sum(value: float, world: World) -> float:
+    """Sum a per-rank number over all ranks (the loss is logged as the global-batch mean)."""
+    if not _distributed(world):
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    torch.distributed.all_reduce(t)
+    return float(t.item())
+
+
+def _barrier(world: World) -> None:
+    if _distributed(world):
+        torch.distributed.barrier()
 
 
 def _device(model: torch.nn.Module) -> torch.device:
