@@ -44,10 +44,9 @@ class Endpoint:
     offline_templates: dict[str, str] | None = None
 
 
-def _budget(cfg: TeacherConfig, journal: Journal | None) -> Budget:
+def _budget(cfg: TeacherConfig, journal: Journal) -> Budget:
     """The caps of ``teacher.budget``, starting from what the journal has already paid for."""
-    spent = journal.totals() if journal is not None else {"answered": 0, "prompt_tokens": 0,
-                                                          "completion_tokens": 0, "cost_usd": 0.0}
+    spent = journal.totals()
     b = cfg.budget
     return Budget(Caps(b.max_requests, b.max_tokens, b.max_usd),
                   Prices(cfg.prices.input_per_million, cfg.prices.output_per_million),

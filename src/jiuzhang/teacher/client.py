@@ -135,7 +135,7 @@ class TeacherClient:
 
     async def _answer(self, item_id: str, prompt: str) -> Outcome:
         body = self.sampling.body(prompt)
-        key = request_key(self.endpoint, body)
+        key = request_key(self.endpoint, body)  # == self.key(prompt), without building the body twice
         entry = self.journal.get(key)
         if entry is not None and entry.status == "ok":
             return Outcome(item_id, key, "ok", entry.response, None, cached=True)

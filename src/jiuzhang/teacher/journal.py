@@ -76,17 +76,20 @@ class Journal:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
 
+    _COLUMNS = "key, item_id, status, response, error, prompt_tokens, completion_tokens, cost_usd"
+
+    @staticmethod
+    def _entry(r: tuple) -> Entry:
+        return Entry(r[0], r[1], r[2], json.loads(r[3]) if r[3] else None, r[4], r[5], r[6], r[7])
+
     def committed(self) -> dict[str, Entry]:
         """Entries that count as answered: every 'ok' row (a failed row is retried on the next run)."""
-        rows = self.db.execute("SELECT key, item_id, status, response, error, prompt_tokens, completion_tokens, "
-                               "cost_usd FROM answers WHERE status = 'ok'")
-        return {r[0]: Entry(r[0], r[1], r[2], json.loads(r[3]) if r[3] else None, r[4], r[5], r[6], r[7])
-                for r in rows}
+        rows = self.db.execute(f"SELECT {self._COLUMNS} FROM answers WHERE status = 'ok'")
+        return {r[0]: self._entry(r) for r in rows}
 
     def get(self, key: str) -> Entry | None:
-        r = self.db.execute("SELECT key, item_id, status, response, error, prompt_tokens, completion_tokens, "
-                            "cost_usd FROM answers WHERE key = ?", (key,)).fetchone()
-        return Entry(r[0], r[1], r[2], json.loads(r[3]) if r[3] else None, r[4], r[5], r[6], r[7]) if r else None
+        r = self.db.execute(f"SELECT {self._COLUMNS} FROM answers WHERE key = ?", (key,)).fetchone()
+        return self._entry(r) if r else None
 
     def record(self, key: str, item_id: str, request: dict[str, Any], status: str, attempts: int,
                response: dict[str, Any] | None = None, error: str | None = None, prompt_tokens: int = 0,

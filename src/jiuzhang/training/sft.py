@@ -70,9 +70,11 @@ def train_sft(engine, data: Packed, cfg: TrainConfig, world: World, checkpoints:
     losses: list[tuple[int, float, float]] = [tuple(x) for x in extra["losses"]]
     tokens, target_tokens = extra["tokens"], extra["target_tokens"]
     t0 = time.perf_counter()
+    order_epoch, order = -1, list(range(n))
     for step in range(start, total):
         epoch, index = divmod(step, per_epoch)
-        order = epoch_order(n, cfg.seed_data, epoch) if shuffle else list(range(n))
+        if shuffle and epoch != order_epoch:  # one shuffle per epoch, not per step (O(n) each time)
+            order_epoch, order = epoch, epoch_order(n, cfg.seed_data, epoch)
         batch = order[index * cfg.global_batch:(index + 1) * cfg.global_batch]
         n_target = int((data.labels[batch][:, 1:] != IGNORE).sum())
         mine = batch[world.rank::world.world_size]
