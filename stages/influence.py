@@ -1,30 +1,55 @@
-"""``jiuzhang influence``: choose the texts for the boosting round (now: seeded random selection)."""
+"""``jiuzhang influence``: write data for the candidate pool with synthesizer_initial, then choose the boost texts."""
 
 from pathlib import Path
 
 import click
 
-from jiuzhang.influence.selection import select
-from jiuzhang.kd.items import load_pool
 from jiuzhang.runtime import run_stage
-from stages.options import metrics_option, params_option
+from stages.options import metrics_option, params_option, progress_option, prompts_option
+from stages.training_common import world
 
 
 @click.command("influence")
 @params_option
-@click.option("--prompts", "prompts_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Prompt pool written by the prompts stage (the candidates).")
+@prompts_option
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Round-1 synthesizer (written by synthesizer_initial): writes the candidates' data.")
+@click.option("--candidates", "candidates_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder of the candidates' generations (resumable shards, as synthesize writes).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (selected.parquet).")
 @metrics_option
-def command(params_path: str, prompts_dir: str, out: str, metrics_path: str) -> None:
-    """Select kd.boost.n candidate texts (never those of round 1) for the teacher's second round.
+@progress_option
+def command(params_path: str, prompts_dir: str, model_dir: str, candidates_dir: str, out: str, metrics_path: str,
+            progress: bool) -> None:
+    """Select kd.boost.n texts for the teacher's second round from a candidate pool.
 
-    influence.method: random is the paper's random-selection baseline; the gradient-based method
-    (LESS) plugs in here with the same output table (id, rank, score, method).
+    The pool is influence.pool_size prompts never sent in round 1; synthesizer_initial writes data for
+    each through the synthesize engine (same sampling, sharding and resume). influence.method: random is
+    the paper's random-selection baseline; the gradient-based method (LESS) scores the same candidates
+    and writes the same table (id, rank, score, method).
 
     \b
     Example:
-      jiuzhang influence --prompts data/prompts --out data/influence --metrics metrics/influence.json
+      jiuzhang influence --prompts data/prompts --model models/synthesizer_initial \\
+          --candidates data/influence/candidates --out data/influence/selection --metrics metrics/influence.json
     """
-    run_stage("influence", params_path, ("influence", "kd"), {},
-              lambda p, run: select(p.influence, p.kd, load_pool(Path(prompts_dir)), Path(out)), metrics_path)
+    from jiuzhang.influence.selection import candidate_pool, select
+    from jiuzhang.kd.items import load_pool
+    from jiuzhang.synthesis.engine import build_engine
+    from jiuzhang.synthesis.job import run_job
+
+    w = world()
+
+    def work(p, run):
+        candidates = candidate_pool(p.influence, p.kd, load_pool(Path(prompts_dir)))
+        cfg = p.synthesize.model_copy(update={"max_prompts": None})
+        made = run_job(cfg, candidates, Path(model_dir), Path(candidates_dir), w,
+                       lambda: build_engine(model_dir, cfg, w.local_rank), progress=progress)
+        if not w.is_main:
+            return {}
+        timing = made.pop("timing")
+        metrics = select(p.influence, p.kd, candidates, Path(out))
+        return {**metrics, "candidate_data": {k: made[k] for k in ("records", "by_finish_reason", "mean_new_tokens")},
+                "timing": timing}
+
+    run_stage("influence", params_path, ("influence", "kd", "synthesize"), {}, work, metrics_path)

@@ -23,7 +23,9 @@ from stages.training_common import (checkpoints_option, loss_curve_option, out_m
 @loss_curve_option
 def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoints: str, metrics_path: str,
             loss_path: str | None) -> None:
-    """Pre-train on the shuffled synthetic records, then pretrain.sft_tail in order; 1 epoch, WSD schedule.
+    """Pre-train on the shuffled synthetic records (+ pretrain.supplement), then pretrain.sft_tail in order.
+
+    1 epoch, WSD schedule.
 
     Loss on each record's output only; records are packed into pretrain.train.max_length tokens.
 
@@ -37,10 +39,16 @@ def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoin
 
     def work(p, run):
         cfg = p.pretrain.train
-        examples = shuffled(load_examples(synthetic, "input", "output"), cfg.seed_data)[:p.pretrain.max_records]
+        synthetic_examples = load_examples(synthetic, "input", "output", allow_empty=bool(p.pretrain.supplement))
+        supplement = load_examples(p.pretrain.supplement, "input", "output") if p.pretrain.supplement else []
+        examples = shuffled(synthetic_examples + supplement, cfg.seed_data)[:p.pretrain.max_records]
         if p.pretrain.sft_tail:
             examples += load_examples(p.pretrain.sft_tail, "input", "output")
-        return train_and_report(run, "pretrain", lambda on_log: run_training(
+        counts = {"synthetic_records": len(synthetic_examples), "supplement_records": len(supplement),
+                  "used_records": len(examples)}
+        click.echo(f"pretrain: {len(synthetic_examples)} synthetic records + {len(supplement)} supplement records "
+                   f"-> {len(examples)} used", err=True)
+        return counts | train_and_report(run, "pretrain", lambda on_log: run_training(
             ModelSource(path=init_dir), examples, cfg, Path(out), Path(checkpoints), world(), on_log,
             shuffle=False), loss_path)
 

@@ -69,6 +69,22 @@ def tiny_params(corpus_files: dict[str, str], **overrides) -> dict:
     return params
 
 
+def make_tiny_model(folder: Path) -> Path:
+    """A tiny random Llama + BPE tokenizer saved as an HF folder (built here, nothing downloaded)."""
+    from jiuzhang.base.builder import build_model
+    from jiuzhang.base.tokenizer import train_tokenizer
+    from jiuzhang.config.loader import validate_params
+
+    params = validate_params(tiny_params({"x": "unused.jsonl"}), "test")
+    texts = [f"Problem {i}: what is {i} plus {i + 1}? Solution: it is {2 * i + 1}." for i in range(300)]
+    tok = train_tokenizer(texts, 400, 1)
+    model = build_model(params.base, len(tok), {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
+                                                "pad_token_id": tok.pad_token_id})
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture
 def fixture_corpus(tmp_path: Path) -> dict[str, str]:
     """Two small real sources; the stack source also holds a planted GSM8K test question."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from conftest import ROOT
+from conftest import ROOT, make_tiny_model
 
 pytestmark = pytest.mark.slow
 WORKER = ROOT / "tests" / "ds_worker.py"
@@ -32,8 +32,6 @@ def run_worker(*args: str, port: int) -> dict:
 
 
 def test_deepspeed_zero1_matches_torch_and_resumes(tmp_path):
-    from test_training import make_tiny_model
-
     model_dir = make_tiny_model(tmp_path / "model")
 
     plain = run_worker(str(model_dir), str(tmp_path / "torch"), str(tmp_path / "ck_t"), "1", "-", "torch", port=29611)
@@ -58,8 +56,6 @@ def test_deepspeed_zero1_matches_torch_and_resumes(tmp_path):
 def test_two_processes_under_torchrun_match_one(tmp_path):
     """One code path from 1 to N processes: 2 ranks (gloo, ZeRO-1) each take half of every global batch and
     end with the weights and loss curve of a single process."""
-    from test_training import make_tiny_model
-
     model_dir = make_tiny_model(tmp_path / "model")
     single = run_worker(str(model_dir), str(tmp_path / "one"), str(tmp_path / "ck1"), "1", "-", "torch", port=29621)
     env = {**os.environ, "DS_ACCELERATOR": "cpu", "TORCH_EXTENSIONS_DIR": str(ROOT / ".cache" / "torch_extensions")}

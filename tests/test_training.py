@@ -16,23 +16,7 @@ from jiuzhang.training.runner import load_start, run_training
 from jiuzhang.training.schedule import lr_at
 from jiuzhang.training.world import World
 
-from conftest import tiny_params
-
-
-def make_tiny_model(folder: Path) -> Path:
-    """A tiny random Llama + BPE tokenizer saved as an HF folder (built here, nothing downloaded)."""
-    from jiuzhang.base.builder import build_model
-    from jiuzhang.base.tokenizer import train_tokenizer
-    from jiuzhang.config.loader import validate_params
-
-    params = validate_params(tiny_params({"x": "unused.jsonl"}), "test")
-    texts = [f"Problem {i}: what is {i} plus {i + 1}? Solution: it is {2 * i + 1}." for i in range(300)]
-    tok = train_tokenizer(texts, 400, 1)
-    model = build_model(params.base, len(tok), {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
-                                                "pad_token_id": tok.pad_token_id})
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+from conftest import make_tiny_model, tiny_params
 
 
 @pytest.fixture(scope="module")

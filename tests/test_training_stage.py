@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from jiuzhang.common.io import ShardWriter
 from jiuzhang.kd.builder import SCHEMA as KD_SCHEMA
 
-from conftest import BIN, run_cli, tiny_params
+from conftest import BIN, make_tiny_model, run_cli, tiny_params
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +30,6 @@ def _kd_set(folder: Path, n: int) -> None:
 
 
 def test_killed_training_resumes_to_the_same_weights(tmp_path, write_params):
-    from test_training import make_tiny_model
-
     model_dir = make_tiny_model(tmp_path / "model")
     _kd_set(tmp_path / "kd", 96)
     params = tiny_params({"x": "unused.jsonl"})

@@ -11,6 +11,7 @@ from jiuzhang.corpus.config import CorpusConfig
 from jiuzhang.influence.config import InfluenceConfig
 from jiuzhang.kd.config import KdConfig
 from jiuzhang.prompts.config import PromptsConfig
+from jiuzhang.synthesis.config import FilterConfig, SynthesizeConfig
 from jiuzhang.teacher.config import TeacherConfig
 from jiuzhang.tracking.config import TrackingConfig
 from jiuzhang.training.config import PretrainConfig, SynthesizerConfig
@@ -28,6 +29,8 @@ class Params(Section):
     kd: KdConfig = Field(description="The knowledge-distillation rounds.")
     influence: InfluenceConfig = Field(default_factory=InfluenceConfig, description="The influence stage.")
     synthesizer: SynthesizerConfig = Field(description="The synthesizer_initial and synthesizer stages.")
+    synthesize: SynthesizeConfig = Field(description="The synthesize stage.")
+    filter: FilterConfig = Field(default_factory=FilterConfig, description="The filter stage.")
     pretrain: PretrainConfig = Field(description="The pretrain stage.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking.")
 

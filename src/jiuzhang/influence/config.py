@@ -14,4 +14,7 @@ class InfluenceConfig(Section):
 
     method: Literal["random"] = Field("random", description="'random': a seeded random selection (the "
                                       "paper's ablation baseline); gradient-based 'less' comes with its issue.")
-    seed: int = Field(0, ge=0, description="Seed of the random selection.")
+    seed: int = Field(0, ge=0, description="Seed of the candidate-pool sample and of the random selection.")
+    pool_size: int = Field(ge=1, description="Candidate texts (never round-1 ones) that synthesizer_initial "
+                           "writes data for, through the synthesize engine and its sampling settings; "
+                           "kd.boost.n of them are selected. Paper: a large pool.")

@@ -98,6 +98,10 @@ class PretrainConfig(Section):
 
     train: TrainConfig = Field(description="Paper: lr 1e-5, WSD (3% warm-up, stable to 85%, decay to 0.1x), "
                                "1 epoch, 2,048 tokens, bf16.")
+    supplement: str | None = Field(None, description="JSONL/Parquet of extra {input, output} records mixed into "
+                                   "the synthetic set before the shuffle. Smoke profile only: the paper's released "
+                                   "sample of its synthetic data, because a tiny synthesizer's output rarely survives "
+                                   "the filter. Paper: null.")
     sft_tail: str | None = Field(None, description="JSONL/Parquet of {input, output} records read last, in order.")
     max_records: int | None = Field(None, ge=1, description="Use at most this many synthetic records (after the "
                                     "seeded shuffle; smoke profile only, null = all).")

@@ -28,7 +28,7 @@ def _rows(path: Path) -> list[tuple[str, dict]]:
     return out
 
 
-def load_examples(path: str | Path, prompt_field: str, target_field: str) -> list[Example]:
+def load_examples(path: str | Path, prompt_field: str, target_field: str, allow_empty: bool = False) -> list[Example]:
     """Examples from one table; every row needs non-empty ``prompt_field`` and ``target_field``."""
     path = Path(path)
     examples = []
@@ -38,6 +38,6 @@ def load_examples(path: str | Path, prompt_field: str, target_field: str) -> lis
             raise InputDataError(f"{where}: record needs string fields '{prompt_field}' and a non-empty "
                                  f"'{target_field}'; fix or drop the record")
         examples.append(Example(str(r.get("id", where)), prompt, target))
-    if not examples:
+    if not examples and not allow_empty:
         raise InputDataError(f"{path}: the training set is empty; the stage that writes it produced no records")
     return examples

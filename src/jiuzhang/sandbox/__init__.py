@@ -1,0 +1,1 @@
+"""jiuzhang.sandbox: run untrusted, model-written Python in a separate, limited process."""

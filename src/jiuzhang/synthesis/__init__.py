@@ -1,0 +1,1 @@
+"""jiuzhang.synthesis: run a synthesizer over a prompt pool (sharded, resumable) and filter the result."""

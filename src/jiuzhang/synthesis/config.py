@@ -1,0 +1,87 @@
+"""Typed config of the ``synthesize`` and ``filter`` params sections."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from jiuzhang.config.base_model import Section
+
+
+class SamplingConfig(Section):
+    """Sampling of one prompt kind. temperature 0 means greedy decoding."""
+
+    temperature: float = Field(ge=0, description="Paper: 1.0 for natural-language prompts, 0.1 for tool prompts.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling mass (paper: 0.95 for tool prompts).")
+    max_new_tokens: int = Field(ge=1, description="Paper: 2,500 (natural language), 5,000 (tool).")
+
+
+class VllmConfig(Section):
+    """vLLM engine settings (GPU only; `pip install .[vllm]`)."""
+
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model replica (a 7B model fits one GPU).")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="Share of GPU memory vLLM may take.")
+    max_model_len: int | None = Field(None, ge=1, description="Context length; null = the model's.")
+
+
+class ProjectionConfig(Section):
+    """Inputs of the paper-scale cost projection written to the synthesize metrics (the report reads them)."""
+
+    problems: int = Field(6_000_000, ge=1, description="Problems the paper synthesizes (4.38M CoT + 1.6M tool).")
+    gpu_tokens_per_s: float = Field(gt=0, description="Stated generated tokens/s per GPU of the paper-scale "
+                                    "engine (measure it with benchmarks/synthesis_throughput.py on your GPU).")
+    new_tokens_per_problem: float | None = Field(None, gt=0, description="Mean generated tokens per problem; "
+                                                 "null = the mean measured in this run.")
+
+
+class SynthesizeConfig(Section):
+    """The synthesize stage: the synthesizer writes one generation per prompt of the pool."""
+
+    engine: Literal["hf", "vllm"] = Field("hf", description="'hf': transformers batched generation with KV cache "
+                                          "(CPU or GPU); 'vllm': vLLM (GPU, optional extra).")
+    seed: int = Field(ge=0, description="Global seed; each prompt's sampling seed is hash(seed, prompt id), so a "
+                      "record's text does not depend on shard count or restarts.")
+    max_prompts: int | None = Field(None, ge=1, description="Use a seeded sample of this many prompts of the pool "
+                                    "(null = all).")
+    shard_size: int = Field(ge=1, description="Prompts per output shard: the unit of resume and of work split "
+                            "between processes. Fixed by the data, never by the process count.")
+    batch_size: int = Field(ge=1, description="Prompts per generate() call on the HF engine (same-kind prompts, "
+                            "sorted by length within a shard). Part of the output's identity.")
+    nl: SamplingConfig = Field(description="Natural-language prompts.")
+    tool: SamplingConfig = Field(description="Tool (code) prompts.")
+    on_overlong: Literal["skip", "truncate"] = Field("skip", description="A prompt whose tokens plus max_new_tokens "
+                                                      "exceed the context: 'skip' it (counted), or 'truncate' it "
+                                                      "from the left so its closing instruction stays.")
+    dtype: Literal["fp32", "bf16"] = Field("fp32", description="Model weights dtype (bf16 on GPU).")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="HF engine device; 'auto' picks CUDA when "
+                                                    "available (the rank's local GPU).")
+    threads: int = Field(2, ge=1, description="CPU threads for the HF engine on CPU.")
+    vllm: VllmConfig = Field(default_factory=VllmConfig, description="vLLM settings.")
+    projection: ProjectionConfig = Field(description="Paper-scale cost projection inputs.")
+    launcher: str = Field("", description="Command prefix that starts N shard processes, e.g. 'jiuzhang-shards "
+                          "--procs 8 --gpus' (one process per GPU); empty = one process.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "SynthesizeConfig":
+        if self.batch_size > self.shard_size:
+            raise ValueError(f"batch_size ({self.batch_size}) cannot exceed shard_size ({self.shard_size})")
+        return self
+
+
+class FilterConfig(Section):
+    """The filter stage (the paper's "test sets filter", plus validation, execution and dedup)."""
+
+    require_answer: bool = Field(True, description="Drop records without a final answer (\\boxed{}, 'the answer "
+                                 "is', or for tool records a code block whose output is known).")
+    drop_truncated: bool = Field(True, description="Drop generations that hit max_new_tokens.")
+    tool_output: Literal["verify", "replace"] = Field("verify", description="Tool records: 'verify' keeps only "
+                                                     "those whose stored output matches what the code prints; "
+                                                     "'replace' writes the real output into the record.")
+    exec_timeout_s: float = Field(5.0, gt=0, description="Wall-clock limit per program (paper: 5 s).")
+    exec_memory_mb: int = Field(1024, ge=64, description="Address-space limit per program.")
+    exec_workers: int = Field(2, ge=1, description="Programs run at once.")
+    min_problem_chars: int = Field(20, ge=1, description="Shorter problems count as missing.")
+    near_dedup: bool = Field(True, description="Drop near-duplicate problems (MinHash LSH, as in corpus.dedup).")
+    decontaminate: bool = Field(True, description="Drop records sharing an n-gram with a benchmark test question.")
+    shard_rows: int = Field(5000, ge=1, description="Rows per output Parquet shard.")

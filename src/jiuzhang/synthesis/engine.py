@@ -1,0 +1,196 @@
+"""Generation engines behind one interface: ``engine.generate(requests) -> list[Generation]``.
+
+- :class:`HFEngine`: transformers ``generate`` with KV cache on left-padded same-kind batches, sampling
+  through :class:`~jiuzhang.synthesis.sampling.SeededSampler` (per-request seeds). CPU or one GPU.
+- :class:`VllmEngine`: vLLM with per-request ``SamplingParams(seed=...)``; imported only when selected,
+  so the package works without the optional extra.
+
+Both tokenize the prompt the way the synthesizer was trained on it (``<bos> prompt``, no chat template)
+and handle a prompt that does not fit the context the same way (``on_overlong``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from jiuzhang.common.io import InputDataError
+from jiuzhang.synthesis.config import SynthesizeConfig
+from jiuzhang.synthesis.requests import Request, batches
+
+OVERLONG = "overlong"  # finish_reason of a skipped prompt
+
+
+@dataclass(frozen=True)
+class Generation:
+    id: str
+    text: str
+    finish_reason: str      # "stop" (EOS), "length" (max_new_tokens), "overlong" (prompt skipped)
+    prompt_tokens: int
+    new_tokens: int
+    truncated_prompt: bool = False
+
+
+class Engine(Protocol):
+    name: str
+
+    def prompt_lengths(self, requests: list[Request]) -> dict[str, int]: ...
+
+    def generate(self, requests: list[Request]) -> list[Generation]: ...
+
+
+def fit_prompt(ids: list[int], max_new: int, context: int, on_overlong: str) -> tuple[list[int] | None, bool]:
+    """(prompt ids that fit, truncated?); None when the prompt is skipped."""
+    room = context - max_new
+    if len(ids) <= room:
+        return ids, False
+    if on_overlong == "skip" or room < 16:
+        return None, False
+    return ids[:1] + ids[len(ids) - room + 1:], True  # keep <bos> and the prompt's end (its instruction)
+
+
+class HFEngine:
+    name = "hf"
+
+    def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0):
+        import torch
+
+        from jiuzhang.training.config import ModelSource
+        from jiuzhang.training.runner import load_start
+
+        self.torch = torch
+        self.cfg = cfg
+        if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
+            self.device = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
+        else:
+            self.device = torch.device("cpu")
+            torch.set_num_threads(cfg.threads)
+        self.model, self.tokenizer = load_start(ModelSource(path=str(model_dir)), cfg.dtype)
+        self.model.to(self.device).eval()
+        self.context = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        self._ids: dict[str, list[int]] = {}
+
+    def _prompt_ids(self, r: Request) -> list[int]:
+        if r.id not in self._ids:
+            bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+            self._ids[r.id] = bos + self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"]
+        return self._ids[r.id]
+
+    def prompt_lengths(self, requests: list[Request]) -> dict[str, int]:
+        return {r.id: len(self._prompt_ids(r)) for r in requests}
+
+    def generate(self, requests: list[Request]) -> list[Generation]:
+        """One batch of same-kind requests (see :func:`~jiuzhang.synthesis.requests.batches`)."""
+        torch = self.torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        from jiuzhang.synthesis.sampling import SeededSampler
+
+        max_new = max(r.sampling.max_new_tokens for r in requests)
+        results: dict[str, Generation] = {}
+        live: list[tuple[Request, list[int], bool]] = []
+        for r in requests:
+            ids, cut = fit_prompt(self._prompt_ids(r), max_new, self.context, self.cfg.on_overlong)
+            if ids is None:
+                results[r.id] = Generation(r.id, "", OVERLONG, len(self._prompt_ids(r)), 0)
+            else:
+                live.append((r, ids, cut))
+        if live:
+            pad = self.tokenizer.pad_token_id
+            width = max(len(ids) for _, ids, _ in live)
+            input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids, _ in live], device=self.device)
+            mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids, _ in live], device=self.device)
+            sampler = SeededSampler([r.seed for r, _, _ in live], [r.sampling.temperature for r, _, _ in live],
+                                    [r.sampling.top_p for r, _, _ in live])
+            gen_cfg = GenerationConfig(max_new_tokens=max_new, do_sample=False, pad_token_id=pad,
+                                       eos_token_id=self.tokenizer.eos_token_id, use_cache=True,
+                                       cache_implementation="static")
+            with torch.inference_mode():
+                out = self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=gen_cfg,
+                                          logits_processor=LogitsProcessorList([sampler]))
+            eos = self.tokenizer.eos_token_id
+            for (r, ids, cut), row in zip(live, out[:, width:].tolist()):
+                if eos in row:
+                    row, reason = row[:row.index(eos)], "stop"
+                else:
+                    reason = "length"
+                text = self.tokenizer.decode(row, skip_special_tokens=True)
+                results[r.id] = Generation(r.id, text, reason, len(ids), len(row), cut)
+        return [results[r.id] for r in requests]
+
+    def plan(self, shard: list[Request]) -> list[list[Request]]:
+        return batches(shard, self.prompt_lengths(shard), self.cfg.batch_size)
+
+
+class VllmEngine:
+    """vLLM on the local GPU(s); one generate call per shard (vLLM batches internally)."""
+
+    name = "vllm"
+
+    def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0):
+        try:
+            from vllm import LLM  # noqa: F401
+        except ImportError:
+            raise InputDataError("synthesize.engine: vllm is selected but not installed; `pip install .[vllm]` on "
+                                 "a GPU machine, or set synthesize.engine: hf") from None
+        import os
+
+        from transformers import AutoTokenizer
+
+        from vllm import LLM
+
+        # One replica per torchrun process: give it its own GPUs and hide torchrun's variables, which
+        # vLLM would otherwise read as its own (tensor-parallel) process group.
+        tp = cfg.vllm.tensor_parallel_size
+        if "LOCAL_RANK" in os.environ:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(local_rank * tp + i) for i in range(tp))
+            for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                        "GROUP_RANK", "ROLE_RANK", "TORCHELASTIC_RUN_ID"):
+                os.environ.pop(var, None)
+        self.cfg = cfg
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self.llm = LLM(model=str(model_dir), tensor_parallel_size=cfg.vllm.tensor_parallel_size,
+                       gpu_memory_utilization=cfg.vllm.gpu_memory_utilization, max_model_len=cfg.vllm.max_model_len,
+                       dtype="bfloat16" if cfg.dtype == "bf16" else "float32", seed=cfg.seed)
+        self.context = cfg.vllm.max_model_len or self.llm.llm_engine.model_config.max_model_len
+
+    def _prompt_ids(self, r: Request) -> list[int]:
+        bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+        return bos + self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"]
+
+    def prompt_lengths(self, requests: list[Request]) -> dict[str, int]:
+        return {r.id: len(self._prompt_ids(r)) for r in requests}
+
+    def plan(self, shard: list[Request]) -> list[list[Request]]:
+        return [shard]
+
+    def generate(self, requests: list[Request]) -> list[Generation]:
+        from vllm import SamplingParams
+
+        results: dict[str, Generation] = {}
+        prompts, params, live = [], [], []
+        for r in requests:
+            full = self._prompt_ids(r)
+            ids, cut = fit_prompt(full, r.sampling.max_new_tokens, self.context, self.cfg.on_overlong)
+            if ids is None:
+                results[r.id] = Generation(r.id, "", OVERLONG, len(full), 0)
+                continue
+            prompts.append({"prompt_token_ids": ids})
+            params.append(SamplingParams(temperature=r.sampling.temperature, top_p=r.sampling.top_p,
+                                         max_tokens=r.sampling.max_new_tokens, seed=r.seed))
+            live.append((r, ids, cut))
+        if prompts:
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+            for (r, ids, cut), out in zip(live, outputs):
+                o = out.outputs[0]
+                results[r.id] = Generation(r.id, o.text, "length" if o.finish_reason == "length" else "stop",
+                                           len(ids), len(o.token_ids), cut)
+        return [results[r.id] for r in requests]
+
+
+def build_engine(model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0):
+    if not (Path(model_dir) / "config.json").is_file():
+        raise InputDataError(f"{model_dir}: not a model folder (no config.json); run the stage that writes it "
+                             f"(dvc repro synthesizer)")
+    return (VllmEngine if cfg.engine == "vllm" else HFEngine)(model_dir, cfg, local_rank)

@@ -1,0 +1,133 @@
+"""The filter stage's pipeline: raw generations -> validated, executed, deduplicated, decontaminated records.
+
+Checks run cheapest first and each drop names one reason (counted in ``metrics/filter.json``):
+``overlong_prompt``, ``truncated``, the parse reasons (``empty``, ``refusal``, ``missing_problem``,
+``missing_solution``), ``missing_answer``, ``benchmark_overlap``, then for tool records ``no_code``,
+``code_error``, ``code_timeout``, ``output_mismatch``, and last ``exact_duplicate`` / ``near_duplicate``
+(after execution, so the copy that is kept is one that passed). Dedup and the n-gram index are the
+corpus stage's own filters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from jiuzhang.corpus.config import DedupConfig
+from jiuzhang.corpus.decontamination import NgramIndex
+from jiuzhang.corpus.dedup import ExactDuplicateFilter, NearDuplicateFilter
+from jiuzhang.sandbox.runner import Execution, Limits, run_python
+from jiuzhang.synthesis.config import FilterConfig
+from jiuzhang.synthesis.records import (has_answer, outputs_match, parse_generation, program, stored_output,
+                                        to_record, with_output)
+
+REASONS = ("overlong_prompt", "truncated", "empty", "refusal", "missing_problem", "missing_solution",
+           "missing_answer", "benchmark_overlap", "no_code", "code_error", "code_timeout", "output_mismatch",
+           "exact_duplicate", "near_duplicate")
+
+
+@dataclass
+class Candidate:
+    row: dict[str, Any]
+    problem: str = ""
+    solution: str = ""
+    reason: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class FilterReport:
+    dropped: dict[str, int] = field(default_factory=lambda: {r: 0 for r in REASONS})
+    overlap_by_benchmark: dict[str, int] = field(default_factory=dict)
+    executions: dict[str, int] = field(default_factory=dict)
+
+
+Runner = Callable[[str], Execution]
+
+
+def sandbox_runner(cfg: FilterConfig) -> Runner:
+    limits = Limits(timeout_s=cfg.exec_timeout_s, cpu_s=max(1, int(cfg.exec_timeout_s * 2)),
+                    memory_mb=cfg.exec_memory_mb)
+    return lambda code: run_python(code, limits)
+
+
+def _check(c: Candidate, cfg: FilterConfig, index: NgramIndex | None, report: FilterReport) -> None:
+    row = c.row
+    if row["finish_reason"] == "overlong":
+        c.reason = "overlong_prompt"
+        return
+    if cfg.drop_truncated and row["finish_reason"] == "length":
+        c.reason = "truncated"
+        return
+    draft = parse_generation(row["text"], row["finish_reason"], cfg.min_problem_chars)
+    if draft.reason:
+        c.reason = draft.reason
+        return
+    c.problem, c.solution = draft.problem or "", draft.solution or ""
+    if cfg.require_answer and not has_answer(c.solution, row["kind"]):
+        c.reason = "missing_answer"
+        return
+    if index is not None:
+        hit = index.match(c.problem + "\n" + c.solution)
+        if hit:
+            c.reason, c.detail = "benchmark_overlap", hit
+            report.overlap_by_benchmark[hit] = report.overlap_by_benchmark.get(hit, 0) + 1
+            return
+    if row["kind"] == "tool" and program(c.solution) is None:
+        c.reason = "no_code"
+
+
+def _execute(candidates: list[Candidate], cfg: FilterConfig, runner: Runner, report: FilterReport) -> None:
+    tool = [c for c in candidates if c.reason is None and c.row["kind"] == "tool"]
+    programs = {hashlib.sha256(program(c.solution).encode()).hexdigest(): program(c.solution) for c in tool}
+    with ThreadPoolExecutor(max_workers=cfg.exec_workers) as pool:
+        results = dict(zip(programs, pool.map(runner, programs.values())))
+    for c in tool:
+        ex = results[hashlib.sha256(program(c.solution).encode()).hexdigest()]
+        report.executions[ex.status] = report.executions.get(ex.status, 0) + 1
+        if ex.status == "timeout":
+            c.reason = "code_timeout"
+        elif ex.status != "ok":
+            c.reason, c.detail = "code_error", (ex.stderr.strip().splitlines() or [ex.status])[-1][:200]
+        elif cfg.tool_output == "replace":
+            c.solution = with_output(c.solution, ex.stdout)
+        else:
+            stored = stored_output(c.solution)
+            if stored is None or not outputs_match(stored, ex.stdout):
+                c.reason, c.detail = "output_mismatch", f"stored {stored!r:.60} printed {ex.stdout!r:.60}"
+
+
+class RecordFilter:
+    """Filters raw shards one at a time (memory bounded by a shard), with dedup state across all of them."""
+
+    def __init__(self, cfg: FilterConfig, dedup: DedupConfig, index: NgramIndex | None, runner: Runner):
+        self.cfg, self.index, self.runner = cfg, (index if cfg.decontaminate else None), runner
+        self.report = FilterReport()
+        self.filters: list = [ExactDuplicateFilter()]
+        if cfg.near_dedup:
+            self.filters.append(NearDuplicateFilter(dedup.threshold, dedup.num_perm, dedup.shingle_words, dedup.seed))
+
+    def process(self, rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+        """(kept records, drops {id, reason, detail}); output order = input order."""
+        candidates = [Candidate(r) for r in rows]
+        for c in candidates:
+            _check(c, self.cfg, self.index, self.report)
+        _execute(candidates, self.cfg, self.runner, self.report)
+        kept, drops = [], []
+        for c in candidates:
+            if c.reason is None:
+                for f in self.filters:
+                    ok, reason = f(c.row["id"], c.problem)
+                    if not ok:
+                        c.reason = reason
+                        break
+            if c.reason is None:
+                kept.append({"id": c.row["id"], "kind": c.row["kind"], "level": c.row["level"],
+                             **to_record(c.problem, c.solution, c.row["kind"])})
+            else:
+                self.report.dropped[c.reason] += 1
+                drops.append({"id": c.row["id"], "reason": c.reason, "detail": c.detail})
+        return kept, drops

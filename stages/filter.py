@@ -1,0 +1,33 @@
+"""``jiuzhang filter``: raw generations -> clean pre-training records (the paper's test-sets filter, and more)."""
+
+from pathlib import Path
+
+import click
+
+from jiuzhang.runtime import run_stage
+from stages.options import metrics_option, params_option
+
+
+@click.command("filter")
+@params_option
+@click.option("--raw", "raw_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Shards written by the synthesize stage.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder: part-NNNNN.parquet records {id, kind, level, input, output} + drops.parquet.")
+@metrics_option
+def command(params_path: str, raw_dir: str, out: str, metrics_path: str) -> None:
+    """Parse, validate, execute tool code, deduplicate and decontaminate the synthetic records.
+
+    Each dropped generation is listed with its reason in drops.parquet and counted in the metrics.
+    Tool records' code runs in the sandbox (a separate limited process); filter.tool_output chooses
+    between keeping only records whose stored output is what the code prints ('verify') and writing
+    the real output into the record ('replace').
+
+    \b
+    Example:
+      jiuzhang filter --raw data/synthetic/raw --out data/synthetic/clean --metrics metrics/filter.json
+    """
+    from jiuzhang.synthesis.cleaning import clean
+
+    run_stage("filter", params_path, ("filter", "benchmarks"), {},
+              lambda p, run: clean(p, Path(raw_dir), Path(out)), metrics_path)

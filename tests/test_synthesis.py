@@ -1,0 +1,247 @@
+"""The synthesize path: per-prompt seeded sampling, fixed shards, 1 vs N processes, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from jiuzhang.common.io import ShardWriter
+from jiuzhang.config.loader import validate_params
+from jiuzhang.synthesis.engine import HFEngine, fit_prompt
+from jiuzhang.synthesis.job import ShardFailed, run_job
+from jiuzhang.synthesis.requests import plan_requests
+from jiuzhang.synthesis.sampling import SeededSampler
+from jiuzhang.training.world import World
+
+from conftest import BIN, make_tiny_model, run_cli, tiny_params
+
+POOL_SCHEMA = pa.schema([("id", pa.string()), ("snippet_id", pa.string()), ("source", pa.string()),
+                         ("level", pa.string()), ("prompt", pa.string())])
+
+
+def pool(n: int) -> list[dict]:
+    return [{"id": f"p{i:04d}", "snippet_id": f"s{i}", "source": "t", "level": "tool" if i % 4 == 0 else "amc8",
+             "prompt": f"Make a problem about {i} and {i * 7 % 13}." + (" more" * (i % 5))} for i in range(n)]
+
+
+def params(**synth) -> object:
+    raw = tiny_params({"x": "unused.jsonl"})
+    raw["synthesize"].update({"shard_size": 8, "batch_size": 4, "threads": 1,
+                              "nl": {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 12},
+                              "tool": {"temperature": 0.1, "top_p": 0.95, "max_new_tokens": 12},
+                              "max_prompts": None, **synth})
+    return validate_params(raw, "test")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("synth") / "model")
+
+
+def job(p, rows, model, out, world=World(), **kw):
+    return run_job(p.synthesize, rows, model, out, world, lambda: HFEngine(model, p.synthesize), progress=False,
+                   poll_s=0.05, **kw)
+
+
+def shard_bytes(folder: Path) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in sorted(folder.glob("part-*")) if not f.name.endswith(".partial.jsonl")}
+
+
+# --- sampling -------------------------------------------------------------------------------------------
+
+def test_each_row_samples_from_its_own_seed_whatever_the_batch():
+    torch.manual_seed(0)
+    scores = torch.randn(3, 50)
+    a = [SeededSampler([11, 22, 33], [1.0] * 3, [1.0] * 3).choose(scores) for _ in range(1)][0]
+    # Same rows, other order and other neighbours: row 22 still draws the same token.
+    b = SeededSampler([33, 22, 99], [1.0] * 3, [1.0] * 3).choose(scores[[2, 1, 0]])
+    assert b[1] == a[1] and b[0] == a[2]
+    # A sequence of steps: each row's tokens depend only on its own seed.
+    s1, s2 = SeededSampler([5, 6], [0.7, 0.7], [1.0, 1.0]), SeededSampler([6], [0.7], [1.0])
+    for _ in range(20):
+        x = torch.randn(2, 50)
+        assert s1.choose(x)[1] == s2.choose(x[1:])[0]
+
+
+def test_top_p_and_greedy():
+    scores = torch.tensor([[5.0, 4.0, 0.0, -1.0, -3.0]] * 200)
+    picks = SeededSampler(list(range(200)), [1.0] * 200, [0.5] * 200).choose(scores)
+    assert set(picks.tolist()) == {0}  # the nucleus for 0.5 is the top token alone (p=0.73)
+    picks = SeededSampler(list(range(200)), [1.0] * 200, [0.9] * 200).choose(scores)
+    assert set(picks.tolist()) == {0, 1}
+    wide = SeededSampler(list(range(200)), [1.0] * 200, [1.0] * 200).choose(torch.zeros(200, 5))
+    assert set(wide.tolist()) == {0, 1, 2, 3, 4}
+    assert SeededSampler([1, 2], [0.0, 0.0], [1.0, 1.0]).choose(torch.tensor([[0.0, 2.0, 1.0]] * 2)).tolist() == [1, 1]
+
+
+def test_overlong_prompts_are_skipped_or_truncated_keeping_bos_and_the_end():
+    ids = list(range(100))
+    assert fit_prompt(ids, 20, 64, "skip") == (None, False)
+    cut, truncated = fit_prompt(ids, 20, 64, "truncate")
+    assert truncated and len(cut) == 44 and cut[0] == 0 and cut[-1] == 99
+    assert fit_prompt(ids[:40], 20, 64, "skip") == (ids[:40], False)
+
+
+# --- the job ---------------------------------------------------------------------------------------------
+
+def test_text_depends_on_the_prompt_and_seed_not_on_batch_or_shard_layout(tiny_model, tmp_path):
+    rows = pool(24)
+    job(params(), rows, tiny_model, tmp_path / "a")
+    job(params(batch_size=8, shard_size=16), rows, tiny_model, tmp_path / "b")
+    read = lambda d: {r["id"]: r["text"] for f in sorted(d.glob("part-*.parquet")) for r in pq.read_table(f).to_pylist()}
+    a, b = read(tmp_path / "a"), read(tmp_path / "b")
+    assert len(a) == 24 and any(a.values())
+    same = sum(a[k] == b[k] for k in a)
+    # Per-request seeds make each text independent of its batch; fp32 CPU kernels give the same logits
+    # for a row whatever its neighbours, so here all agree.
+    assert same == 24
+
+
+def test_two_processes_write_exactly_what_one_writes(tiny_model, tmp_path):
+    rows, p = pool(40), params()
+    one = job(p, rows, tiny_model, tmp_path / "one")
+    job(p, rows, tiny_model, tmp_path / "two", World(1, 2))           # rank 1 first: it does not wait
+    two = job(p, rows, tiny_model, tmp_path / "two", World(0, 2))     # rank 0 summarises after all shards
+    assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two")
+    assert one["records"] == two["records"] == 40 and two["shards"] == 5
+    assert two["timing"]["skipped_shards"] == 0 and two["timing"]["generated_records"] == 24  # shards 0, 2, 4
+    by_id = {r["id"]: r for f in (tmp_path / "one").glob("part-*.parquet") for r in pq.read_table(f).to_pylist()}
+    assert by_id["p0000"]["kind"] == "tool" and by_id["p0001"]["kind"] == "nl"
+
+
+def test_rerun_skips_finished_shards_and_regenerates_corrupt_or_stale_ones(tiny_model, tmp_path):
+    rows, p, out = pool(24), params(), tmp_path / "out"
+    job(p, rows, tiny_model, out)
+    reference = shard_bytes(out)
+    again = job(p, rows, tiny_model, out)
+    assert again["timing"]["skipped_shards"] == 3 and again["timing"]["generated_records"] == 0
+    # A corrupt shard file (e.g. a disk error or a copy cut short) is detected by its checksum.
+    (out / "part-00001.parquet").write_bytes(b"PAR1 garbage")
+    fixed = job(p, rows, tiny_model, out)
+    assert fixed["timing"]["generated_records"] == 8 and shard_bytes(out) == reference
+    # Other sampling params: every shard's fingerprint changes, so all are redone.
+    other = job(params(seed=p.synthesize.seed + 1), rows, tiny_model, out)
+    assert other["timing"]["generated_records"] == 24 and shard_bytes(out) != reference
+    # A smaller plan: shards beyond it are removed.
+    job(params(seed=p.synthesize.seed + 1, max_prompts=8), rows, tiny_model, out)
+    assert sorted(f.name for f in out.glob("part-*")) == ["part-00000.done.json", "part-00000.parquet"]
+
+
+def test_half_done_shard_resumes_after_its_last_whole_batch(tiny_model, tmp_path):
+    rows, p = pool(8), params()
+    job(p, rows, tiny_model, tmp_path / "full")
+    out = tmp_path / "cut"
+    job(p, rows, tiny_model, out)
+    # Rebuild the state a kill leaves: one whole batch in the partial file, then a torn line.
+    done = json.loads((out / "part-00000.done.json").read_text())
+    shard = pq.read_table(out / "part-00000.parquet").to_pylist()
+    for f in out.glob("part-00000*"):
+        f.unlink()
+    engine = HFEngine(tiny_model, p.synthesize)
+    first = engine.plan(plan_requests(rows, p.synthesize))[0]
+    by_id = {r["id"]: r for r in shard}
+    partial = out / "part-00000.partial.jsonl"
+    partial.write_text(json.dumps({"fingerprint": done["fingerprint"]}) + "\n" +
+                       json.dumps({"batch": 0, "size": len(first), "rows": [by_id[r.id] for r in first]}) + "\n" +
+                       '{"batch": 1, "size": 4, "rows": [{"id": "p00')
+    resumed = job(p, rows, tiny_model, out)
+    assert resumed["timing"]["resumed_records"] == 4 and resumed["timing"]["generated_records"] == 4
+    assert shard_bytes(out) == shard_bytes(tmp_path / "full") and not partial.exists()
+
+
+def test_overlong_prompt_is_counted_not_a_crash(tiny_model, tmp_path):
+    rows = pool(8)
+    rows[3]["prompt"] = "a very long prompt " * 60  # far beyond the tiny model's 64-token context
+    skipped = job(params(), rows, tiny_model, tmp_path / "skip")
+    assert skipped["overlong_skipped"] == 1 and skipped["records"] == 8
+    truncated = job(params(on_overlong="truncate"), rows, tiny_model, tmp_path / "trunc")
+    assert truncated["overlong_skipped"] == 0 and truncated["truncated_prompts"] == 1
+
+
+def test_a_failing_shard_fails_the_job_with_its_error_and_a_rerun_recovers(tiny_model, tmp_path):
+    rows, p, out = pool(16), params(), tmp_path / "out"
+
+    second_shard = {r.id for r in plan_requests(rows, p.synthesize)[8:16]}
+
+    class Broken(HFEngine):
+        def generate(self, requests):
+            if any(r.id in second_shard for r in requests):
+                raise RuntimeError("CUDA error: device-side assert (simulated)")
+            return super().generate(requests)
+
+    with pytest.raises(ShardFailed, match=r"shard 1 .* failed on rank 0: RuntimeError: CUDA error"):
+        run_job(p.synthesize, rows, tiny_model, out, World(), lambda: Broken(tiny_model, p.synthesize), progress=False)
+    assert (out / "part-00001.error.json").is_file() and (out / "part-00000.done.json").is_file()
+    # The main rank waiting for other ranks' shards sees the error marker and fails too.
+    with pytest.raises(ShardFailed, match="shard 1 failed on rank 0"):
+        run_job(p.synthesize, rows, tiny_model, out, World(0, 2), lambda: HFEngine(tiny_model, p.synthesize),
+                progress=False, poll_s=0.01)
+    fixed = job(p, rows, tiny_model, out)
+    assert fixed["records"] == 16 and not list(out.glob("*.error.json"))
+
+
+def test_empty_pool_and_missing_model_are_clear_errors(tiny_model, tmp_path):
+    from jiuzhang.common.io import InputDataError
+    from jiuzhang.errors import UserError
+    from jiuzhang.synthesis.engine import build_engine
+
+    with pytest.raises(UserError, match="prompt pool is empty"):
+        job(params(), [], tiny_model, tmp_path / "x")
+    with pytest.raises(InputDataError, match="not a model folder"):
+        build_engine(tmp_path, params().synthesize)
+    with pytest.raises(InputDataError, match="vllm is selected but not installed"):
+        build_engine(tiny_model, params(engine="vllm").synthesize)
+
+
+# --- the stage, killed --------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_killed_synthesize_resumes_to_the_same_output(tiny_model, tmp_path, write_params):
+    prompts = tmp_path / "prompts"
+    writer = ShardWriter(prompts, POOL_SCHEMA, 1000)
+    writer.write_many(pool(480))
+    writer.close()
+    raw = tiny_params({"x": "unused.jsonl"})
+    raw["synthesize"].update({"shard_size": 32, "batch_size": 8, "threads": 1, "max_prompts": None,
+                              "nl": {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 24},
+                              "tool": {"temperature": 0.1, "top_p": 0.95, "max_new_tokens": 24}})
+    params_file = write_params(raw)
+
+    def args(out: str) -> list[str]:
+        return ["synthesize", "--params", str(params_file), "--model", str(tiny_model), "--prompts", str(prompts),
+                "--out", str(tmp_path / out), "--metrics", str(tmp_path / f"{out}.json")]
+
+    run_cli(*args("full"), cwd=tmp_path)
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "JIUZHANG_TRACKING": "off"}
+    proc = subprocess.Popen([str(BIN / "jiuzhang"), *args("killed")], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = tmp_path / "killed"
+    deadline = time.time() + 300
+
+    def progress() -> tuple[int, int]:
+        partial = sum(len(f.read_bytes().splitlines()) - 1 for f in out.glob("*.partial.jsonl"))
+        return len(list(out.glob("*.done.json"))), partial
+
+    while progress()[0] < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    while progress()[1] < 1 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)  # inside a shard, after at least one of its batches
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished, batches = progress()
+    assert 3 <= finished < 15 and batches >= 1, "the kill must land mid-run, inside a shard"
+    run_cli(*args("killed"), cwd=tmp_path)
+    facts = json.loads((tmp_path / "run" / "killed.json").read_text())
+    assert facts["skipped_shards"] == finished and facts["resumed_records"] >= 8
+    assert facts["generated_records"] == 480 - 32 * finished - facts["resumed_records"]
+    assert shard_bytes(out) == shard_bytes(tmp_path / "full")
+    assert json.loads((tmp_path / "killed.json").read_text()) == json.loads((tmp_path / "full.json").read_text())
