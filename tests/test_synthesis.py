@@ -91,6 +91,28 @@ def test_overlong_prompts_are_skipped_or_truncated_keeping_bos_and_the_end():
     assert fit_prompt(ids[:40], 20, 64, "skip") == (ids[:40], False)
 
 
+def test_engine_matches_plain_generate_one_prompt_at_a_time(tiny_model):
+    """The engine (per-row prefill into a static cache, one batched decode) writes exactly what plain
+    ``generate`` writes for each prompt alone with the same seeded sampler."""
+    from transformers import LogitsProcessorList
+
+    p = params()
+    engine = HFEngine(tiny_model, p.synthesize)
+    batch = engine.plan(plan_requests(pool(8), p.synthesize))[0]
+    got = engine.generate(batch)
+    for r, g in zip(batch, got):
+        ids = torch.tensor([engine._prompt_ids(r)])
+        sampler = SeededSampler([r.seed], [r.sampling.temperature], [r.sampling.top_p])
+        with torch.inference_mode():
+            out = engine.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                        max_new_tokens=r.sampling.max_new_tokens, logits_processor=LogitsProcessorList([sampler]),
+                                        pad_token_id=engine.tokenizer.pad_token_id, eos_token_id=engine.tokenizer.eos_token_id)
+        new = out[0, ids.shape[1]:].tolist()
+        eos = engine.tokenizer.eos_token_id
+        new = new[:new.index(eos)] if eos in new else new
+        assert g.new_tokens == len(new) and g.text == engine.tokenizer.decode(new, skip_special_tokens=True)
+
+
 # --- the job ---------------------------------------------------------------------------------------------
 
 def test_text_depends_on_the_prompt_and_seed_not_on_batch_or_shard_layout(tiny_model, tmp_path):

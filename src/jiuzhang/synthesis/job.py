@@ -21,7 +21,7 @@ from jiuzhang.synthesis.requests import Request, plan_requests, shard_requests
 from jiuzhang.synthesis.shards import ShardStore, fingerprint, folder_sha256
 from jiuzhang.training.world import World
 
-GENERATOR_VERSION = 1  # bump when a code change alters generated text, so old shards are regenerated
+GENERATOR_VERSION = 2  # bump when a code change alters generated text, so old shards are regenerated
 
 
 class ShardFailed(UserError, RuntimeError):

@@ -43,7 +43,7 @@ class SeededSampler:
         target = u[:, None] * cdf[:, -1:]
         pick = torch.searchsorted(cdf, target, right=True).clamp(max=cdf.shape[-1] - 1)
         tokens = pick.squeeze(-1) if order is None else order.gather(-1, pick).squeeze(-1)
-        return torch.where(greedy, scores.argmax(-1), tokens)
+        return torch.where(greedy, scores.argmax(-1), tokens) if bool(greedy.any()) else tokens
 
     @staticmethod
     def _descending(probs: torch.Tensor, top_p: float, k: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
