@@ -20,7 +20,7 @@ def group() -> None:
 @click.option("--round", "round_name", type=click.Choice(["initial", "boost"]), default="initial", show_default=True)
 @click.option("--prompts", "prompts_dir", default="data/prompts", show_default=True,
               type=click.Path(exists=True, file_okay=False), help="Prompt pool.")
-@click.option("--selection", "selection_dir", default="data/influence", show_default=True,
+@click.option("--selection", "selection_dir", default="data/influence/selection", show_default=True,
               type=click.Path(file_okay=False), help="Influence selection (for --round boost).")
 @click.option("--journal", "journal_path", default=None, type=click.Path(dir_okay=False),
               help="Journal to count already-paid answers from [default: data/journal/kd_<round>.sqlite].")

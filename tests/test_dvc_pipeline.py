@@ -34,6 +34,11 @@ def small_project(dest: Path, **overrides) -> Path:
     params["corpus"]["sources"][1]["max_docs"] = 60
     params["kd"]["initial"]["n"] = 20
     params["kd"]["boost"]["n"] = 10
+    params["influence"]["pool_size"] = 30
+    params["base"]["arch"]["max_position_embeddings"] = 4096  # RoPE: no extra weights; 400-token BPE prompts fit
+    params["synthesize"].update(max_prompts=24, shard_size=8, batch_size=4)
+    for kind in ("nl", "tool"):
+        params["synthesize"][kind]["max_new_tokens"] = 16
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return project
 
@@ -46,12 +51,16 @@ def out_hashes(project: Path) -> dict[str, str]:
 def test_repro_rerun_selective_identical_and_push_pull(tmp_path):
     a = small_project(tmp_path / "a" / "proj")
     out = dvc(a, "repro", env={"JIUZHANG_TRACKING": "on", "MLFLOW_TRACKING_URI": ""})
-    for stage in ("corpus", "prompts", "base", "kd_initial", "influence", "kd_boost"):
+    for stage in ("corpus", "prompts", "base", "kd_initial", "synthesizer_initial", "influence", "kd_boost",
+                  "synthesizer", "synthesize", "filter", "pretrain"):
         assert f"Running stage '{stage}'" in out
     assert (a / "mlflow.db").is_file()  # default tracking store: SQLite in the project
     first = out_hashes(a)
     assert set(first) >= {"data/corpus", "data/prompts", "models/base", "metrics/corpus.json", "data/kd/initial",
-                          "data/journal/kd_initial.sqlite", "data/influence", "data/kd/boost"}
+                          "data/journal/kd_initial.sqlite", "data/influence/candidates", "data/influence/selection",
+                          "data/kd/boost", "data/synthetic/raw", "data/synthetic/clean", "models/jiuzhang"}
+    synth = yaml.safe_load((a / "metrics" / "synthesize.json").read_text())
+    assert synth["records"] == 24 and synth["overlong_skipped"] == 0 and synth["new_tokens"] > 0
 
     again = dvc(a, "repro")
     assert "Running stage" not in again
@@ -81,7 +90,7 @@ def test_repro_rerun_selective_identical_and_push_pull(tmp_path):
     # outputs, pull back: status clean, nothing to rerun
     dvc(a, "push")
     assert any((tmp_path / "a" / "jiuzhang-dvc-remote").rglob("*"))
-    for path in ("data/corpus", "data/prompts", "models/base", "data/kd", "data/journal", ".dvc/cache"):
+    for path in ("data/corpus", "data/prompts", "models", "data/kd", "data/journal", "data/synthetic", ".dvc/cache"):
         shutil.rmtree(a / path)
     assert "deleted" in dvc(a, "status")
     dvc(a, "pull")

@@ -27,7 +27,7 @@ class Params(Section):
     base: BaseConfig = Field(description="The base stage.")
     teacher: TeacherConfig = Field(description="The teacher endpoint (kd_initial, kd_boost).")
     kd: KdConfig = Field(description="The knowledge-distillation rounds.")
-    influence: InfluenceConfig = Field(default_factory=InfluenceConfig, description="The influence stage.")
+    influence: InfluenceConfig = Field(description="The influence stage.")
     synthesizer: SynthesizerConfig = Field(description="The synthesizer_initial and synthesizer stages.")
     synthesize: SynthesizeConfig = Field(description="The synthesize stage.")
     filter: FilterConfig = Field(default_factory=FilterConfig, description="The filter stage.")

@@ -1,0 +1,59 @@
+"""The influence stage: a candidate pool never overlapping round 1, data written for it by the round-1
+synthesizer through the synthesize engine, and the boost selection drawn from it."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from jiuzhang.common.io import InputDataError, ShardWriter
+from jiuzhang.config.loader import validate_params
+from jiuzhang.influence.selection import candidate_pool
+from jiuzhang.kd.items import initial_items
+
+from conftest import make_tiny_model, run_cli, tiny_params
+from test_synthesis import POOL_SCHEMA, pool
+
+
+def test_candidates_exclude_round_one_and_sizes_are_checked():
+    raw = tiny_params({"x": "u.jsonl"})
+    raw["kd"]["initial"]["n"] = 10
+    raw["kd"]["boost"]["n"] = 5
+    raw["influence"]["pool_size"] = 20
+    p = validate_params(raw, "test")
+    rows = pool(40)
+    cands = candidate_pool(p.influence, p.kd, rows)
+    assert len(cands) == 20 and not {r["id"] for r in cands} & {r["id"] for r in initial_items(rows, p.kd)}
+    assert cands == candidate_pool(p.influence, p.kd, list(reversed(rows)))  # order of the pool does not matter
+    with pytest.raises(InputDataError, match="influence.pool_size=40 but only 30 prompts remain"):
+        candidate_pool(p.influence.model_copy(update={"pool_size": 40}), p.kd, rows)
+    with pytest.raises(InputDataError, match="kd.boost.n=25 exceeds influence.pool_size=20"):
+        candidate_pool(p.influence, p.kd.model_copy(update={"boost": p.kd.boost.model_copy(update={"n": 25})}), rows)
+
+
+def test_influence_stage_writes_candidate_data_and_selects_from_it(tmp_path, write_params):
+    model = make_tiny_model(tmp_path / "model")
+    writer = ShardWriter(tmp_path / "prompts", POOL_SCHEMA, 1000)
+    writer.write_many(pool(40))
+    writer.close()
+    raw = tiny_params({"x": "u.jsonl"})
+    raw["kd"]["initial"]["n"] = 10
+    raw["kd"]["boost"]["n"] = 5
+    raw["influence"]["pool_size"] = 12
+    raw["synthesize"].update(shard_size=8, batch_size=4, threads=1)
+    for kind in ("nl", "tool"):
+        raw["synthesize"][kind]["max_new_tokens"] = 8
+    params_file = write_params(raw)
+    args = ["influence", "--params", str(params_file), "--prompts", str(tmp_path / "prompts"), "--model", str(model),
+            "--candidates", str(tmp_path / "cand"), "--out", str(tmp_path / "sel"), "--metrics", str(tmp_path / "m.json")]
+    run_cli(*args, cwd=tmp_path)
+    generated = {r["id"] for f in (tmp_path / "cand").glob("part-*.parquet") for r in pq.read_table(f).to_pylist()}
+    selected = pq.read_table(tmp_path / "sel" / "selected.parquet").to_pylist()
+    assert len(generated) == 12 and len(selected) == 5 and {r["id"] for r in selected} <= generated
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["candidates"] == 12 and metrics["candidate_data"]["records"] == 12
+    # A rerun reuses the finished candidate shards.
+    run_cli(*args, cwd=tmp_path)
+    assert json.loads((tmp_path / "run" / "m.json").read_text())["generated_records"] == 0
