@@ -263,6 +263,7 @@ def test_killed_synthesize_resumes_to_the_same_output(tiny_model, tmp_path, writ
     assert 3 <= finished < 15 and batches >= 1, "the kill must land mid-run, inside a shard"
     run_cli(*args("killed"), cwd=tmp_path)
     facts = json.loads((tmp_path / "run" / "killed.json").read_text())
+    print(f"killed after {finished} of 15 shards + {batches} batch(es) of the next; resumed run: {facts}")
     assert facts["skipped_shards"] == finished and facts["resumed_records"] >= 8
     assert facts["generated_records"] == 480 - 32 * finished - facts["resumed_records"]
     assert shard_bytes(out) == shard_bytes(tmp_path / "full")

@@ -1,25 +1,35 @@
-"""Run one untrusted Python program in a separate, resource-limited process.
+"""Run one untrusted, model-written Python program in a separate, resource-limited process.
 
-Why our own and not a library: the maintained sandboxes (e.g. containers, nsjail, firejail) need root
-or a daemon that this 2-core CI box and many laptops do not have. This module uses only what an ordinary
-user has on Linux, and says plainly what that does not isolate (see README, "Sandbox").
+Why our own and not a library: the maintained sandboxes (containers, nsjail, firejail, gVisor) need a
+daemon, setuid helpers or kernel features this CI box and many laptops do not have. This module uses
+what Linux gives an ordinary process, and more when it runs as root (as in CI containers).
 
-Each program gets:
-- its own process group (``start_new_session``), killed as a whole (SIGKILL) on a wall-clock timeout;
-- CPU-time, address-space (memory), file-size, open-file and core-dump limits set by a tiny bootstrap
-  *inside* the child before the program runs (no ``preexec_fn``, which is unsafe in threaded parents);
-- a private temporary working directory, deleted afterwards, as ``cwd``, ``HOME`` and ``TMPDIR``;
-- a cleared environment: only ``PATH``, ``LANG`` and the temp paths, so no API key is visible;
-- stdout/stderr written to files in that directory, capped by the file-size limit and read back
-  truncated, so a program printing without end can neither fill the disk nor block the harness.
+Every program gets:
+- a fresh ``python -I`` in its own session/process group, killed as a whole (SIGKILL) on a wall-clock
+  timeout; a tiny bootstrap *inside* the child sets the limits before the program runs (no
+  ``preexec_fn``, which is unsafe in threaded parents);
+- limits: CPU seconds, address space (memory), file size (caps stdout/stderr, which go to files, so
+  output can neither fill the disk nor block the harness), no core dumps, 64 open files, a process cap;
+- a private temporary working directory (also ``HOME`` and ``TMPDIR``), mode 0700, deleted afterwards;
+- a cleared environment (``PATH``, ``LANG`` and the temp paths only), so no API key is visible.
 
-Not isolated here: the network, the rest of the file system (readable; writable where the user may
-write), and processes that leave the process group with ``setsid``. Production runs belong in a
-container or VM without network (README).
+When the harness runs as root it also, per program:
+- drops to a throw-away uid/gid (never used by anything else), keeping only CAP_DAC_READ_SEARCH so the
+  interpreter can read its standard library wherever it lives, so the program cannot write the project
+  or other users' files, read other processes' environments, or signal the harness; the process cap
+  then really holds (the kernel ignores it for root), which stops fork bombs;
+- after the program ends or times out, kills every process of that uid, including background
+  processes that left the process group with ``setsid``;
+- puts the program in a new network namespace with no interfaces (no network) where the kernel allows.
+
+Not isolated (documented in the README): without root, the network, writes wherever the user may
+write, and processes that call ``setsid``; with root, reading files (the kept capability). Production: run
+evaluation inside a container/VM with no network and a read-only root file system.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -28,22 +38,44 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
-# Runs inside the child: set the limits, then run the program as __main__. Kept tiny and free of
-# imports beyond `resource`/`runpy` so its start-up cost stays close to a bare interpreter's.
-_BOOTSTRAP = """\
-import resource, runpy, sys
-cpu, mem, fsize = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+# Runs inside the child as root or as the user; keep it small and dependency-free.
+_BOOTSTRAP = r"""
+import ctypes, os, resource, runpy, sys
+cpu, mem, fsize, nproc, uid, want_net = (int(a) for a in sys.argv[1:7])
 for what, value in ((resource.RLIMIT_CPU, cpu), (resource.RLIMIT_AS, mem), (resource.RLIMIT_FSIZE, fsize),
-                    (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, 64)):
+                    (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_NPROC, nproc)):
     if value >= 0:
         resource.setrlimit(what, (value, value))
+isolated = 0
+if want_net:
+    try:
+        isolated = int(ctypes.CDLL(None, use_errno=True).unshare(0x40000000) == 0)  # CLONE_NEWNET
+    except OSError:
+        pass
+with open(".isolation", "w") as fh:
+    fh.write(str(isolated))
+if uid >= 0:
+    # Drop to the throw-away uid but keep one capability, CAP_DAC_READ_SEARCH (read files, not write,
+    # not signal, not read other processes' memory or environment): the interpreter and its standard
+    # library may live where only root can read (e.g. /root/.pyenv).
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(8, 1, 0, 0, 0)  # PR_SET_KEEPCAPS
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)          # _LINUX_CAPABILITY_VERSION_3, this process
+    data = (ctypes.c_uint32 * 6)(1 << 2, 1 << 2, 0, 0, 0, 0)  # effective, permitted, inheritable (x2)
+    libc.capset(header, data)
+    del libc, header, data
+del ctypes, os, resource, cpu, mem, fsize, nproc, uid, want_net, isolated
 sys.argv = ["program.py"]
 runpy.run_path("program.py", run_name="__main__")
 """
 
 STATUSES = ("ok", "error", "timeout", "memory", "killed")
+_UIDS = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -52,6 +84,7 @@ class Limits:
     cpu_s: int = 10                 # CPU seconds (a busy loop dies by SIGXCPU even if the wall clock lags)
     memory_mb: int = 1024           # address space; numpy/sympy need a few hundred MB of it
     output_bytes: int = 64_000      # per stream
+    processes: int = 16             # processes the program may have at once (fork bombs)
 
 
 @dataclass(frozen=True)
@@ -62,6 +95,7 @@ class Execution:
     seconds: float
     returncode: int | None
     truncated: bool = False
+    isolation: dict[str, bool] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -74,32 +108,72 @@ def _read_capped(path: str, limit: int) -> tuple[str, bool]:
 
 
 def _status(returncode: int, stderr: str, timed_out: bool) -> str:
-    if timed_out:
+    if timed_out or returncode == -signal.SIGXCPU:
         return "timeout"
     if returncode == 0:
         return "ok"
-    if returncode == -signal.SIGXCPU:
-        return "timeout"
-    if "MemoryError" in stderr or returncode == -signal.SIGSEGV and "memory" in stderr.lower():
+    if "MemoryError" in stderr or "Cannot allocate memory" in stderr:
         return "memory"
-    if returncode < 0:
+    if returncode < 0 and returncode != -signal.SIGXFSZ:
         return "killed"
     return "error"
 
 
+def _processes_of(uid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/status") as fh:
+                    for line in fh:
+                        if line.startswith("Uid:"):
+                            if int(line.split()[1]) == uid:
+                                pids.append(int(entry))
+                            break
+            except OSError:
+                continue
+    return pids
+
+
+def _kill_uid(uid: int) -> None:
+    """SIGKILL every process of the throw-away uid until none is left (a fork bomb keeps forking)."""
+    for _ in range(50):
+        pids = _processes_of(uid)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+
+
+def _user_process_count() -> int:
+    return len(_processes_of(os.getuid()))
+
+
 def run_python(code: str, limits: Limits = Limits(), python: str = sys.executable) -> Execution:
     """Run ``code`` as a Python program under ``limits``; never raises for anything the program does."""
+    root = os.geteuid() == 0
+    # A uid nobody else uses (root only): 10,000,000 up, one per run of this process.
+    uid = 10_000_000 + (os.getpid() % 100_000) * 1000 + next(_UIDS) % 1000 if root else -1
+    # Without root the process cap counts all of this user's processes, so it is added to what runs now.
+    nproc = limits.processes if root else _user_process_count() + limits.processes
     workdir = tempfile.mkdtemp(prefix="jiuzhang-sandbox-")
     try:
         with open(os.path.join(workdir, "program.py"), "w", encoding="utf-8") as fh:
             fh.write(code)
+        if root:
+            for path in (workdir, os.path.join(workdir, "program.py")):
+                os.chown(path, uid, uid)
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir, "TMPDIR": workdir,
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8", "OMP_NUM_THREADS": "1",
                "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         out_path, err_path = os.path.join(workdir, ".stdout"), os.path.join(workdir, ".stderr")
         # The file-size limit caps each output file; one byte more than we read tells "truncated" apart.
         args = [python, "-I", "-c", _BOOTSTRAP, str(limits.cpu_s), str(limits.memory_mb * 2**20),
-                str(limits.output_bytes + 1)]
+                str(limits.output_bytes + 1), str(nproc), str(uid), "1" if root else "0"]
         started = time.perf_counter()
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen(args, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
@@ -110,18 +184,25 @@ def run_python(code: str, limits: Limits = Limits(), python: str = sys.executabl
             except subprocess.TimeoutExpired:
                 timed_out = True
             finally:
-                # Kill the whole group: also children the program spawned that are still in it.
-                try:
+                try:  # the whole group: children the program spawned that are still in it
                     os.killpg(proc.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+                if root:
+                    _kill_uid(uid)  # also those that left the group (setsid, double fork)
                 proc.wait()
         seconds = time.perf_counter() - started
         stdout, t1 = _read_capped(out_path, limits.output_bytes)
         stderr, t2 = _read_capped(err_path, limits.output_bytes)
         status = _status(proc.returncode, stderr, timed_out)
-        if proc.returncode == -signal.SIGXFSZ:
-            status, stderr = "error", stderr + f"\n[sandbox] output limit of {limits.output_bytes} bytes exceeded"
-        return Execution(status, stdout, stderr, round(seconds, 4), proc.returncode, t1 or t2)
+        if t1 or t2 or proc.returncode == -signal.SIGXFSZ:
+            stderr += f"\n[sandbox] output limit of {limits.output_bytes} bytes exceeded"
+        try:
+            with open(os.path.join(workdir, ".isolation")) as fh:
+                network = fh.read().strip() == "1"
+        except OSError:
+            network = False
+        return Execution(status, stdout, stderr, round(seconds, 4), proc.returncode, t1 or t2,
+                         {"separate_uid": root, "network": network})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

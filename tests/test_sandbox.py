@@ -1,0 +1,119 @@
+"""Adversarial suite for the sandbox that runs model-written code (filter and eval): each hostile
+program is contained, the harness survives and stays responsive, and nothing outlives the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from jiuzhang.sandbox.runner import Limits, _processes_of, run_python
+
+from conftest import run_cli
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="uid separation and network namespaces need root")
+FAST = Limits(timeout_s=2, cpu_s=4, memory_mb=512)
+
+
+def test_ordinary_program_and_errors():
+    ok = run_python("import sympy\nprint(sympy.Rational(1, 3) + sympy.Rational(1, 6))")
+    assert ok.status == "ok" and ok.stdout == "1/2\n" and ok.seconds < 10
+    err = run_python("raise ValueError('boom')")
+    assert err.status == "error" and "ValueError: boom" in err.stderr
+
+
+def test_infinite_loop_is_killed_at_the_wall_clock_limit():
+    started = time.perf_counter()
+    res = run_python("while True:\n    pass", FAST)
+    assert res.status == "timeout" and time.perf_counter() - started < 6
+
+
+def test_sleeping_program_is_killed_too():
+    res = run_python("import time\ntime.sleep(60)", FAST)
+    assert res.status == "timeout" and res.seconds < 4
+
+
+def test_memory_bomb():
+    res = run_python("x = []\nwhile True:\n    x.append(bytearray(50 * 2**20))", FAST)
+    assert res.status == "memory"
+
+
+def test_huge_output_is_capped():
+    res = run_python("while True:\n    print('x' * 10000)", Limits(timeout_s=5, output_bytes=5000))
+    assert res.status == "error" and res.truncated and len(res.stdout) == 5000 and "output limit" in res.stderr
+
+
+def test_environment_secrets_are_not_visible(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-123")
+    res = run_python("import os\nprint(dict(os.environ))\n"
+                     "try:\n    print(open('/proc/%d/environ' % os.getppid()).read())\n"
+                     "except OSError as e:\n    print('denied', e.errno)")
+    assert res.status == "ok" and "sk-test-secret-123" not in res.stdout + res.stderr
+
+
+def test_private_working_directory_is_removed():
+    res = run_python("import os\nopen('scratch.txt', 'w').write('x')\nprint(os.getcwd())")
+    workdir = res.stdout.strip()
+    assert res.status == "ok" and "jiuzhang-sandbox-" in workdir and not Path(workdir).exists()
+
+
+@ROOT_ONLY
+def test_writes_outside_the_temp_dir_are_refused(tmp_path):
+    target = tmp_path / "evil.txt"
+    res = run_python(f"open({str(target)!r}, 'w').write('pwned')")
+    assert res.status == "error" and "Permission denied" in res.stderr and not target.exists()
+
+
+@ROOT_ONLY
+def test_the_program_cannot_kill_its_parent():
+    res = run_python("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.killpg(os.getpgid(os.getppid()), 9)")
+    assert res.status == "error" and "Operation not permitted" in res.stderr
+    assert run_python("print('still here')").stdout == "still here\n"
+
+
+@ROOT_ONLY
+def test_fork_bomb_is_contained_and_cleaned_up():
+    started = time.perf_counter()
+    res = run_python("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass", FAST)
+    assert res.status in ("timeout", "killed") and time.perf_counter() - started < 15
+    assert run_python("print(1)").status == "ok"  # the machine still has processes to give
+
+
+@ROOT_ONLY
+def test_background_processes_do_not_outlive_the_run(tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    drop.chmod(0o777)
+    marker = drop / "survived"
+    program = (f"import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+               f"        time.sleep(1.5)\n        open({str(marker)!r}, 'w').write('x')\n    os._exit(0)\n"
+               f"print('parent done')")
+    res = run_python(program, FAST)
+    assert res.status == "ok" and res.stdout == "parent done\n"
+    time.sleep(2.5)
+    assert not marker.exists(), "a daemonised child outlived the sandbox run"
+
+
+@ROOT_ONLY
+def test_no_network():
+    res = run_python("import socket\ns = socket.socket()\ns.settimeout(1)\ntry:\n    s.connect(('127.0.0.1', 9))\n"
+                     "except OSError as e:\n    print(e.errno)")
+    assert res.isolation["network"] and res.stdout.strip() == "101"  # ENETUNREACH: no interfaces at all
+
+
+def test_run_code_command(tmp_path):
+    prog = tmp_path / "p.py"
+    prog.write_text("print(6 * 7)")
+    out = json.loads(run_cli("run-code", str(prog), cwd=tmp_path).stdout)
+    assert out["status"] == "ok" and out["stdout"] == "42\n" and {"stderr", "seconds"} <= set(out)
+    prog.write_text("while True: pass")
+    out = json.loads(run_cli("run-code", str(prog), "--timeout", "1", cwd=tmp_path).stdout)
+    assert out["status"] == "timeout"
+    prog.write_text("x = bytearray(2 * 2**30)")
+    out = json.loads(run_cli("run-code", str(prog), "--memory-mb", "256", cwd=tmp_path).stdout)
+    assert out["status"] == "memory"
+    missing = run_cli("run-code", str(tmp_path / "nope.py"), cwd=tmp_path, check=False)
+    assert missing.returncode == 2 and "nope.py" in missing.stderr
