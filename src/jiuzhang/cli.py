@@ -38,14 +38,15 @@ def cli() -> None:
 
 def _register() -> None:
     from jiuzhang.config_cli import config
-    from stages import (base, corpus, filter, influence, kd_boost, kd_initial, kd_plan, pretrain, prompts, run_code,
+    from stages import (base, corpus, eval, filter, grade, influence, kd_boost, kd_initial, kd_plan, pretrain, prompts, report, run_code,
                         synthesize, synthesizer, synthesizer_initial)
 
     cli.add_command(config)
     cli.add_command(kd_plan.group)
     cli.add_command(run_code.command)
+    cli.add_command(grade.command)
     for module in (corpus, prompts, base, kd_initial, synthesizer_initial, influence, kd_boost, synthesizer,
-                   synthesize, filter, pretrain):
+                   synthesize, filter, pretrain, eval, report):
         cli.add_command(module.command)
 
 

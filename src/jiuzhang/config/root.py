@@ -8,6 +8,7 @@ from jiuzhang.base.config import BaseConfig
 from jiuzhang.benchmarks.config import BenchmarksConfig
 from jiuzhang.config.base_model import Section
 from jiuzhang.corpus.config import CorpusConfig
+from jiuzhang.evaluation.config import EvalConfig
 from jiuzhang.influence.config import InfluenceConfig
 from jiuzhang.kd.config import KdConfig
 from jiuzhang.prompts.config import PromptsConfig
@@ -32,6 +33,7 @@ class Params(Section):
     synthesize: SynthesizeConfig = Field(description="The synthesize stage.")
     filter: FilterConfig = Field(default_factory=FilterConfig, description="The filter stage.")
     pretrain: PretrainConfig = Field(description="The pretrain stage.")
+    eval: EvalConfig = Field(description="The eval stages (one per benchmark) and standalone `jiuzhang eval`.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking.")
 
     def warnings(self) -> list[str]:

@@ -206,3 +206,13 @@ def run_python(code: str, limits: Limits = Limits(), python: str = sys.executabl
                          {"separate_uid": root, "network": network})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_many(programs: list[str], limits: Limits = Limits(), workers: int = 2) -> list[Execution]:
+    """Run programs ``workers`` at a time (each in its own sandbox); results in input order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not programs:
+        return []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda code: run_python(code, limits), programs))

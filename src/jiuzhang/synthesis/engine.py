@@ -50,10 +50,16 @@ def fit_prompt(ids: list[int], max_new: int, context: int, on_overlong: str) -> 
     return ids[:1] + ids[len(ids) - room + 1:], True  # keep <bos> and the prompt's end (its instruction)
 
 
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """``text`` up to (not including) the first stop string; whether one was found."""
+    hits = [i for i in (text.find(s) for s in stop) if i >= 0]
+    return (text[:min(hits)], True) if hits else (text, False)
+
+
 class HFEngine:
     name = "hf"
 
-    def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0):
+    def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0, revision: str | None = None):
         import torch
 
         from jiuzhang.training.config import ModelSource
@@ -66,7 +72,9 @@ class HFEngine:
         else:
             self.device = torch.device("cpu")
             torch.set_num_threads(cfg.threads)
-        self.model, self.tokenizer = load_start(ModelSource(path=str(model_dir)), cfg.dtype)
+        source = (ModelSource(path=str(model_dir)) if Path(model_dir).exists()
+                  else ModelSource(model_id=str(model_dir), revision=revision or "main"))  # a hub id
+        self.model, self.tokenizer = load_start(source, cfg.dtype)
         self.model.to(self.device).eval()
         self.context = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self._ids: dict[str, list[int]] = {}
@@ -103,20 +111,23 @@ class HFEngine:
             mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids, _ in live], device=self.device)
             sampler = SeededSampler([r.seed for r, _, _ in live], [r.sampling.temperature for r, _, _ in live],
                                     [r.sampling.top_p for r, _, _ in live])
+            stop = list(requests[0].stop)
             gen_cfg = GenerationConfig(max_new_tokens=max_new, do_sample=False, pad_token_id=pad,
-                                       eos_token_id=self.tokenizer.eos_token_id, use_cache=True)
+                                       eos_token_id=self.tokenizer.eos_token_id, use_cache=True,
+                                       stop_strings=stop or None)
             with torch.inference_mode():
                 cache = self._prefill([ids for _, ids, _ in live], width, width + max_new)
                 out = self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=gen_cfg,
-                                          past_key_values=cache, logits_processor=LogitsProcessorList([sampler]))
+                                          past_key_values=cache, logits_processor=LogitsProcessorList([sampler]),
+                                          tokenizer=self.tokenizer if stop else None)
             eos = self.tokenizer.eos_token_id
             for (r, ids, cut), row in zip(live, out[:, width:].tolist()):
                 if eos in row:
                     row, reason = row[:row.index(eos)], "stop"
                 else:
                     reason = "length"
-                text = self.tokenizer.decode(row, skip_special_tokens=True)
-                results[r.id] = Generation(r.id, text, reason, len(ids), len(row), cut)
+                text, stopped = cut_at_stop(self.tokenizer.decode(row, skip_special_tokens=True), r.stop)
+                results[r.id] = Generation(r.id, text, "stop" if stopped else reason, len(ids), len(row), cut)
         return [results[r.id] for r in requests]
 
     def plan(self, shard: list[Request]) -> list[list[Request]]:
@@ -207,7 +218,7 @@ class VllmEngine:
                 continue
             prompts.append({"prompt_token_ids": ids})
             params.append(SamplingParams(temperature=r.sampling.temperature, top_p=r.sampling.top_p,
-                                         max_tokens=r.sampling.max_new_tokens, seed=r.seed))
+                                         max_tokens=r.sampling.max_new_tokens, seed=r.seed, stop=list(r.stop) or None))
             live.append((r, ids, cut))
         if prompts:
             outputs = self.llm.generate(prompts, params, use_tqdm=False)

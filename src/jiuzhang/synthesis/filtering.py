@@ -83,7 +83,7 @@ def _check(c: Candidate, cfg: FilterConfig, index: NgramIndex | None, report: Fi
 def _execute(candidates: list[Candidate], cfg: FilterConfig, runner: Runner, report: FilterReport) -> None:
     tool = [c for c in candidates if c.reason is None and c.row["kind"] == "tool"]
     programs = {hashlib.sha256(program(c.solution).encode()).hexdigest(): program(c.solution) for c in tool}
-    with ThreadPoolExecutor(max_workers=cfg.exec_workers) as pool:
+    with ThreadPoolExecutor(max_workers=cfg.exec_workers) as pool:  # a Runner may be a test double
         results = dict(zip(programs, pool.map(runner, programs.values())))
     for c in tool:
         ex = results[hashlib.sha256(program(c.solution).encode()).hexdigest()]

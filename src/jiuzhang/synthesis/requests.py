@@ -24,6 +24,7 @@ class Request:
     level: str
     seed: int
     sampling: SamplingConfig
+    stop: tuple[str, ...] = ()   # generation ends at the first of these strings (evaluation)
 
 
 def request_seed(seed: int, prompt_id: str) -> int:

@@ -2,7 +2,7 @@
 
 It serves the offline teacher of the smoke profile and, in tests, a fault-injecting variant. We write our
 own (on ``http.server``) rather than pull in a web framework: it is ~60 lines, has no dependencies, and
-both users need only ``POST /v1/chat/completions``.
+its users need only ``POST /v1/chat/completions`` (the teacher) or ``POST /v1/completions`` (eval tests).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length)
-        if not self.path.rstrip("/").endswith("/chat/completions"):
-            self._send(404, {}, b'{"error": {"message": "only /v1/chat/completions is served"}}')
+        if not self.path.rstrip("/").endswith("/completions"):
+            self._send(404, {}, b'{"error": {"message": "only /v1/chat/completions and /v1/completions are served"}}')
             return
         try:
             body = json.loads(raw)

@@ -1,0 +1,51 @@
+"""Typed config of the ``eval`` params section."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from jiuzhang.config.base_model import Section
+
+SETTINGS = ("nl", "tool")
+
+
+class EvalConfig(Section):
+    """Evaluation: every benchmark in its settings ('nl' chain of thought, 'tool' with code execution)."""
+
+    benchmarks: dict[str, list[Literal["nl", "tool"]]] = Field(description=(
+        "Benchmark -> settings to run. Paper: the ten NL benchmarks, and the tool setting on GSM8K, MATH, "
+        "SVAMP, ASDiv, MAWPS, TabMWP plus GSM-Hard. Each benchmark is one DVC stage (eval@<name>)."))
+    limit: int | None = Field(None, ge=1, description="Evaluate the first N test items of each benchmark "
+                              "(smoke profile: a small slice; paper: null = all).")
+    limits: dict[str, int] = Field(default_factory=dict, strict=False, description="Per-benchmark overrides of limit.")
+    max_new_tokens: int = Field(1024, ge=1, description="Per generation round (paper: 1,024).")
+    stop: tuple[str, ...] = Field(("\n\n## Question", "</s>"), strict=False, description=(
+        "Stop strings: the model starting the next question. Not '---' (it cuts solutions with a rule)."))
+    tool_rounds: int = Field(4, ge=1, description="Code blocks run per problem in the tool setting (paper: 4).")
+    exec_timeout_s: float = Field(5.0, gt=0, description="Sandbox wall-clock limit per program (paper: 5 s).")
+    exec_memory_mb: int = Field(1024, ge=64, description="Sandbox address-space limit per program.")
+    exec_workers: int = Field(2, ge=1, description="Programs run at once.")
+    batch_size: int = Field(16, ge=1, description="Prompts per generate() call (HF engine).")
+    fewshot_dir: str = Field("templates/eval/fewshot", description="<benchmark>.jsonl exemplars {question, "
+                             "solution} for the few-shot benchmarks (AQuA, SAT-Math, MMLU-STEM: 5-shot).")
+    dtype: Literal["fp32", "bf16"] = Field("fp32", description="Model dtype (bf16 on GPU).")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="HF engine device.")
+    threads: int = Field(2, ge=1, description="CPU threads.")
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _known(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        from jiuzhang.evaluation.tasks import TASKS
+
+        unknown = [n for n in value if n not in TASKS]
+        if unknown:
+            raise ValueError(f"unknown benchmark(s) {unknown}; known: {', '.join(sorted(TASKS))}")
+        empty = [n for n, s in value.items() if not s]
+        if empty:
+            raise ValueError(f"benchmark(s) {empty} have no setting; list 'nl' and/or 'tool'")
+        return value
+
+    def limit_for(self, name: str) -> int | None:
+        return self.limits.get(name, self.limit)

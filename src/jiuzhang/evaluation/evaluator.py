@@ -1,0 +1,55 @@
+"""Evaluate one benchmark in its settings with any engine: prompts -> generations (greedy) -> grades.
+
+Predictions keep everything needed to audit a score: the prompt's item index, the full output, the
+extracted answer, the gold answer and the verdict.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from jiuzhang.evaluation.config import EvalConfig
+from jiuzhang.evaluation.grading import grade
+from jiuzhang.evaluation.prompting import build_prompt, load_fewshot
+from jiuzhang.evaluation.tasks import Task
+from jiuzhang.evaluation.toolloop import run_tool_loop
+from jiuzhang.sandbox.runner import Limits
+from jiuzhang.synthesis.config import SamplingConfig
+from jiuzhang.synthesis.requests import Request
+
+
+def evaluate(task: Task, rows: list[dict[str, Any]], settings: tuple[str, ...], engine, cfg: EvalConfig,
+             progress=None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(predictions, metrics) for ``task`` on ``rows`` in each setting."""
+    shots = load_fewshot(cfg.fewshot_dir, task)
+    greedy = SamplingConfig(temperature=0.0, top_p=1.0, max_new_tokens=cfg.max_new_tokens)
+    limits = Limits(timeout_s=cfg.exec_timeout_s, cpu_s=max(1, int(2 * cfg.exec_timeout_s)), memory_mb=cfg.exec_memory_mb)
+    predictions: list[dict[str, Any]] = []
+    metrics: dict[str, Any] = {"benchmark": task.name, "items": len(rows)}
+    timing: dict[str, float] = {}
+    for setting in settings:
+        started = time.perf_counter()
+        requests = [Request(f"{task.name}/{setting}/{r['_idx']}", build_prompt(task, r, setting, shots), "nl", setting,
+                            0, greedy, tuple(cfg.stop)) for r in rows]
+        executions: dict[str, int] = {}
+        if setting == "tool":
+            texts, executions = run_tool_loop(engine, requests, cfg.tool_rounds, limits, cfg.exec_workers)
+        else:
+            texts = {}
+            for batch in engine.plan(requests):
+                texts.update({g.id: g.text for g in engine.generate(batch)})
+                if progress:
+                    progress(len(batch))
+        correct = invalid = 0
+        for r, req in zip(rows, requests):
+            v = grade(task, r, texts[req.id])
+            correct += v.correct
+            invalid += v.extracted is None
+            predictions.append({"idx": r["_idx"], "setting": setting, "prediction": texts[req.id],
+                                "extracted": v.extracted, "gold": v.gold, "correct": v.correct})
+        metrics[setting] = {"accuracy": round(correct / len(rows), 6) if rows else 0.0, "correct": correct,
+                            "total": len(rows), "invalid": invalid, **({"executions": executions} if setting == "tool" else {})}
+        timing[f"{setting}_seconds"] = round(time.perf_counter() - started, 2)
+    metrics["timing"] = timing
+    return predictions, metrics

@@ -1,0 +1,145 @@
+"""The report stage: one table of every benchmark against the paper's published numbers, a bar chart,
+a DVC plot, and the cost summary (teacher calls, tokens, USD; synthesis and training work and time).
+
+``summary.json``, ``results.md``, ``accuracy.csv`` and ``accuracy.png`` are built from the stages'
+deterministic metrics, so they reproduce byte for byte. ``report.html`` also shows wall-clock times
+(``metrics/run/*.json``, different on every run), so it is the one output that is not bit-identical.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from jiuzhang.common.io import InputDataError, atomic_write_text, write_csv, write_json
+
+PAPER_MODEL = "JiuZhang3.0-7B"
+STAGES_TIMED = ("corpus", "prompts", "base", "kd_initial", "synthesizer_initial", "influence", "kd_boost",
+                "synthesizer", "synthesize", "filter", "pretrain")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise InputDataError(f"{path}: missing; run the stage that writes it first (dvc repro)")
+    return json.loads(path.read_text())
+
+
+def paper_numbers(paper: dict[str, Any]) -> dict[str, float]:
+    """The 7B model's published NL accuracy per benchmark (the main table, then the other-seed figures)."""
+    out: dict[str, float] = {}
+    for model, scores in paper.items():
+        if model.startswith(PAPER_MODEL) and isinstance(scores, dict):
+            for name, value in scores.items():
+                out.setdefault(name, value)
+    return out
+
+
+def collect(metrics_dir: Path, benchmarks: dict[str, list[str]], paper: dict[str, Any]) -> dict[str, Any]:
+    published = paper_numbers(paper)
+    rows = []
+    for name, settings in benchmarks.items():
+        m = _read(metrics_dir / "eval" / f"{name}.json")
+        row = {"benchmark": name, "items": m["items"], "paper_nl": published.get(name)}
+        for s in ("nl", "tool"):
+            if s in settings:
+                row[s] = m[s]["accuracy"] * 100
+                row[f"{s}_invalid"] = m[s]["invalid"]
+        rows.append(row)
+    kd = {r: _read(metrics_dir / f"kd_{r}.json") for r in ("initial", "boost")}
+    synth, filt = _read(metrics_dir / "synthesize.json"), _read(metrics_dir / "filter.json")
+    training = {s: _read(metrics_dir / f"{s}.json") for s in ("synthesizer_initial", "synthesizer", "pretrain")
+                if (metrics_dir / f"{s}.json").is_file()}
+    teacher = next(iter(kd.values())).get("teacher", {})
+    costs = {
+        "teacher": {"label": teacher.get("label") or teacher.get("model"),
+                    "calls": sum(k["items"] for k in kd.values()),
+                    "prompt_tokens": sum(k["prompt_tokens"] for k in kd.values()),
+                    "completion_tokens": sum(k["completion_tokens"] for k in kd.values()),
+                    "usd": round(sum(k["cost_usd"] for k in kd.values()), 2)},
+        "synthesis": {"records": synth["records"], "new_tokens": synth["new_tokens"], "kept_after_filter": filt["kept"],
+                      "paper_projection": synth["projection"]},
+        "training": {s: {"steps": t.get("steps"), "tokens_seen": t.get("tokens_seen")} for s, t in training.items()},
+    }
+    return {"benchmarks": rows, "costs": costs, "paper_model": PAPER_MODEL}
+
+
+def _fmt(v: float | None) -> str:
+    return "" if v is None else f"{v:.1f}"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    lines = [f"| benchmark | items | NL (ours) | tool (ours) | NL ({summary['paper_model']}, paper) |",
+             "|---|---:|---:|---:|---:|"]
+    for r in summary["benchmarks"]:
+        lines.append(f"| {r['benchmark']} | {r['items']} | {_fmt(r.get('nl'))} | {_fmt(r.get('tool'))} | "
+                     f"{_fmt(r['paper_nl'])} |")
+    c = summary["costs"]
+    t, s = c["teacher"], c["synthesis"]
+    lines += ["", f"Teacher ({t['label']}): {t['calls']:,} calls, {t['prompt_tokens']:,} prompt + "
+              f"{t['completion_tokens']:,} completion tokens, ${t['usd']:,.2f}.",
+              f"Synthesis: {s['records']:,} generations, {s['new_tokens']:,} new tokens, {s['kept_after_filter']:,} "
+              f"records kept by the filter. Paper scale: {s['paper_projection']['problems']:,} problems ~ "
+              f"{s['paper_projection']['gpu_hours']:,} GPU-hours at {s['paper_projection']['gpu_tokens_per_s']:,} "
+              f"tokens/s per GPU."]
+    for name, tr in c["training"].items():
+        lines.append(f"Training {name}: {tr['steps']} steps, {tr['tokens_seen']:,} tokens.")
+    return "\n".join(lines) + "\n"
+
+
+def chart(summary: dict[str, Any]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matplotlib.rcParams["svg.hashsalt"] = "jiuzhang"  # deterministic output
+    rows = summary["benchmarks"]
+    names = [r["benchmark"] for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
+    width = 0.28
+    for i, (key, label) in enumerate((("nl", "NL (ours)"), ("tool", "tool (ours)"),
+                                      ("paper_nl", f"NL ({summary['paper_model']}, paper)"))):
+        ax.bar([x + (i - 1) * width for x in range(len(names))], [r.get(key) or 0 for r in rows], width, label=label)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})  # no version/time stamps in the file
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_report(metrics_dir: Path, paper_path: Path, benchmarks: dict[str, list[str]], out: Path) -> dict[str, Any]:
+    paper = _read(paper_path)
+    summary = collect(metrics_dir, benchmarks, paper)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "summary.json", summary)
+    md = markdown(summary)
+    atomic_write_text(out / "results.md", md)
+    write_csv(out / "accuracy.csv", [{"benchmark": f"{r['benchmark']} ({s})", "accuracy": round(r[s], 2)}
+                                     for r in summary["benchmarks"] for s in ("nl", "tool") if s in r],
+              ("benchmark", "accuracy"))
+    png = chart(summary)
+    (out / "accuracy.png").write_bytes(png)
+    times = []
+    for stage in STAGES_TIMED:
+        facts = metrics_dir / "run" / f"{stage}.json"
+        if facts.is_file():
+            times.append((stage, json.loads(facts.read_text()).get("stage_seconds")))
+    table = "".join(f"<tr><td>{html.escape(s)}</td><td>{t}</td></tr>" for s, t in times)
+    atomic_write_text(out / "report.html", f"""<!doctype html><meta charset="utf-8"><title>jiuzhang report</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}}</style>
+<h1>jiuzhang: results</h1><p>Profile results against {html.escape(summary['paper_model'])} as published
+(natural-language setting). Smoke-profile models are tiny stand-ins; their scores are not comparable.</p>
+<pre>{html.escape(md)}</pre>
+<img alt="accuracy per benchmark" src="data:image/png;base64,{base64.b64encode(png).decode()}">
+<h2>Wall time of the last run of each stage (seconds)</h2><table><tr><th>stage</th><th>s</th></tr>{table}</table>
+""")
+    return {"benchmarks": len(summary["benchmarks"]), "teacher_usd": summary["costs"]["teacher"]["usd"]}

@@ -1,0 +1,62 @@
+"""What ``jiuzhang eval`` does: build the engine once, evaluate each benchmark, write predictions and metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from jiuzhang.common.io import atomic_write_text, write_json
+from jiuzhang.config.root import Params
+from jiuzhang.errors import UserError
+from jiuzhang.evaluation.evaluator import evaluate
+from jiuzhang.evaluation.tasks import TASKS, load_rows
+
+TOOL_DEFAULT = {"gsm8k", "math500", "math", "svamp", "asdiv", "mawps", "tabmwp", "gsm_hard"}
+
+
+def settings_for(params: Params, name: str) -> tuple[str, ...]:
+    if name in params.eval.benchmarks:
+        return tuple(params.eval.benchmarks[name])
+    return ("nl", "tool") if name in TOOL_DEFAULT else ("nl",)
+
+
+def build_eval_engine(params: Params, model: str, revision: str | None, endpoint: str | None, api_key: str | None):
+    if endpoint:
+        from jiuzhang.evaluation.endpoint import EndpointEngine
+
+        return EndpointEngine(endpoint, model, api_key)
+    from jiuzhang.synthesis.engine import HFEngine
+
+    cfg = params.synthesize.model_copy(update={"dtype": params.eval.dtype, "device": params.eval.device,
+                                               "threads": params.eval.threads, "batch_size": params.eval.batch_size,
+                                               "shard_size": max(params.eval.batch_size, params.synthesize.shard_size),
+                                               "on_overlong": "truncate"})
+    return HFEngine(model, cfg, revision=revision)
+
+
+def run_eval(params: Params, names: tuple[str, ...], model: str, revision: str | None, endpoint: str | None,
+             api_key: str | None, out: Path, single: bool) -> dict[str, Any]:
+    unknown = [n for n in names if n not in TASKS]
+    if unknown:
+        raise UserError(f"unknown benchmark(s) {unknown}; known: {', '.join(sorted(TASKS))}")
+    rows = {n: load_rows(params.benchmarks.root, n, params.eval.limit_for(n)) for n in names}  # fail before loading
+    engine = build_eval_engine(params, model, revision, endpoint, api_key)
+    summary: dict[str, Any] = {}
+    for name in names:
+        preds, metrics = evaluate(TASKS[name], rows[name], settings_for(params, name), engine, params.eval)
+        folder = out if single else out / name
+        atomic_write_text(folder / "predictions.jsonl",
+                          "".join(json.dumps(p, ensure_ascii=False, sort_keys=True) + "\n" for p in preds))
+        if not single:
+            write_json(folder / "metrics.json", {k: v for k, v in metrics.items() if k != "timing"})
+        line = ", ".join(f"{s} {metrics[s]['accuracy']:.1%} ({metrics[s]['correct']}/{metrics[s]['total']})"
+                         for s in settings_for(params, name))
+        click.echo(f"eval {name}: {line}", err=True)
+        summary[name] = metrics
+    if single:
+        return summary[names[0]]
+    return {"benchmarks": {n: {k: v for k, v in m.items() if k != "timing"} for n, m in summary.items()},
+            "timing": {f"{n}_{k}": v for n, m in summary.items() for k, v in m["timing"].items()}}

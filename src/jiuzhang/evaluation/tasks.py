@@ -1,0 +1,92 @@
+"""Per-benchmark evaluation facts: how to read the gold answer, how to grade, which rows carry a worked
+solution, and how many few-shot exemplars the paper uses (``../shared/benchmarks/SOURCES.md``,
+DESIGN.md section 2.5). Question texts come from :mod:`jiuzhang.benchmarks.registry`."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jiuzhang.benchmarks.registry import BENCHMARKS, BenchmarkDataError
+from jiuzhang.evaluation.answers import LETTERS, last_boxed, options_of
+
+
+def _gsm8k_gold(r: dict[str, Any]) -> str:
+    return r["answer"].split("####")[-1].strip().replace(",", "")
+
+
+def _asdiv_gold(r: dict[str, Any]) -> str:
+    return re.sub(r"\s*\(.*?\)\s*$", "", str(r["answer"])).strip()
+
+
+def _number(v: Any) -> str:
+    f = float(v)
+    return str(int(f)) if f.is_integer() else repr(f)
+
+
+def _boxed_gold(field: str) -> Callable[[dict[str, Any]], str]:
+    def gold(r: dict[str, Any]) -> str:
+        ans = last_boxed(r[field])
+        if ans is None:
+            raise KeyError(f"no \\boxed{{}} in '{field}'")
+        return ans
+    return gold
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    kind: str                                         # numeric | symbolic | choice | mixed
+    gold: Callable[[dict[str, Any]], str]
+    shots: int = 0                                    # paper: 5-shot for AQuA, SAT-Math, MMLU-STEM
+    options: Callable[[dict[str, Any]], list[str]] | None = None
+    solution: Callable[[dict[str, Any]], str | None] | None = None   # a worked gold solution, if the file has one
+
+    def question(self, row: dict[str, Any]) -> str:
+        return BENCHMARKS[self.name].question(row)
+
+
+TASKS: dict[str, Task] = {t.name: t for t in [
+    Task("gsm8k", "numeric", _gsm8k_gold, solution=lambda r: r["answer"]),
+    Task("math", "symbolic", _boxed_gold("solution"), solution=lambda r: r["solution"]),
+    Task("math500", "symbolic", lambda r: r["answer"], solution=lambda r: r["solution"]),
+    Task("minerva_math", "symbolic", _boxed_gold("solution"), solution=lambda r: r["solution"]),
+    Task("svamp", "numeric", lambda r: _number(r["Answer"])),
+    Task("asdiv", "mixed", _asdiv_gold),
+    Task("mawps", "numeric", lambda r: _number(r["target"])),
+    Task("gsm_hard", "numeric", lambda r: _number(r["target"])),
+    Task("carp_en", "symbolic", lambda r: r["answer"], solution=lambda r: r["steps"]),
+    Task("tabmwp", "mixed", lambda r: str(r["answer"]), options=lambda r: options_of(r.get("choices")),
+         solution=lambda r: r.get("solution")),
+    Task("aqua", "choice", lambda r: r["correct"].strip(), shots=5, options=lambda r: options_of(r["options"])),
+    Task("sat_math", "choice", lambda r: r["Answer"].strip(), shots=5, options=lambda r: options_of(r["options"])),
+    Task("sat_math_agieval", "choice", lambda r: r["label"].strip(), options=lambda r: options_of(r["options"]),
+         solution=lambda r: ((r.get("other") or {}).get("solution"))),
+    Task("mmlu_stem", "choice", lambda r: LETTERS[int(r["answer"])], shots=5, options=lambda r: options_of(r["choices"])),
+]}
+
+
+def load_rows(root: str | Path, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """The test rows of benchmark ``name`` (the first ``limit``), each with its row number as ``idx``."""
+    if name not in TASKS:
+        raise BenchmarkDataError(f"unknown benchmark '{name}'; known: {', '.join(sorted(TASKS))}")
+    path = Path(root) / BENCHMARKS[name].file
+    if not path.is_file():
+        raise BenchmarkDataError(f"{path}: benchmark file for '{name}' not found; check benchmarks.root")
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BenchmarkDataError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+            rows.append({**row, "_idx": len(rows)})
+            if limit is not None and len(rows) >= limit:
+                break
+    return rows

@@ -1,0 +1,51 @@
+"""``jiuzhang eval``: benchmarks x settings on a model folder, a hub model or an OpenAI-compatible endpoint."""
+
+import os
+from pathlib import Path
+
+import click
+
+from jiuzhang.errors import UserError
+from jiuzhang.runtime import run_stage
+from stages.options import params_option
+
+
+@click.command("eval")
+@params_option
+@click.option("--benchmark", "benchmarks", multiple=True,
+              help="Benchmark folder name (repeatable); default: every benchmark in eval.benchmarks.")
+@click.option("--model", required=True, help="Model folder (e.g. models/jiuzhang), hub id, or with --endpoint the "
+              "served model's name.")
+@click.option("--revision", default=None, help="Hub revision (commit SHA) when --model is a hub id.")
+@click.option("--endpoint", default=None, help="Base URL of an OpenAI-compatible server (completions API), e.g. "
+              "http://127.0.0.1:8000/v1; the key is read from $OPENAI_API_KEY if set.")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Output folder: <benchmark>/predictions.jsonl + metrics.json (default eval-results/<model>).")
+@click.option("--metrics", "metrics_path", default=None, type=click.Path(dir_okay=False),
+              help="With one --benchmark: where to write its metrics JSON (the DVC stage's metrics file).")
+def command(params_path: str, benchmarks: tuple[str, ...], model: str, revision: str | None, endpoint: str | None,
+            out: str | None, metrics_path: str | None) -> None:
+    """Evaluate a model on the paper's benchmarks, natural-language and tool settings, greedy decoding.
+
+    Prompts are the paper's (`## Question ... ## Solution`, tool: `## Code Solution`), zero-shot except
+    AQuA, SAT-Math and MMLU-STEM (5-shot from eval.fewshot_dir). Tool-setting code runs in the sandbox.
+    Answers are graded as `jiuzhang grade` does. eval.limit / eval.limits take a slice of each test set.
+
+    \b
+    Examples:
+      jiuzhang eval --model models/jiuzhang --benchmark gsm8k --benchmark math500
+      jiuzhang eval --model deepseek-ai/deepseek-math-7b-rl --revision <sha> --out eval-results/dsm
+      jiuzhang eval --endpoint http://127.0.0.1:8000/v1 --model my-model
+    """
+    from jiuzhang.config.loader import load_params
+    from jiuzhang.evaluation.runner import run_eval
+
+    params = load_params(params_path)
+    names = benchmarks or tuple(params.eval.benchmarks)
+    if metrics_path and len(names) != 1:
+        raise UserError("--metrics takes exactly one --benchmark (the DAG runs one stage per benchmark)")
+    target = Path(out or Path("eval-results") / Path(model).name.replace("/", "_"))
+    stage = f"eval@{names[0]}" if len(names) == 1 else "eval"
+    run_stage(stage, params_path, ("eval", "benchmarks"), {}, lambda p, run: run_eval(
+        p, names, model, revision, endpoint, os.environ.get("OPENAI_API_KEY"), target, single=metrics_path is not None),
+        metrics_path, params=params, tags={"jiuzhang.model": model})

@@ -1,0 +1,31 @@
+"""``jiuzhang report``: the results table against the paper, plots, and the cost summary."""
+
+from pathlib import Path
+
+import click
+
+from jiuzhang.runtime import run_stage
+from stages.options import params_option
+
+
+@click.command("report")
+@params_option
+@click.option("--metrics-dir", default="metrics", show_default=True, type=click.Path(file_okay=False),
+              help="Folder holding the stages' metrics (eval/<benchmark>.json, kd_*.json, synthesize.json, ...).")
+@click.option("--paper", default="templates/eval/paper_results.json", show_default=True,
+              type=click.Path(dir_okay=False), help="The paper's published numbers (data file).")
+@click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False),
+              help="Output folder: report.html, results.md, summary.json, accuracy.csv, accuracy.png.")
+def command(params_path: str, metrics_dir: str, paper: str, out: str) -> None:
+    """Build one table of every benchmark (ours, both settings) against the paper, a chart and costs.
+
+    Open reports/report.html in a browser; `dvc plots show` renders reports/accuracy.csv.
+
+    \b
+    Example:
+      jiuzhang report --metrics-dir metrics --out reports
+    """
+    from jiuzhang.evaluation.report import write_report
+
+    run_stage("report", params_path, ("eval",), {}, lambda p, run: write_report(
+        Path(metrics_dir), Path(paper), p.eval.benchmarks, Path(out)), None)

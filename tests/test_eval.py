@@ -1,0 +1,146 @@
+"""The eval path: the stage on a tiny model, the tool loop running real code in the sandbox, an
+OpenAI-compatible endpoint on loopback, the `grade` contract, and the report."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from jiuzhang.config.loader import validate_params
+from jiuzhang.evaluation.evaluator import evaluate
+from jiuzhang.evaluation.report import write_report
+from jiuzhang.evaluation.tasks import TASKS, load_rows
+from jiuzhang.synthesis.engine import Generation
+from jiuzhang.teacher.server import ChatServer
+
+from conftest import ROOT, SHARED, make_tiny_model, run_cli, tiny_params
+
+
+def params(**eval_over):
+    raw = tiny_params({"x": "u.jsonl"})
+    raw["benchmarks"]["root"] = str(SHARED / "benchmarks")
+    raw["eval"].update({"limit": 3, "max_new_tokens": 12, "fewshot_dir": str(ROOT / "templates/eval/fewshot"),
+                        **eval_over})
+    return raw
+
+
+@dataclass
+class ScriptedEngine:
+    """A test double: answers each prompt by the number of rounds it has seen (model stand-in)."""
+    script: list[str]
+
+    def plan(self, requests):
+        return [requests]
+
+    def generate(self, requests):
+        out = []
+        for r in requests:
+            step = r.prompt.count("```output")
+            out.append(Generation(r.id, self.script[min(step, len(self.script) - 1)], "stop", 0, 0))
+        return out
+
+
+def test_tool_loop_runs_the_code_and_feeds_back_its_output():
+    cfg = validate_params(params(), "t").eval
+    task, rows = TASKS["gsm8k"], load_rows(SHARED / "benchmarks", "gsm8k", 2)   # golds 18, 3
+    engine = ScriptedEngine(["We compute it.\n```python\nprint((16 - 3 - 4) * 2)\n```",
+                             "The code prints 18, so the answer is \\boxed{18}."])
+    preds, metrics = evaluate(task, rows, ("tool",), engine, cfg)
+    assert metrics["tool"]["correct"] == 1 and metrics["tool"]["executions"] == {"ok": 2}
+    assert "```output\n18\n```" in preds[0]["prediction"] and preds[0]["correct"]
+
+
+def test_tool_loop_stops_after_the_round_limit():
+    cfg = validate_params(params(tool_rounds=2), "t").eval
+    engine = ScriptedEngine(["```python\nprint(1)\n```"])  # writes code forever
+    preds, metrics = evaluate(TASKS["gsm8k"], load_rows(SHARED / "benchmarks", "gsm8k", 1), ("tool",), engine, cfg)
+    assert preds[0]["prediction"].count("```output") == 2 and metrics["tool"]["executions"] == {"ok": 2}
+
+
+def test_eval_stage_on_a_tiny_model(tmp_path, write_params):
+    model = make_tiny_model(tmp_path / "model")
+    p = params()
+    p["base"]["arch"]["max_position_embeddings"] = 4096
+    params_file = write_params(p)
+    run_cli("eval", "--params", str(params_file), "--benchmark", "gsm8k", "--model", str(model), "--out",
+            str(tmp_path / "gsm8k"), "--metrics", str(tmp_path / "gsm8k.json"), cwd=tmp_path)
+    metrics = json.loads((tmp_path / "gsm8k.json").read_text())
+    assert metrics["nl"]["total"] == 3 and metrics["tool"]["total"] == 3 and 0 <= metrics["nl"]["accuracy"] <= 1
+    preds = [json.loads(x) for x in (tmp_path / "gsm8k" / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 6 and {p["setting"] for p in preds} == {"nl", "tool"} and preds[0]["gold"] == "18"
+    # standalone, several benchmarks (5-shot aqua included), default layout <out>/<benchmark>/
+    run_cli("eval", "--params", str(params_file), "--benchmark", "aqua", "--benchmark", "svamp", "--model", str(model),
+            "--out", str(tmp_path / "all"), cwd=tmp_path)
+    assert json.loads((tmp_path / "all" / "aqua" / "metrics.json").read_text())["nl"]["total"] == 3
+    bad = run_cli("eval", "--params", str(params_file), "--benchmark", "nope", "--model", str(model), cwd=tmp_path,
+                  check=False)
+    assert bad.returncode == 2 and "unknown benchmark" in bad.stderr
+
+
+def test_eval_against_an_openai_compatible_endpoint(tmp_path, write_params):
+    seen = []
+
+    def answer(body, headers):
+        seen.append(body)
+        text = "16 - 3 - 4 = 9 eggs, 9 * 2 = 18. The answer is 18.\n\n## Question\nnext one"
+        payload = {"id": "c1", "object": "text_completion", "created": 0, "model": body["model"],
+                   "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+                   "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}}
+        return 200, {}, json.dumps(payload).encode()
+
+    params_file = write_params(params(limit=2))
+    with ChatServer(answer) as server:
+        res = run_cli("eval", "--params", str(params_file), "--benchmark", "gsm8k", "--endpoint", server.url,
+                      "--model", "served-model", "--out", str(tmp_path / "ep"), cwd=tmp_path)
+    metrics = json.loads((tmp_path / "ep" / "gsm8k" / "metrics.json").read_text())
+    assert metrics["nl"]["correct"] == 1 and metrics["nl"]["total"] == 2  # gold 18 for item 0, 3 for item 1
+    assert seen[0]["model"] == "served-model" and seen[0]["temperature"] == 0 and "\n\n## Question" in seen[0]["stop"]
+    assert any(b["prompt"].startswith("## Question\nJanet") for b in seen) and "eval gsm8k" in res.stderr
+
+
+def test_grade_contract(tmp_path):
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("\n".join(json.dumps(x) for x in [
+        {"idx": 0, "prediction": "... The answer is 18."}, {"idx": 1, "prediction": "\\boxed{3}"},
+        {"idx": 2, "prediction": "I give up"}]) + "\n")
+    out = json.loads(run_cli("grade", "--benchmark", "gsm8k", "--predictions", str(preds), "--root",
+                             str(SHARED / "benchmarks"), cwd=tmp_path).stdout)
+    assert out["accuracy"] == pytest.approx(2 / 3) and out["correct"] == 2 and out["total"] == 3
+    verdicts = [json.loads(x) for x in (tmp_path / "preds.verdicts.jsonl").read_text().splitlines()]
+    assert [v["correct"] for v in verdicts] == [True, True, False] and verdicts[2]["extracted"] is None
+    preds.write_text('{"idx": 99999, "prediction": "x"}\n')
+    bad = run_cli("grade", "--benchmark", "gsm8k", "--predictions", str(preds), "--root", str(SHARED / "benchmarks"),
+                  cwd=tmp_path, check=False)
+    assert bad.returncode == 2 and "preds.jsonl:1" in bad.stderr and "'idx'" in bad.stderr
+
+
+def test_report_is_deterministic_and_complete(tmp_path):
+    m = tmp_path / "metrics"
+    (m / "eval").mkdir(parents=True)
+    for name, acc in (("gsm8k", 0.5), ("aqua", 0.25)):
+        settings = {"nl": {"accuracy": acc, "correct": 1, "total": 2, "invalid": 0}}
+        if name == "gsm8k":
+            settings["tool"] = {"accuracy": 1.0, "correct": 2, "total": 2, "invalid": 0, "executions": {"ok": 2}}
+        (m / "eval" / f"{name}.json").write_text(json.dumps({"benchmark": name, "items": 2, **settings}))
+    kd = {"items": 10, "prompt_tokens": 100, "completion_tokens": 200, "cost_usd": 1.5, "teacher": {"label": "T"}}
+    (m / "kd_initial.json").write_text(json.dumps(kd))
+    (m / "kd_boost.json").write_text(json.dumps(kd))
+    (m / "synthesize.json").write_text(json.dumps({"records": 5, "new_tokens": 50, "projection": {
+        "problems": 6000000, "gpu_hours": 300.0, "gpu_tokens_per_s": 2500}}))
+    (m / "filter.json").write_text(json.dumps({"kept": 1}))
+    benches = {"gsm8k": ["nl", "tool"], "aqua": ["nl"]}
+    paper = ROOT / "templates" / "eval" / "paper_results.json"
+    write_report(m, paper, benches, tmp_path / "r1")
+    write_report(m, paper, benches, tmp_path / "r2")
+    for f in ("summary.json", "results.md", "accuracy.csv", "accuracy.png"):
+        assert (tmp_path / "r1" / f).read_bytes() == (tmp_path / "r2" / f).read_bytes(), f
+    md = (tmp_path / "r1" / "results.md").read_text()
+    assert "| gsm8k | 2 | 50.0 | 100.0 | 88.6 |" in md and "| aqua | 2 | 25.0 |  | 65.4 |" in md
+    assert "20 calls" in md and "$3.00" in md
+    assert (tmp_path / "r1" / "report.html").read_text().count("<img") == 1
+    (m / "eval" / "aqua.json").unlink()
+    with pytest.raises(Exception, match="aqua.json: missing"):
+        write_report(m, paper, benches, tmp_path / "r3")
