@@ -46,6 +46,12 @@ def command(params_path: str, benchmarks: tuple[str, ...], model: str, revision:
         raise UserError("--metrics takes exactly one --benchmark (the DAG runs one stage per benchmark)")
     target = Path(out or Path("eval-results") / Path(model).name.replace("/", "_"))
     stage = f"eval@{names[0]}" if len(names) == 1 else "eval"
-    run_stage(stage, params_path, ("eval", "benchmarks"), {}, lambda p, run: run_eval(
-        p, names, model, revision, endpoint, os.environ.get("OPENAI_API_KEY"), target, single=metrics_path is not None),
-        metrics_path, params=params, tags={"jiuzhang.model": model})
+    def work(p, run):
+        metrics = run_eval(p, names, model, revision, endpoint, os.environ.get("OPENAI_API_KEY"), target,
+                           single=metrics_path is not None)
+        for predictions in sorted(target.rglob("predictions.jsonl")):  # per-item outputs, answers, verdicts
+            run.log_artifact(predictions)
+        return metrics
+
+    run_stage(stage, params_path, ("eval", "benchmarks"), {}, work, metrics_path, params=params,
+              tags={"jiuzhang.model": model})

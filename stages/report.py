@@ -27,5 +27,10 @@ def command(params_path: str, metrics_dir: str, paper: str, out: str) -> None:
     """
     from jiuzhang.evaluation.report import write_report
 
-    run_stage("report", params_path, ("eval",), {}, lambda p, run: write_report(
-        Path(metrics_dir), Path(paper), p.eval.benchmarks, Path(out)), None)
+    def work(p, run):
+        metrics = write_report(Path(metrics_dir), Path(paper), p.eval.benchmarks, Path(out))
+        for name in ("report.html", "results.md", "accuracy.png", "summary.json"):
+            run.log_artifact(Path(out) / name)
+        return metrics
+
+    run_stage("report", params_path, ("eval",), {}, work, None)
