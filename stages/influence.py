@@ -16,24 +16,32 @@ from stages.training_common import world
               help="Round-1 synthesizer (written by synthesizer_initial): writes the candidates' data.")
 @click.option("--candidates", "candidates_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder of the candidates' generations (resumable shards, as synthesize writes).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (selected.parquet).")
+@click.option("--reference", "reference_dir", default=None, type=click.Path(file_okay=False),
+              help="Reference model for method 'less' (the model to be pre-trained: models/base).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder: selected.parquet (+ scores.parquet for 'less').")
 @metrics_option
 @progress_option
-def command(params_path: str, prompts_dir: str, model_dir: str, candidates_dir: str, out: str, metrics_path: str,
-            progress: bool) -> None:
+def command(params_path: str, prompts_dir: str, model_dir: str, candidates_dir: str, reference_dir: str | None,
+            out: str, metrics_path: str, progress: bool) -> None:
     """Select kd.boost.n texts for the teacher's second round from a candidate pool.
 
     The pool is influence.pool_size prompts never sent in round 1; synthesizer_initial writes data for
-    each through the synthesize engine (same sampling, sharding and resume). influence.method: random is
-    the paper's random-selection baseline; the gradient-based method (LESS) scores the same candidates
-    and writes the same table (id, rank, score, method).
+    each through the synthesize engine (same sampling, sharding and resume). influence.method: less
+    (the paper's method) warms up a LoRA on the reference model, scores each candidate's data by
+    gradient similarity to the target tasks (LESS) and keeps the top kd.boost.n; random is the paper's
+    ablation baseline. Both write the same table (id, rank, score, method).
 
     \b
     Example:
       jiuzhang influence --prompts data/prompts --model models/synthesizer_initial \\
-          --candidates data/influence/candidates --out data/influence/selection --metrics metrics/influence.json
+          --candidates data/influence/candidates --reference models/base --out data/influence/selection \\
+          --metrics metrics/influence.json
     """
-    from jiuzhang.influence.selection import candidate_pool, select
+    import pyarrow.parquet as pq
+
+    from jiuzhang.errors import UserError
+    from jiuzhang.influence.selection import candidate_pool, select, select_less
     from jiuzhang.kd.items import load_pool
     from jiuzhang.synthesis.engine import build_engine
     from jiuzhang.synthesis.job import run_job
@@ -41,6 +49,8 @@ def command(params_path: str, prompts_dir: str, model_dir: str, candidates_dir: 
     w = world()
 
     def work(p, run):
+        if p.influence.method == "less" and reference_dir is None:  # before any generation
+            raise UserError("influence.method: less needs --reference (the model to be pre-trained, models/base)")
         candidates = candidate_pool(p.influence, p.kd, load_pool(Path(prompts_dir)))
         cfg = p.synthesize.model_copy(update={"max_prompts": None})
         made = run_job(cfg, candidates, Path(model_dir), Path(candidates_dir), w,
@@ -48,7 +58,12 @@ def command(params_path: str, prompts_dir: str, model_dir: str, candidates_dir: 
         if not w.is_main:
             return {}
         timing = made.pop("timing")
-        metrics = select(p.influence, p.kd, candidates, Path(out))
+        if p.influence.method == "less":
+            texts = {r["id"]: r["text"] for f in sorted(Path(candidates_dir).glob("part-*.parquet"))
+                     for r in pq.read_table(f, columns=["id", "text"]).to_pylist()}
+            metrics = select_less(p.influence, p.kd, candidates, texts, Path(reference_dir), Path(out))
+        else:
+            metrics = select(p.influence, p.kd, candidates, Path(out))
         return {**metrics, "candidate_data": {k: made[k] for k in ("records", "by_finish_reason", "mean_new_tokens")},
                 "timing": timing}
 

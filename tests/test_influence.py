@@ -41,7 +41,7 @@ def test_influence_stage_writes_candidate_data_and_selects_from_it(tmp_path, wri
     raw = tiny_params({"x": "u.jsonl"})
     raw["kd"]["initial"]["n"] = 10
     raw["kd"]["boost"]["n"] = 5
-    raw["influence"]["pool_size"] = 12
+    raw["influence"].update(method="random", pool_size=12)
     raw["synthesize"].update(shard_size=8, batch_size=4, threads=1)
     for kind in ("nl", "tool"):
         raw["synthesize"][kind]["max_new_tokens"] = 8
@@ -57,3 +57,40 @@ def test_influence_stage_writes_candidate_data_and_selects_from_it(tmp_path, wri
     # A rerun reuses the finished candidate shards.
     run_cli(*args, cwd=tmp_path)
     assert json.loads((tmp_path / "run" / "m.json").read_text())["generated_records"] == 0
+
+
+def test_influence_stage_with_less(tmp_path, write_params):
+    from conftest import SHARED
+
+    model = make_tiny_model(tmp_path / "model")
+    writer = ShardWriter(tmp_path / "prompts", POOL_SCHEMA, 1000)
+    writer.write_many(pool(40))
+    writer.close()
+    raw = tiny_params({"x": "u.jsonl"})
+    raw["kd"]["initial"]["n"] = 10
+    raw["kd"]["boost"]["n"] = 5
+    raw["influence"].update(method="less", pool_size=16)
+    raw["influence"]["less"].update(epochs=2, r=4, alpha=16, dim=256, batch_size=4, max_length=768, shard_size=5,
+                                    warmup_fraction=0.5)
+    raw["influence"]["less"]["targets"]["gsm8k"].update(path=str(SHARED / "benchmarks/gsm8k/train.jsonl"), n=4)
+    raw["synthesize"].update(shard_size=8, batch_size=4, threads=1)
+    for kind in ("nl", "tool"):
+        raw["synthesize"][kind].update(max_new_tokens=8, temperature=1.0)
+    params_file = write_params(raw)
+    args = ["influence", "--params", str(params_file), "--prompts", str(tmp_path / "prompts"), "--model", str(model),
+            "--candidates", str(tmp_path / "cand"), "--reference", str(model), "--out", str(tmp_path / "sel"),
+            "--metrics", str(tmp_path / "m.json")]
+    run_cli(*args, cwd=tmp_path)
+    selected = pq.read_table(tmp_path / "sel" / "selected.parquet").to_pylist()
+    scores = pq.read_table(tmp_path / "sel" / "scores.parquet").to_pylist()
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert len(selected) == 5 and {r["method"] for r in selected} == {"less"} and len(scores) == 16
+    assert [r["score"] for r in selected] == sorted((r["score"] for r in selected), reverse=True)
+    assert metrics["method"] == "less" and metrics["checkpoints"] == 2 and metrics["targets"] == {"gsm8k": 4}
+    first = (tmp_path / "sel" / "selected.parquet").read_bytes()
+    run_cli(*args, cwd=tmp_path)  # same seeds, same selection, byte for byte
+    assert (tmp_path / "sel" / "selected.parquet").read_bytes() == first
+    # bad target data fails before any training, naming the key
+    raw["influence"]["less"]["targets"]["gsm8k"]["answer_field"] = "nope"
+    res = run_cli(*args[:2], str(write_params(raw)), *args[3:], cwd=tmp_path, check=False)
+    assert res.returncode == 2 and "'nope'" in res.stderr and "influence.less.targets.gsm8k" in res.stderr

@@ -4,17 +4,55 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from jiuzhang.config.base_model import Section
+
+
+class TargetTaskConfig(Section):
+    """One target task: examples of a benchmark's training split (never its test split)."""
+
+    path: str = Field(description="JSONL of training examples, e.g. ../shared/benchmarks/gsm8k/train.jsonl "
+                      "(spell it in the influence stage's deps).")
+    question_field: str = Field("question", description="Field holding the question.")
+    answer_field: str = Field("answer", description="Field holding the worked answer (the supervised tokens).")
+    n: int = Field(ge=1, description="Use the first n examples.")
+
+
+class LessConfig(Section):
+    """Gradient-based selection (LESS). Paper/LESS defaults in the descriptions; the smoke profile scales down."""
+
+    warmup_fraction: float = Field(0.05, gt=0, le=1, description="Seeded share of the candidates' data the "
+                                   "reference LoRA warms up on (LESS: 5%).")
+    epochs: int = Field(4, ge=1, description="Warm-up epochs = checkpoints (LESS: 4).")
+    r: int = Field(128, ge=1, description="LoRA rank (LESS: 128).")
+    alpha: int = Field(512, ge=1, description="LoRA alpha (LESS: 512).")
+    lr: float = Field(2e-5, gt=0, description="Warm-up peak learning rate (LESS: 2e-5), linear warm-up and decay.")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of warm-up steps (LESS: 3%); no weight decay.")
+    batch_size: int = Field(8, ge=1, description="Warm-up batch and gradient-feature batch.")
+    max_length: int = Field(2048, ge=16, description="Tokens per example (truncated).")
+    dim: int = Field(8192, ge=16, description="Projection dimension (paper: 8,192).")
+    projection_seed: int = Field(0, ge=0, description="Seed of the count-sketch projector (drawn on the CPU).")
+    adam_variant: Literal["paper", "less_code"] = Field("paper", description="Candidates' Adam direction: "
+                                                          "'paper' bias-corrected, 'less_code' as LESS's code.")
+    shard_size: int = Field(1000, ge=1, description="Candidates whose features are held in memory at once.")
+    targets: dict[str, TargetTaskConfig] = Field(description="Target tasks; score = max over tasks.")
 
 
 class InfluenceConfig(Section):
     """How the boosting round's texts are chosen from the candidate pool."""
 
-    method: Literal["random"] = Field("random", description="'random': a seeded random selection (the "
-                                      "paper's ablation baseline); gradient-based 'less' comes with its issue.")
-    seed: int = Field(0, ge=0, description="Seed of the candidate-pool sample and of the random selection.")
+    method: Literal["random", "less"] = Field("random", description="'less': gradient-based influence (the "
+                                              "paper's method); 'random': a seeded random selection (its ablation).")
+    seed: int = Field(0, ge=0, description="Seed of the candidate-pool sample, the random selection and the "
+                      "warm-up (data order, LoRA init).")
     pool_size: int = Field(ge=1, description="Candidate texts (never round-1 ones) that synthesizer_initial "
                            "writes data for, through the synthesize engine and its sampling settings; "
                            "kd.boost.n of them are selected. Paper: a large pool.")
+    less: LessConfig | None = Field(None, description="Settings of method 'less' (required for it).")
+
+    @model_validator(mode="after")
+    def _less_needs_settings(self) -> "InfluenceConfig":
+        if self.method == "less" and self.less is None:
+            raise ValueError("method 'less' needs the 'less' settings (see configs/paper.yaml)")
+        return self

@@ -44,3 +44,95 @@ def select(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, Any]],
     for r in chosen:
         levels[r["level"]] = levels.get(r["level"], 0) + 1
     return {"method": cfg.method, "candidates": len(candidates), "selected": len(rows), "by_level": dict(sorted(levels.items()))}
+
+
+def _candidate_example(row_id: str, text: str):
+    """The candidate's synthesized data as a training example: the paper's record when it parses, else the
+    raw text (a tiny synthesizer's output rarely parses; its tokens are still what the model would see)."""
+    from jiuzhang.synthesis.records import parse_generation, to_record
+    from jiuzhang.training.packing import Example
+
+    draft = parse_generation(text, "stop", 1)
+    if draft.reason is None:
+        rec = to_record(draft.problem or "", draft.solution or "", "nl")
+        return Example(row_id, rec["input"], rec["output"])
+    return Example(row_id, "", text)
+
+
+def _targets(cfg: InfluenceConfig, tokenizer) -> dict[str, list]:
+    from jiuzhang.common.io import iter_jsonl
+    from jiuzhang.influence.less import tokenize_all
+    from jiuzhang.training.packing import Example
+
+    out = {}
+    for task, t in cfg.less.targets.items():
+        examples = []
+        path = Path(t.path)
+        if not path.is_file():
+            raise InputDataError(f"influence.less.targets.{task}.path: {path} not found")
+        for line in iter_jsonl(path):
+            if line.record is None:
+                raise InputDataError(f"{path}:{line.lineno}: {line.error}")
+            q, a = line.record.get(t.question_field), line.record.get(t.answer_field)
+            if not isinstance(q, str) or not isinstance(a, str):
+                raise InputDataError(f"{path}:{line.lineno}: needs string fields '{t.question_field}' and "
+                                     f"'{t.answer_field}' (influence.less.targets.{task})")
+            examples.append(Example(f"{task}/{len(examples)}", f"## Question\n{q}\n\n## Solution\n", a))
+            if len(examples) >= t.n:
+                break
+        tokenized = tokenize_all(examples, tokenizer, cfg.less.max_length)
+        if not tokenized:  # LESS would score against NaN here
+            raise InputDataError(f"influence.less.targets.{task}: no example keeps an answer token within "
+                                 f"max_length={cfg.less.max_length}; raise max_length or check the fields")
+        out[task] = tokenized
+    return out
+
+
+def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, Any]], texts: dict[str, str],
+                reference: Path, out_dir: Path) -> dict[str, Any]:
+    """Score every candidate's data by LESS and select the top kd.boost.n; unscorable ones rank last."""
+    import random
+
+    import torch
+
+    from jiuzhang.influence.less import report, score_candidates, tokenize_all, warmup, with_lora
+    from jiuzhang.influence.scoring import rank
+    from jiuzhang.training.config import ModelSource
+    from jiuzhang.training.runner import load_start
+
+    less = cfg.less
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    model, tokenizer = load_start(ModelSource(path=str(reference)), "fp32")
+    targets = _targets(cfg, tokenizer)  # bad target data fails before any training
+    model = with_lora(model, less.r, less.alpha, cfg.seed)
+    data = tokenize_all([_candidate_example(r["id"], texts[r["id"]]) for r in candidates
+                         if texts.get(r["id"], "").strip()], tokenizer, less.max_length)
+    if not data:
+        raise InputDataError("influence: no candidate has data with a token to learn from; check the synthesize "
+                             "settings (max_new_tokens) and data/influence/candidates")
+    rng = random.Random(cfg.seed)
+    warm = sorted(rng.sample(range(len(data)), max(1, round(less.warmup_fraction * len(data)))))
+    checkpoints = warmup(model, [data[i] for i in warm], less.epochs, less.lr, less.warmup_ratio, less.batch_size,
+                         cfg.seed)
+    final, per_task = score_candidates(model, checkpoints, data, targets, less.dim, less.projection_seed,
+                                       less.adam_variant, less.batch_size, less.shard_size)
+    scored = {t.id: i for i, t in enumerate(data)}
+    ids = [r["id"] for r in candidates]
+    score = [float(final[scored[i]]) if i in scored else float("-inf") for i in ids]
+    order = rank(ids, score)
+    chosen = [candidates[i] for i in order[:kd.boost.n]]
+    out = reset_dir(out_dir)
+    rows = [{"id": ids[i], "rank": k, "score": score[i], "method": "less"} for k, i in enumerate(order[:kd.boost.n])]
+    pq.write_table(pa.Table.from_pylist(rows, schema=SELECTION_SCHEMA), out / "selected.parquet", compression="zstd")
+    table = {"id": ids, "score": score, "scored": [i in scored for i in ids],
+             **{f"task_{t}": [float(v[scored[i]]) if i in scored else float("nan") for i in ids]
+                for t, v in per_task.items()}}
+    pq.write_table(pa.table(table), out / "scores.parquet", compression="zstd")
+    levels: dict[str, int] = {}
+    for r in chosen:
+        levels[r["level"]] = levels.get(r["level"], 0) + 1
+    return {"method": "less", "candidates": len(candidates), "scored": len(data), "selected": len(rows),
+            "warmup_examples": len(warm), "checkpoints": len(checkpoints),
+            "lr_per_checkpoint": [round(c.lr, 8) for c in checkpoints],
+            "targets": {t: len(v) for t, v in targets.items()}, "by_level": dict(sorted(levels.items())),
+            **report(final, per_task)}

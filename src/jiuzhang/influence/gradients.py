@@ -1,0 +1,107 @@
+"""Per-example gradients of the LoRA weights, loss = mean token loss over answer tokens only (LESS).
+
+Two ways, same numbers (a test checks it):
+- :func:`per_example_loop`: one backward pass per example (the baseline; what LESS's code does);
+- :func:`per_example_batched`: one forward/backward per padded batch with hooks on the LoRA ``Linear``
+  layers: the gradient of a linear weight for example b is sum_t grad_out[b, t] x in[b, t], so every
+  example's gradient falls out of one pass. The batch loss is the *sum* of per-example mean losses, so
+  each example's gradient is exactly its own mean-loss gradient (examples do not interact: padding is
+  masked and positions restart per row).
+Examples with no supervised token are rejected up front (LESS returns NaN for them).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from jiuzhang.training.packing import IGNORE, Tokenized
+
+
+def lora_parameters(model) -> dict[str, torch.nn.Parameter]:
+    """The trainable LoRA weights by name (sorted, so flattening order is fixed)."""
+    return dict(sorted((n, p) for n, p in model.named_parameters() if p.requires_grad))
+
+
+def _check(examples: list[Tokenized]) -> None:
+    for ex in examples:
+        if not any(label != IGNORE for label in ex.labels):
+            raise ValueError(f"example {ex.id!r} has no supervised (answer) token; drop it before scoring")
+
+
+def _example_loss(model, ex: Tokenized) -> torch.Tensor:
+    ids = torch.tensor([ex.input_ids])
+    labels = torch.tensor([ex.labels])
+    logits = model(input_ids=ids).logits[:, :-1].float()
+    target = labels[:, 1:]
+    mask = target != IGNORE
+    losses = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.clamp(min=0).reshape(-1),
+                                               reduction="none").view_as(target)
+    return (losses * mask).sum() / mask.sum()
+
+
+def per_example_loop(model, examples: list[Tokenized]) -> torch.Tensor:
+    """(n, P) flattened LoRA gradients, one backward per example."""
+    _check(examples)
+    params = lora_parameters(model)
+    rows = []
+    for ex in examples:
+        grads = torch.autograd.grad(_example_loss(model, ex), list(params.values()))
+        rows.append(torch.cat([g.reshape(-1) for g in grads]))
+    return torch.stack(rows)
+
+
+class _Capture:
+    """Forward/backward hooks on one LoRA Linear: per-example weight gradients for a padded batch."""
+
+    def __init__(self, module: torch.nn.Linear):
+        self.x: torch.Tensor | None = None
+        self.grad: torch.Tensor | None = None
+        self.handles = [module.register_forward_hook(self._fwd), module.register_full_backward_hook(self._bwd)]
+
+    def _fwd(self, module, inputs, output):
+        self.x = inputs[0].detach()
+
+    def _bwd(self, module, grad_input, grad_output):
+        self.grad = torch.einsum("bto,bti->boi", grad_output[0].float(), self.x.float())
+
+    def close(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+def per_example_batched(model, examples: list[Tokenized], batch_size: int = 16) -> torch.Tensor:
+    """(n, P) flattened LoRA gradients, one forward/backward per batch of ``batch_size`` examples."""
+    _check(examples)
+    params = lora_parameters(model)
+    modules = dict(model.named_modules())
+    owners = {}
+    for name in params:  # "...lora_A.default.weight" -> its nn.Linear module
+        owner = name.rsplit(".", 1)[0]
+        if not isinstance(modules.get(owner), torch.nn.Linear) or not name.endswith(".weight"):
+            raise ValueError(f"{name}: only LoRA Linear weights are supported (no bias, no embeddings)")
+        owners[name] = modules[owner]
+    rows = []
+    for start in range(0, len(examples), batch_size):
+        batch = examples[start:start + batch_size]
+        width = max(len(e.input_ids) for e in batch)
+        pad = lambda seq, value: seq + [value] * (width - len(seq))  # noqa: E731 - right padding
+        ids = torch.tensor([pad(e.input_ids, 0) for e in batch])
+        labels = torch.tensor([pad(e.labels, IGNORE) for e in batch])
+        mask = torch.tensor([pad([1] * len(e.input_ids), 0) for e in batch])
+        captures = {n: _Capture(m) for n, m in owners.items()}
+        try:
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            target = labels[:, 1:]
+            sup = target != IGNORE
+            losses = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                       target.clamp(min=0).reshape(-1), reduction="none").view_as(target)
+            per_example = (losses * sup).sum(1) / sup.sum(1)
+            model.zero_grad(set_to_none=True)
+            per_example.sum().backward()
+            rows.append(torch.cat([captures[n].grad.reshape(len(batch), -1) for n in params], dim=1))
+        finally:
+            for c in captures.values():
+                c.close()
+    model.zero_grad(set_to_none=True)
+    n_params = sum(p.numel() for p in params.values())
+    return torch.cat(rows) if rows else torch.zeros(0, n_params)

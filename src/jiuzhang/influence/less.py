@@ -1,0 +1,140 @@
+"""Gradient-based influence selection (LESS, Xia et al. 2024) for the boosting round, DESIGN.md section 2.3.
+
+1. Warm up a LoRA on a seeded fraction of the candidates' data, saving at each epoch end the LoRA
+   weights, the Adam moments *keyed by parameter name* (LESS keys them by position), the step and the
+   epoch's mean learning rate.
+2. Per checkpoint: per-example LoRA gradients (answer tokens only, model in eval mode); candidates take
+   the Adam update direction, targets the plain gradient; count-sketch projection (seeded on the CPU);
+   L2 normalisation.
+3. score = sum over checkpoints of (normalised lr) x cosine(candidate, mean target of a task); max over
+   tasks. Candidates are processed in shards of ``shard_size`` so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from jiuzhang.influence.gradients import lora_parameters, per_example_batched
+from jiuzhang.influence.projection import CountSketch
+from jiuzhang.influence.scoring import adam_direction, lr_weights, normalise, task_direction
+from jiuzhang.training.packing import IGNORE, Example, PackStats, Tokenized, tokenize
+
+
+@dataclass
+class Checkpoint:
+    lora: dict[str, torch.Tensor]
+    exp_avg: dict[str, torch.Tensor]
+    exp_avg_sq: dict[str, torch.Tensor]
+    step: int
+    lr: float
+
+
+def with_lora(model, r: int, alpha: int, seed: int):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)  # LoRA A is drawn at random: name the seed
+    return get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, bias="none",
+                                            target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+
+
+def tokenize_all(examples: list[Example], tokenizer, max_length: int) -> list[Tokenized]:
+    out = list(tokenize(examples, tokenizer, max_length, "truncate", PackStats()))
+    return [t for t in out if any(label != IGNORE for label in t.labels)]
+
+
+def _batch_loss(model, batch: list[Tokenized]) -> torch.Tensor:
+    width = max(len(t.input_ids) for t in batch)
+    ids = torch.tensor([t.input_ids + [0] * (width - len(t.input_ids)) for t in batch])
+    labels = torch.tensor([t.labels + [IGNORE] * (width - len(t.labels)) for t in batch])
+    mask = torch.tensor([[1] * len(t.input_ids) + [0] * (width - len(t.input_ids)) for t in batch])
+    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+
+def warmup(model, data: list[Tokenized], epochs: int, lr: float, warmup_ratio: float, batch_size: int,
+           seed: int) -> list[Checkpoint]:
+    """Train the LoRA weights; one checkpoint per epoch end."""
+    params = lora_parameters(model)
+    opt = torch.optim.AdamW(list(params.values()), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    steps_per_epoch = math.ceil(len(data) / batch_size)
+    total = steps_per_epoch * epochs
+    warm = max(1, int(warmup_ratio * total)) if warmup_ratio > 0 else 0
+
+    def lr_at(step: int) -> float:  # linear warm-up, then linear decay to 0 (LESS's schedule)
+        if step < warm:
+            return lr * (step + 1) / warm
+        return lr * max(0.0, (total - step) / max(1, total - warm))
+
+    rng = random.Random(seed)
+    checkpoints, step = [], 0
+    model.train()
+    for _ in range(epochs):
+        order = list(range(len(data)))
+        rng.shuffle(order)
+        lrs = []
+        for b in range(steps_per_epoch):
+            batch = [data[i] for i in order[b * batch_size:(b + 1) * batch_size]]
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+            lrs.append(lr_at(step))
+            opt.zero_grad(set_to_none=True)
+            _batch_loss(model, batch).backward()
+            opt.step()
+            step += 1
+        state = {name: opt.state[p] for name, p in params.items()}
+        checkpoints.append(Checkpoint({n: p.detach().clone() for n, p in params.items()},
+                                      {n: s["exp_avg"].clone() for n, s in state.items()},
+                                      {n: s["exp_avg_sq"].clone() for n, s in state.items()},
+                                      step, sum(lrs) / len(lrs)))
+    model.eval()
+    return checkpoints
+
+
+def _load(model, ckpt: Checkpoint) -> None:
+    with torch.no_grad():
+        for name, p in lora_parameters(model).items():
+            p.copy_(ckpt.lora[name])
+
+
+def _flat(d: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([d[n].reshape(-1) for n in sorted(d)])
+
+
+def features(model, ckpt: Checkpoint, data: list[Tokenized], projector, adam: bool, variant: str,
+             batch_size: int) -> torch.Tensor:
+    """Normalised projected features (n, dim) of ``data`` at ``ckpt``."""
+    _load(model, ckpt)
+    grads = per_example_batched(model, data, batch_size)
+    if adam:
+        grads = adam_direction(grads, _flat(ckpt.exp_avg), _flat(ckpt.exp_avg_sq), ckpt.step, (0.9, 0.999), 1e-8,
+                               variant)
+    return normalise(projector(grads))
+
+
+def score_candidates(model, checkpoints: list[Checkpoint], candidates: list[Tokenized],
+                     targets: dict[str, list[Tokenized]], dim: int, seed: int, variant: str, batch_size: int,
+                     shard_size: int, project: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(final scores (n,), per-task scores {task: (n,)}). ``project=False`` gives the exact cosines."""
+    n_params = sum(p.numel() for p in lora_parameters(model).values())
+    projector = CountSketch(n_params, dim, seed) if project else (lambda g: g)
+    weights = lr_weights([c.lr for c in checkpoints])
+    task_dirs = [{t: task_direction(features(model, c, ex, projector, False, variant, batch_size))
+                  for t, ex in targets.items()} for c in checkpoints]
+    per_task = {t: torch.zeros(len(candidates)) for t in targets}
+    for start in range(0, len(candidates), shard_size):  # memory bounded by one shard's features
+        shard = candidates[start:start + shard_size]
+        for w, c, dirs in zip(weights, checkpoints, task_dirs):
+            feats = features(model, c, shard, projector, True, variant, batch_size)
+            for t, d in dirs.items():
+                per_task[t][start:start + len(shard)] += w * (feats @ d)
+    final = torch.stack(list(per_task.values())).max(0).values
+    return final, per_task
+
+
+def report(final: torch.Tensor, per_task: dict[str, torch.Tensor]) -> dict[str, Any]:
+    return {"score_mean": round(float(final.mean()), 6), "score_max": round(float(final.max()), 6),
+            "tasks": sorted(per_task)}
