@@ -33,7 +33,8 @@ def test_candidates_exclude_round_one_and_sizes_are_checked():
         candidate_pool(p.influence, p.kd.model_copy(update={"boost": p.kd.boost.model_copy(update={"n": 25})}), rows)
 
 
-def test_influence_stage_writes_candidate_data_and_selects_from_it(tmp_path, write_params):
+def stage_setup(tmp_path, method: str, pool_size: int):
+    """A tiny model, a 40-prompt pool and params for the influence stage (round 1: 10, boost: 5)."""
     model = make_tiny_model(tmp_path / "model")
     writer = ShardWriter(tmp_path / "prompts", POOL_SCHEMA, 1000)
     writer.write_many(pool(40))
@@ -41,10 +42,15 @@ def test_influence_stage_writes_candidate_data_and_selects_from_it(tmp_path, wri
     raw = tiny_params({"x": "u.jsonl"})
     raw["kd"]["initial"]["n"] = 10
     raw["kd"]["boost"]["n"] = 5
-    raw["influence"].update(method="random", pool_size=12)
+    raw["influence"].update(method=method, pool_size=pool_size)
     raw["synthesize"].update(shard_size=8, batch_size=4, threads=1)
     for kind in ("nl", "tool"):
-        raw["synthesize"][kind]["max_new_tokens"] = 8
+        raw["synthesize"][kind].update(max_new_tokens=8, temperature=1.0)
+    return model, raw
+
+
+def test_influence_stage_writes_candidate_data_and_selects_from_it(tmp_path, write_params):
+    model, raw = stage_setup(tmp_path, "random", 12)
     params_file = write_params(raw)
     args = ["influence", "--params", str(params_file), "--prompts", str(tmp_path / "prompts"), "--model", str(model),
             "--candidates", str(tmp_path / "cand"), "--out", str(tmp_path / "sel"), "--metrics", str(tmp_path / "m.json")]
@@ -62,20 +68,10 @@ def test_influence_stage_writes_candidate_data_and_selects_from_it(tmp_path, wri
 def test_influence_stage_with_less(tmp_path, write_params):
     from conftest import SHARED
 
-    model = make_tiny_model(tmp_path / "model")
-    writer = ShardWriter(tmp_path / "prompts", POOL_SCHEMA, 1000)
-    writer.write_many(pool(40))
-    writer.close()
-    raw = tiny_params({"x": "u.jsonl"})
-    raw["kd"]["initial"]["n"] = 10
-    raw["kd"]["boost"]["n"] = 5
-    raw["influence"].update(method="less", pool_size=16)
+    model, raw = stage_setup(tmp_path, "less", 16)
     raw["influence"]["less"].update(epochs=2, r=4, alpha=16, dim=256, batch_size=4, max_length=768, shard_size=5,
                                     warmup_fraction=0.5)
     raw["influence"]["less"]["targets"]["gsm8k"].update(path=str(SHARED / "benchmarks/gsm8k/train.jsonl"), n=4)
-    raw["synthesize"].update(shard_size=8, batch_size=4, threads=1)
-    for kind in ("nl", "tool"):
-        raw["synthesize"][kind].update(max_new_tokens=8, temperature=1.0)
     params_file = write_params(raw)
     args = ["influence", "--params", str(params_file), "--prompts", str(tmp_path / "prompts"), "--model", str(model),
             "--candidates", str(tmp_path / "cand"), "--reference", str(model), "--out", str(tmp_path / "sel"),
