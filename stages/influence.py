@@ -55,13 +55,15 @@ def command(params_path: str, prompts_dir: str, model_dir: str, candidates_dir: 
         cfg = p.synthesize.model_copy(update={"max_prompts": None})
         made = run_job(cfg, candidates, Path(model_dir), Path(candidates_dir), w,
                        lambda: build_engine(model_dir, cfg, w.local_rank), progress=progress)
-        if not w.is_main:
+        if not w.is_main and p.influence.method != "less":
             return {}
-        timing = made.pop("timing")
+        timing = made.pop("timing", {})
         if p.influence.method == "less":
             texts = {r["id"]: r["text"] for f in sorted(Path(candidates_dir).glob("part-*.parquet"))
                      for r in pq.read_table(f, columns=["id", "text"]).to_pylist()}
-            metrics = select_less(p.influence, p.kd, candidates, texts, Path(reference_dir), Path(out))
+            metrics = select_less(p.influence, p.kd, candidates, texts, Path(reference_dir), Path(out), w)
+            if not w.is_main:
+                return {}
         else:
             metrics = select(p.influence, p.kd, candidates, Path(out))
         return {**metrics, "candidate_data": {k: made[k] for k in ("records", "by_finish_reason", "mean_new_tokens")},

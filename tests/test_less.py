@@ -36,6 +36,19 @@ def smoke_like_model():
     torch.manual_seed(0)
     model = build_model(params.base, len(tok), {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
                                                 "pad_token_id": tok.pad_token_id})
+    # A short pre-training on real text, as the base stage does: LESS features of a random network carry
+    # little signal, so agreement figures on one would say little about the method.
+    ids = torch.tensor([i for t in texts for i in tok(t)["input_ids"]])
+    windows = ids[: len(ids) // 128 * 128].view(-1, 128)
+    g = torch.Generator().manual_seed(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(60):
+        batch = windows[torch.randint(0, len(windows), (8,), generator=g)]
+        opt.zero_grad()
+        model(input_ids=batch, labels=batch).loss.backward()
+        opt.step()
+    model.eval()
     return model, tok
 
 
@@ -120,3 +133,36 @@ def test_guards_no_supervised_tokens_empty_task_and_ties():
     with pytest.raises(ValueError, match="no examples"):
         task_direction(torch.zeros(0, 4))
     assert rank(["b", "a", "c"], [1.0, 1.0, 2.0]) == [2, 1, 0]  # equal scores: by id
+
+
+def test_two_ranks_select_exactly_what_one_selects(tmp_path):
+    """Shards of candidates scored by two ranks at once, in two processes as torchrun starts them."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import pyarrow.parquet as pq
+
+    from jiuzhang.config.loader import validate_params
+    from jiuzhang.influence.selection import select_less
+    from jiuzhang.training.world import World
+
+    from conftest import make_tiny_model, tiny_params
+
+    model_dir = make_tiny_model(tmp_path / "model")
+    raw = tiny_params({"x": "u.jsonl"})
+    raw["kd"]["boost"]["n"] = 6
+    raw["influence"].update(method="less", pool_size=20)
+    raw["influence"]["less"].update(epochs=2, r=4, alpha=16, dim=512, batch_size=4, max_length=768, shard_size=4)
+    raw["influence"]["less"]["targets"]["gsm8k"].update(path=str(SHARED / "benchmarks/gsm8k/train.jsonl"), n=4)
+    p = validate_params(raw, "t")
+    docs = real_docs("stackmathqa_sample.jsonl", 20)
+    cands = [{"id": f"c{i:02d}", "level": "amc8"} for i in range(20)]
+    texts = {f"c{i:02d}": d["text"][:300] for i, d in enumerate(docs)}
+    one = select_less(p.influence, p.kd, cands, texts, model_dir, tmp_path / "one")
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ranks:
+        futures = [ranks.submit(select_less, p.influence, p.kd, cands, texts, model_dir, tmp_path / "two",
+                                World(r, 2), tmp_path / "scratch", 0.05) for r in (0, 1)]
+        two, other = (f.result(timeout=600) for f in futures)
+    assert other == {} and two["selected"] == one["selected"] == 6
+    assert (tmp_path / "one" / "selected.parquet").read_bytes() == (tmp_path / "two" / "selected.parquet").read_bytes()
+    assert pq.read_table(tmp_path / "two" / "scores.parquet").num_rows == 20

@@ -131,8 +131,12 @@ def test_text_depends_on_the_prompt_and_seed_not_on_batch_or_shard_layout(tiny_m
 def test_two_processes_write_exactly_what_one_writes(tiny_model, tmp_path):
     rows, p = pool(40), params()
     one = job(p, rows, tiny_model, tmp_path / "one")
-    job(p, rows, tiny_model, tmp_path / "two", World(1, 2))           # rank 1 first: it does not wait
-    two = job(p, rows, tiny_model, tmp_path / "two", World(0, 2))     # rank 0 summarises after all shards
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as ranks:  # two ranks at once; each waits until all shards are done
+        futures = [ranks.submit(job, p, rows, tiny_model, tmp_path / "two", World(r, 2)) for r in (0, 1)]
+        two, other = (f.result(timeout=600) for f in futures)
+    assert other == {}  # only the main rank summarises
     assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two")
     assert one["records"] == two["records"] == 40 and two["shards"] == 5
     assert two["timing"]["skipped_shards"] == 0 and two["timing"]["generated_records"] == 24  # shards 0, 2, 4

@@ -7,14 +7,19 @@
    the Adam update direction, targets the plain gradient; count-sketch projection (seeded on the CPU);
    L2 normalisation.
 3. score = sum over checkpoints of (normalised lr) x cosine(candidate, mean target of a task); max over
-   tasks. Candidates are processed in shards of ``shard_size`` so memory stays bounded.
+   tasks. Candidates are processed in shards of ``shard_size`` so memory stays bounded; under torchrun
+   shard k is scored by rank k % WORLD_SIZE and the main rank merges (one code path from 1 to N).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,6 +28,7 @@ from jiuzhang.influence.gradients import lora_parameters, per_example_batched
 from jiuzhang.influence.projection import CountSketch
 from jiuzhang.influence.scoring import adam_direction, lr_weights, normalise, task_direction
 from jiuzhang.training.packing import IGNORE, Example, PackStats, Tokenized, tokenize
+from jiuzhang.training.world import World
 
 
 @dataclass
@@ -37,9 +43,16 @@ class Checkpoint:
 def with_lora(model, r: int, alpha: int, seed: int):
     from peft import LoraConfig, get_peft_model
 
-    torch.manual_seed(seed)  # LoRA A is drawn at random: name the seed
-    return get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, bias="none",
-                                            target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, bias="none",
+                                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    # LoRA A is drawn at random: redraw it from our own seeded generator (peft uses the global RNG), in
+    # name order, as peft does (Kaiming uniform); B stays zero.
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in lora_parameters(model).items():
+            if ".lora_A." in name:
+                torch.nn.init.kaiming_uniform_(p, a=math.sqrt(5), generator=g)
+    return model
 
 
 def tokenize_all(examples: list[Example], tokenizer, max_length: int) -> list[Tokenized]:
@@ -117,22 +130,68 @@ def features(model, ckpt: Checkpoint, data: list[Tokenized], projector, adam: bo
 
 def score_candidates(model, checkpoints: list[Checkpoint], candidates: list[Tokenized],
                      targets: dict[str, list[Tokenized]], dim: int, seed: int, variant: str, batch_size: int,
-                     shard_size: int, project: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(final scores (n,), per-task scores {task: (n,)}). ``project=False`` gives the exact cosines."""
+                     shard_size: int, project: bool = True, world: World = World(), scratch: Path | None = None,
+                     poll_s: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
+    """(final scores (n,), per-task scores {task: (n,)}); ``project=False`` gives the exact cosines.
+
+    Candidate shards (``shard_size``) are the unit of work: shard k is scored by rank k % world_size and,
+    with several ranks, saved to ``scratch``; the main rank merges them (other ranks return None).
+    """
     n_params = sum(p.numel() for p in lora_parameters(model).values())
     projector = CountSketch(n_params, dim, seed) if project else (lambda g: g)
     weights = lr_weights([c.lr for c in checkpoints])
     task_dirs = [{t: task_direction(features(model, c, ex, projector, False, variant, batch_size))
                   for t, ex in targets.items()} for c in checkpoints]
+    starts = list(range(0, len(candidates), shard_size))
     per_task = {t: torch.zeros(len(candidates)) for t in targets}
-    for start in range(0, len(candidates), shard_size):  # memory bounded by one shard's features
+    for k, start in enumerate(starts):  # memory bounded by one shard's features
+        if k % world.world_size != world.rank:
+            continue
         shard = candidates[start:start + shard_size]
+        part = {t: torch.zeros(len(shard)) for t in targets}
         for w, c, dirs in zip(weights, checkpoints, task_dirs):
             feats = features(model, c, shard, projector, True, variant, batch_size)
             for t, d in dirs.items():
-                per_task[t][start:start + len(shard)] += w * (feats @ d)
+                part[t] += w * (feats @ d)
+        if world.world_size > 1:
+            _save_atomic(part, scratch / f"shard-{k:05d}.pt")
+        for t in targets:
+            per_task[t][start:start + len(shard)] = part[t]
+    if world.world_size > 1:
+        if not world.is_main:
+            return None
+        for k, start in enumerate(starts):
+            path = scratch / f"shard-{k:05d}.pt"
+            while not path.is_file():  # another rank is still scoring it
+                time.sleep(poll_s)
+            part = torch.load(path)
+            for t in targets:
+                per_task[t][start:start + len(part[t])] = part[t]
     final = torch.stack(list(per_task.values())).max(0).values
     return final, per_task
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def shared_checkpoints(make: Callable[[], list[Checkpoint]], world: World, scratch: Path | None,
+                       poll_s: float = 1.0) -> list[Checkpoint]:
+    """The warm-up runs once (main rank) and the other ranks load its checkpoints, so every rank scores
+    with identical weights even where GPU kernels are not bit-reproducible."""
+    if world.world_size == 1:
+        return make()
+    path = scratch / "checkpoints.pt"
+    if world.is_main:
+        checkpoints = make()
+        _save_atomic([vars(c) for c in checkpoints], path)
+        return checkpoints
+    while not path.is_file():
+        time.sleep(poll_s)
+    return [Checkpoint(**c) for c in torch.load(path)]
 
 
 def report(final: torch.Tensor, per_task: dict[str, torch.Tensor]) -> dict[str, Any]:

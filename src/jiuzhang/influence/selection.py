@@ -89,13 +89,21 @@ def _targets(cfg: InfluenceConfig, tokenizer) -> dict[str, list]:
 
 
 def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, Any]], texts: dict[str, str],
-                reference: Path, out_dir: Path) -> dict[str, Any]:
-    """Score every candidate's data by LESS and select the top kd.boost.n; unscorable ones rank last."""
+                reference: Path, out_dir: Path, world=None, scratch: Path | None = None,
+                poll_s: float = 1.0) -> dict[str, Any]:
+    """Score every candidate's data by LESS and select the top kd.boost.n; unscorable ones rank last.
+
+    With several ranks, ``scratch`` (a folder every rank sees) holds the warm-up checkpoints and the
+    scored shards under a key of this run's settings and candidates; only the main rank writes outputs.
+    """
+    import hashlib
+    import json
     import random
 
     import torch
 
-    from jiuzhang.influence.less import report, score_candidates, tokenize_all, warmup, with_lora
+    from jiuzhang.influence.less import report, score_candidates, shared_checkpoints, tokenize_all, warmup, with_lora
+    from jiuzhang.training.world import World
     from jiuzhang.influence.scoring import rank
     from jiuzhang.training.config import ModelSource
     from jiuzhang.training.runner import load_start
@@ -110,12 +118,21 @@ def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, A
     if not data:
         raise InputDataError("influence: no candidate has data with a token to learn from; check the synthesize "
                              "settings (max_new_tokens) and data/influence/candidates")
+    world = world or World()
+    if world.world_size > 1:
+        key = hashlib.sha256(json.dumps({"cfg": cfg.model_dump(), "ids": [t.id for t in data],
+                                         "reference": str(reference)}, sort_keys=True).encode()).hexdigest()[:16]
+        scratch = (scratch or Path(".cache/influence")) / key
     rng = random.Random(cfg.seed)
     warm = sorted(rng.sample(range(len(data)), max(1, round(less.warmup_fraction * len(data)))))
-    checkpoints = warmup(model, [data[i] for i in warm], less.epochs, less.lr, less.warmup_ratio, less.batch_size,
-                         cfg.seed)
-    final, per_task = score_candidates(model, checkpoints, data, targets, less.dim, less.projection_seed,
-                                       less.adam_variant, less.batch_size, less.shard_size)
+    checkpoints = shared_checkpoints(lambda: warmup(model, [data[i] for i in warm], less.epochs, less.lr,
+                                                    less.warmup_ratio, less.batch_size, cfg.seed), world, scratch, poll_s)
+    scored_all = score_candidates(model, checkpoints, data, targets, less.dim, less.projection_seed,
+                                  less.adam_variant, less.batch_size, less.shard_size, world=world, scratch=scratch,
+                                  poll_s=poll_s)
+    if scored_all is None:  # not the main rank: its shards are saved for the main rank to merge
+        return {}
+    final, per_task = scored_all
     scored = {t.id: i for i, t in enumerate(data)}
     ids = [r["id"] for r in candidates]
     score = [float(final[scored[i]]) if i in scored else float("-inf") for i in ids]

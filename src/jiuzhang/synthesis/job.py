@@ -69,9 +69,9 @@ def run_job(cfg: SynthesizeConfig, pool: list[dict[str, Any]], model_dir: Path, 
                               f"{type(exc).__name__}: {exc}") from exc
     bar.close()
     seconds = time.perf_counter() - started
+    _wait_for_all(store, fps, poll_s)  # every rank: later steps (e.g. influence scoring) read all shards
     if not world.is_main:
         return {}
-    _wait_for_all(store, fps, poll_s)
     rows = store.rows(len(shards))
     return summarise(rows, cfg, len(shards), {
         "seconds": round(seconds, 2), "generated_records": made["records"], "generated_new_tokens": made["new_tokens"],
