@@ -51,22 +51,23 @@ def per_example_loop(model, examples: list[Tokenized]) -> torch.Tensor:
 
 
 class _Capture:
-    """Forward/backward hooks on one LoRA Linear: per-example weight gradients for a padded batch."""
+    """Hooks on one LoRA Linear: its input, and (through a hook on its output tensor) the gradient there,
+    give the per-example weight gradients of a padded batch."""
 
     def __init__(self, module: torch.nn.Linear):
-        self.x: torch.Tensor | None = None
         self.grad: torch.Tensor | None = None
-        self.handles = [module.register_forward_hook(self._fwd), module.register_full_backward_hook(self._bwd)]
+        self.handle = module.register_forward_hook(self._fwd)
 
     def _fwd(self, module, inputs, output):
-        self.x = inputs[0].detach()
+        x = inputs[0].detach()
 
-    def _bwd(self, module, grad_input, grad_output):
-        self.grad = torch.einsum("bto,bti->boi", grad_output[0].float(), self.x.float())
+        def on_grad(grad_out: torch.Tensor) -> None:
+            self.grad = torch.einsum("bto,bti->boi", grad_out.float(), x.float())
+
+        output.register_hook(on_grad)
 
     def close(self) -> None:
-        for h in self.handles:
-            h.remove()
+        self.handle.remove()
 
 
 def per_example_batched(model, examples: list[Tokenized], batch_size: int = 16) -> torch.Tensor:
