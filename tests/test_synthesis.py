@@ -133,8 +133,17 @@ def test_two_processes_write_exactly_what_one_writes(tiny_model, tmp_path):
     one = job(p, rows, tiny_model, tmp_path / "one")
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(2) as ranks:  # two ranks at once; each waits until all shards are done
-        futures = [ranks.submit(job, p, rows, tiny_model, tmp_path / "two", World(r, 2)) for r in (0, 1)]
+    # Models are loaded here, one after the other: transformers' from_pretrained is not thread-safe
+    # (concurrent loads race on its meta-device initialisation). Ranks then run at once, each waiting
+    # until all shards are done.
+    engines = [HFEngine(tiny_model, p.synthesize) for _ in (0, 1)]
+
+    def rank(r: int) -> dict:
+        return run_job(p.synthesize, rows, tiny_model, tmp_path / "two", World(r, 2), lambda: engines[r],
+                       progress=False, poll_s=0.05)
+
+    with ThreadPoolExecutor(2) as ranks:
+        futures = [ranks.submit(rank, r) for r in (0, 1)]
         two, other = (f.result(timeout=600) for f in futures)
     assert other == {}  # only the main rank summarises
     assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two")
