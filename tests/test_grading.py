@@ -3,12 +3,11 @@ benchmarks' own gold solutions graded as predictions."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
-from jiuzhang.evaluation.answers import extract_answer, extract_choice, last_boxed
+from jiuzhang.evaluation.answers import extract_answer, extract_choice
 from jiuzhang.evaluation.grading import grade, to_number
 from jiuzhang.evaluation.tasks import TASKS, load_rows
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jiuzhang.sandbox.runner import Limits, _processes_of, run_python
+from jiuzhang.sandbox.runner import Limits, run_python
 
 from conftest import run_cli
 

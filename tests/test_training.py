@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from jiuzhang.training.runner import load_start, run_training
 from jiuzhang.training.schedule import lr_at
 from jiuzhang.training.world import World
 
-from conftest import make_tiny_model, tiny_params
+from conftest import make_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -117,15 +117,15 @@ def grade(task: Task, row: dict[str, Any], prediction: str) -> Verdict:
         if to_number(gold) is not None:
             return Verdict(gold, pred, _numeric_match(gold, pred))
         options = task.options(row) if task.options else []
-        chosen = _last_option(prediction, options) if options else None
+        chosen = _last_option(prediction, pred, options) if options else None
         ok = (chosen is not None and _norm(chosen) == _norm(gold)) or (pred is not None and _norm(pred) == _norm(gold))
         return Verdict(gold, chosen or pred, ok)
     return Verdict(gold, pred, _symbolic_match(gold, pred))
 
 
-def _last_option(text: str, options: list[str]) -> str | None:
-    """The option named last in ``text`` (TabMWP's text answers), or the boxed one."""
-    boxed = extract_answer(text)
+def _last_option(text: str, boxed: str | None, options: list[str]) -> str | None:
+    """The option equal to the extracted answer ``boxed``, else the option named last in ``text``
+    (TabMWP's text answers)."""
     for opt in options:
         if boxed is not None and _norm(opt) == _norm(boxed):
             return opt

@@ -35,7 +35,7 @@ def run_tool_loop(engine, requests: list[Request], rounds: int, limits: Limits, 
         results = run_many(list(programs.values()), limits, workers)
         for rid, ex in zip(programs, results):
             counts[ex.status] = counts.get(ex.status, 0) + 1
-            shown = ex.stdout if ex.status == "ok" else (ex.stderr.strip().splitlines() or [ex.status])[-1]
+            shown = ex.stdout if ex.status == "ok" else ex.error_line
             texts[rid] += f"\n```output\n{shown.strip()}\n```\n"
         active = [r for r in active if r.id in programs]
     return texts, counts

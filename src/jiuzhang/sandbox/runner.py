@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 # Runs inside the child as root or as the user; keep it small and dependency-free.
@@ -99,6 +100,11 @@ class Execution:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
+
+    @property
+    def error_line(self) -> str:
+        """The last line of stderr (e.g. ``ZeroDivisionError: division by zero``), or the status."""
+        return (self.stderr.strip().splitlines() or [self.status])[-1]
 
 
 def _read_capped(path: str, limit: int) -> tuple[str, bool]:
@@ -208,11 +214,14 @@ def run_python(code: str, limits: Limits = Limits(), python: str = sys.executabl
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run_many(programs: list[str], limits: Limits = Limits(), workers: int = 2) -> list[Execution]:
-    """Run programs ``workers`` at a time (each in its own sandbox); results in input order."""
+def run_many(programs: list[str], limits: Limits = Limits(), workers: int = 2,
+             runner: Callable[[str], Execution] | None = None) -> list[Execution]:
+    """Run programs ``workers`` at a time (each in its own sandbox, or through ``runner``); results in
+    input order."""
     from concurrent.futures import ThreadPoolExecutor
 
     if not programs:
         return []
+    run = runner or (lambda code: run_python(code, limits))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda code: run_python(code, limits), programs))
+        return list(pool.map(run, programs))

@@ -59,8 +59,8 @@ class SynthesizeConfig(Section):
     threads: int = Field(2, ge=1, description="CPU threads for the HF engine on CPU.")
     vllm: VllmConfig = Field(default_factory=VllmConfig, description="vLLM settings.")
     projection: ProjectionConfig = Field(description="Paper-scale cost projection inputs.")
-    launcher: str = Field("", description="Command prefix that starts N shard processes, e.g. 'jiuzhang-shards "
-                          "--procs 8 --gpus' (one process per GPU); empty = one process.")
+    launcher: str = Field("", description="Command prefix that starts N shard processes, e.g. 'torchrun "
+                          "--nproc_per_node 8 --no-python' (one process per GPU); empty = one process.")
 
     @model_validator(mode="after")
     def _check(self) -> "SynthesizeConfig":

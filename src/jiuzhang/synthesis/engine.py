@@ -1,4 +1,4 @@
-"""Generation engines behind one interface: ``engine.generate(requests) -> list[Generation]``.
+"""Generation engines behind one interface: ``engine.plan(shard)`` then ``engine.generate(batch)``.
 
 - :class:`HFEngine`: transformers ``generate`` with KV cache on left-padded same-kind batches, sampling
   through :class:`~jiuzhang.synthesis.sampling.SeededSampler` (per-request seeds). CPU or one GPU.
@@ -18,6 +18,7 @@ from typing import Protocol
 from jiuzhang.common.io import InputDataError
 from jiuzhang.synthesis.config import SynthesizeConfig
 from jiuzhang.synthesis.requests import Request, batches
+from jiuzhang.training.packing import prompt_ids
 
 OVERLONG = "overlong"  # finish_reason of a skipped prompt
 
@@ -33,9 +34,11 @@ class Generation:
 
 
 class Engine(Protocol):
+    """What callers use: ``plan`` cuts a shard into generate calls, ``generate`` runs one."""
+
     name: str
 
-    def prompt_lengths(self, requests: list[Request]) -> dict[str, int]: ...
+    def plan(self, shard: list[Request]) -> list[list[Request]]: ...
 
     def generate(self, requests: list[Request]) -> list[Generation]: ...
 
@@ -81,8 +84,7 @@ class HFEngine:
 
     def _prompt_ids(self, r: Request) -> list[int]:
         if r.id not in self._ids:
-            bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
-            self._ids[r.id] = bos + self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"]
+            self._ids[r.id] = prompt_ids(self.tokenizer, r.prompt)
         return self._ids[r.id]
 
     def prompt_lengths(self, requests: list[Request]) -> dict[str, int]:
@@ -195,13 +197,6 @@ class VllmEngine:
                        dtype="bfloat16" if cfg.dtype == "bf16" else "float32", seed=cfg.seed)
         self.context = cfg.vllm.max_model_len or self.llm.llm_engine.model_config.max_model_len
 
-    def _prompt_ids(self, r: Request) -> list[int]:
-        bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
-        return bos + self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"]
-
-    def prompt_lengths(self, requests: list[Request]) -> dict[str, int]:
-        return {r.id: len(self._prompt_ids(r)) for r in requests}
-
     def plan(self, shard: list[Request]) -> list[list[Request]]:
         return [shard]
 
@@ -211,7 +206,7 @@ class VllmEngine:
         results: dict[str, Generation] = {}
         prompts, params, live = [], [], []
         for r in requests:
-            full = self._prompt_ids(r)
+            full = prompt_ids(self.tokenizer, r.prompt)
             ids, cut = fit_prompt(full, r.sampling.max_new_tokens, self.context, self.cfg.on_overlong)
             if ids is None:
                 results[r.id] = Generation(r.id, "", OVERLONG, len(full), 0)

@@ -10,16 +10,14 @@ corpus stage's own filters.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from jiuzhang.corpus.config import DedupConfig
 from jiuzhang.corpus.decontamination import NgramIndex
 from jiuzhang.corpus.dedup import ExactDuplicateFilter, NearDuplicateFilter
-from jiuzhang.sandbox.runner import Execution, Limits, run_python
+from jiuzhang.sandbox.runner import Execution, Limits, run_many, run_python
 from jiuzhang.synthesis.config import FilterConfig
 from jiuzhang.synthesis.records import (has_answer, outputs_match, parse_generation, program, stored_output,
                                         to_record, with_output)
@@ -82,16 +80,16 @@ def _check(c: Candidate, cfg: FilterConfig, index: NgramIndex | None, report: Fi
 
 def _execute(candidates: list[Candidate], cfg: FilterConfig, runner: Runner, report: FilterReport) -> None:
     tool = [c for c in candidates if c.reason is None and c.row["kind"] == "tool"]
-    programs = {hashlib.sha256(program(c.solution).encode()).hexdigest(): program(c.solution) for c in tool}
-    with ThreadPoolExecutor(max_workers=cfg.exec_workers) as pool:  # a Runner may be a test double
-        results = dict(zip(programs, pool.map(runner, programs.values())))
-    for c in tool:
-        ex = results[hashlib.sha256(program(c.solution).encode()).hexdigest()]
+    codes = [program(c.solution) for c in tool]
+    distinct = list(dict.fromkeys(codes))  # each distinct program runs once
+    results = dict(zip(distinct, run_many(distinct, workers=cfg.exec_workers, runner=runner)))
+    for c, code in zip(tool, codes):
+        ex = results[code]
         report.executions[ex.status] = report.executions.get(ex.status, 0) + 1
         if ex.status == "timeout":
             c.reason = "code_timeout"
         elif ex.status != "ok":
-            c.reason, c.detail = "code_error", (ex.stderr.strip().splitlines() or [ex.status])[-1][:200]
+            c.reason, c.detail = "code_error", ex.error_line[:200]
         elif cfg.tool_output == "replace":
             c.solution = with_output(c.solution, ex.stdout)
         else:

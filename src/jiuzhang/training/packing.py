@@ -50,14 +50,19 @@ class PackStats:
         return self.padding / total if total else 0.0
 
 
+def prompt_ids(tokenizer, prompt: str) -> list[int]:
+    """``<bos> prompt`` as token ids, exactly as training sees a prompt (generation must feed the same)."""
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    return bos + tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+
 def tokenize(examples: Iterable[Example], tokenizer, max_length: int, on_overlong: str,
              stats: PackStats) -> Iterator[Tokenized]:
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
     for ex in examples:
         if not ex.target.strip():
             raise InputDataError(f"example {ex.id!r} has an empty target; every record needs a target "
                                  f"(the KD completion or the record's output)")
-        p = bos + tokenizer(ex.prompt, add_special_tokens=False)["input_ids"]
+        p = prompt_ids(tokenizer, ex.prompt)
         t = tokenizer(ex.target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         ids, labels = p + t, [IGNORE] * len(p) + t
         stats.examples += 1
