@@ -27,5 +27,5 @@ def command(file: str, timeout_s: float, memory_mb: int, cpu_s: int | None) -> N
     path = Path(file)
     if not path.is_file():
         raise UserError(f"{file}: no such file; give the path of a Python program")
-    limits = Limits(timeout_s=timeout_s, cpu_s=cpu_s or max(1, int(2 * timeout_s)), memory_mb=memory_mb)
+    limits = Limits.for_timeout(timeout_s, memory_mb, cpu_s)
     click.echo(run_python(path.read_text(encoding="utf-8", errors="replace"), limits).to_json())

@@ -12,7 +12,9 @@ from conftest import ROOT, run_cli
 
 
 def _commands(group: click.Group, prefix=()):
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
         yield prefix + (name,), cmd
         if isinstance(cmd, click.Group):
             yield from _commands(cmd, prefix + (name,))
@@ -36,7 +38,7 @@ def test_every_dvc_stage_is_a_subcommand():
         if words[0].startswith("${"):  # a launcher prefix from params (torchrun/deepspeed in the paper profile)
             words = words[1:]
         assert words[:2] == ["jiuzhang", name]
-        assert name in cli.commands
+        assert name in cli.list_commands(click.Context(cli))
 
 
 def test_missing_input_is_a_clear_error(tmp_path):

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from jiuzhang.pipeline.verify import render, verify
+
 from conftest import BIN, copy_project, tiny_params
 
 pytestmark = pytest.mark.slow
@@ -49,6 +51,7 @@ def out_hashes(project: Path) -> dict[str, str]:
     return {o["path"]: o["md5"] for stage in lock["stages"].values() for o in stage.get("outs", [])}
 
 
+@pytest.mark.timeout(2400)  # three DAG runs and a variant: ~10 min alone, more on a busy machine
 def test_repro_rerun_selective_identical_and_push_pull(tmp_path):
     a = small_project(tmp_path / "a" / "proj")
     out = dvc(a, "repro", env={"JIUZHANG_TRACKING": "on", "MLFLOW_TRACKING_URI": ""})
@@ -67,6 +70,18 @@ def test_repro_rerun_selective_identical_and_push_pull(tmp_path):
     again = dvc(a, "repro")
     assert "Running stage" not in again
 
+    # from scratch in a second copy: byte-identical outputs (same hashes in dvc.lock). The teacher
+    # journals hold wall-clock times and commit order, and report.html each stage's wall time, so they
+    # differ by design; jiuzhang.pipeline.verify (make verify-repro) checks their content instead.
+    b = small_project(tmp_path / "b" / "proj")
+    dvc(b, "repro")
+    verdicts = verify(a, b)
+    assert {v.status for v in verdicts} <= {"identical", "tolerated"}, render(verdicts)
+    journals = {"data/journal/kd_initial.sqlite", "data/journal/kd_boost.sqlite", "reports/report.html"}
+    same = {k: v for k, v in first.items() if k not in journals}
+    assert {v.path for v in verdicts if v.status == "identical"} == set(same)
+    assert {k: v for k, v in out_hashes(b).items() if k not in journals} == same
+
     # one param changes -> only the stage that reads it reruns
     params = yaml.safe_load((a / "params.yaml").read_text())
     params["prompts"]["seed"] = 99
@@ -77,22 +92,14 @@ def test_repro_rerun_selective_identical_and_push_pull(tmp_path):
     params["prompts"]["seed"] = 17
     (a / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(a, "repro")
-
-    # from scratch in a second copy: byte-identical outputs (same hashes in dvc.lock). The teacher
-    # journals hold wall-clock times and commit order, so they differ by design; what is built from
-    # them (the KD sets) is identical.
-    b = small_project(tmp_path / "b" / "proj")
-    dvc(b, "repro")
-    # report.html shows each stage's wall time, so it differs by design (reports/summary.json,
-    # results.md and accuracy.png are compared).
-    journals = {"data/journal/kd_initial.sqlite", "data/journal/kd_boost.sqlite", "reports/report.html"}
-    same = {k: v for k, v in first.items() if k not in journals}
-    assert {k: v for k, v in out_hashes(b).items() if k not in journals} == same
+    # back to the first params: the same outputs again (the journals now also hold the seed-99 answers)
     assert {k: v for k, v in out_hashes(a).items() if k not in journals} == same
 
     # push to the shipped default remote (../jiuzhang-dvc-remote next to the project), wipe cache and
     # outputs, pull back: status clean, nothing to rerun
     dvc(a, "push")
+    dvc_ignores = {p.relative_to(a): p.read_text() for p in a.rglob(".gitignore") if ".dvc" not in p.parts}
+    assert Path("data/kd/.gitignore") in dvc_ignores
     assert any((tmp_path / "a" / "jiuzhang-dvc-remote").rglob("*"))
     for path in ("data/corpus", "data/prompts", "models", "data/kd", "data/journal", "data/synthetic", ".dvc/cache"):
         shutil.rmtree(a / path)
@@ -107,3 +114,34 @@ def test_repro_rerun_selective_identical_and_push_pull(tmp_path):
     dvc(a, "repro", "-f", "kd_initial")
     facts = yaml.safe_load((a / "metrics" / "run" / "kd_initial.json").read_text())
     assert facts["http_attempts"] == 0 and facts["cached"] == 20
+
+    # a variant: `dvc exp run -S influence.method=random` reruns only what depends on influence, logs under a
+    # parent of its own, and `jiuzhang compare` shows the two side by side
+    # DVC keeps its cached outputs out of git with per-folder .gitignore files; the wipe above deleted some
+    # (data/kd/.gitignore went with data/kd) and `dvc pull` does not write them back, while `dvc exp run`
+    # refuses outputs that git tracks: put DVC's own files back before the baseline commit.
+    for rel, text in dvc_ignores.items():
+        (a / rel).write_text(text)
+    (a / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/metrics/run/\n/metrics/eval/run/\n/.cache/\n")
+    for key, value in (("user.name", "jiuzhang test"), ("user.email", "test@example.invalid")):
+        subprocess.run(["git", "config", key, value], cwd=a, check=True)  # dvc exp commits need an identity
+    subprocess.run(["git", "add", "-A"], cwd=a, check=True)
+    subprocess.run(["git", "commit", "-qm", "baseline"], cwd=a, check=True)
+    committed = subprocess.run(["git", "ls-files"], cwd=a, capture_output=True, text=True, check=True).stdout
+    assert not [line for line in committed.splitlines()
+                if line.startswith(("data/", "models/")) and not line.endswith("/.gitignore")]
+    tracked = {"JIUZHANG_TRACKING": "on", "MLFLOW_TRACKING_URI": ""}
+    exp = dvc(a, "exp", "run", "-S", "influence.method=random", "--name", "random-sel", env=tracked)
+    assert "Running stage 'influence'" in exp and "Running stage 'corpus'" not in exp
+    shown = dvc(a, "exp", "show", "--no-pager", "--md")
+    assert "random-sel" in shown
+    res = subprocess.run([str(BIN / "jiuzhang"), "compare", "--all"], cwd=a, capture_output=True, text=True,
+                         env={**os.environ, **tracked})
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert "(random-sel)" in lines[1]
+    method = next(line for line in lines if line.strip().startswith("influence.method"))
+    assert method.split()[1:] == ["less", "random"]
+    corpus_row = next(line for line in lines if line.strip().startswith("corpus: "))
+    assert corpus_row.endswith(" =")  # not rerun in the variant: the baseline's figure
+    assert any(line.strip().startswith("eval@gsm8k: nl.accuracy") for line in lines)

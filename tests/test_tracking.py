@@ -143,3 +143,40 @@ def test_tracking_can_be_switched_off(tmp_path, fixture_corpus, corpus_dir, writ
     _run_prompts(params, corpus_dir, tmp_path / "p", TRACKING_ON | {"MLFLOW_TRACKING_URI": ""}, cwd=tmp_path)
     assert not (tmp_path / "mlflow.db").exists()
     assert (tmp_path / "p.json").is_file()  # the stage itself ran and wrote its metrics
+
+
+def test_compare_shows_two_configurations_side_by_side(tmp_path, fixture_corpus, corpus_dir, write_params,
+                                                       mlflow_server):
+    env = {**TRACKING_ON, "MLFLOW_TRACKING_URI": mlflow_server}
+    exp_name = f"cmp-{tmp_path.name}"
+    a = write_params(tiny_params(fixture_corpus, **{"tracking.experiment": exp_name, "prompts.seed": 1}), "a.yaml")
+    b = write_params(tiny_params(fixture_corpus, **{"tracking.experiment": exp_name, "prompts.seed": 2,
+                                                    "prompts.tool_share": 0.5}), "b.yaml")
+    _run_prompts(a, corpus_dir, tmp_path / "pa", env)
+    # the variant as `dvc exp run` starts it: DVC_EXP_NAME names the experiment
+    _run_prompts(b, corpus_dir, tmp_path / "pb", env | {"DVC_EXP_NAME": "half-tool"})
+
+    out = run_cli("compare", "--params", str(a), cwd=tmp_path, env=env).stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("A = pipeline smoke") and lines[1].startswith("B = pipeline smoke")
+    assert "(half-tool)" in lines[1]
+    seed = next(line for line in lines if line.strip().startswith("prompts.seed"))
+    assert seed.split()[1:] == ["1", "2"]
+    share = next(line for line in lines if line.strip().startswith("prompts.tool_share"))
+    assert share.split()[1:] == ["0.25", "0.5"]
+    tool = next(line for line in lines if line.strip().startswith("prompts: by_level.tool"))
+    a_tool, b_tool = (float(x) for x in tool.split()[-2:])
+    assert b_tool > a_tool  # twice the tool share -> more tool prompts
+    assert "run.stage_seconds" not in out
+    assert "run.stage_seconds" in run_cli("compare", "--params", str(a), "--all", cwd=tmp_path, env=env).stdout
+
+    # select by experiment name and by pipeline-id prefix; the variant's parent carries the name
+    client = MlflowClient(tracking_uri=mlflow_server)
+    parents = client.search_runs([client.get_experiment_by_name(exp_name).experiment_id],
+                                 filter_string="tags.`jiuzhang.role` = 'pipeline' and tags.`dvc.exp_name` = 'half-tool'")
+    assert len(parents) == 1 and parents[0].info.run_name.endswith("(half-tool)")
+    pid_b = parents[0].data.tags["jiuzhang.pipeline_id"]
+    picked = run_cli("compare", "--params", str(a), "half-tool", pid_b[:6], cwd=tmp_path, env=env).stdout
+    assert picked.count(pid_b) == 2
+    bad = run_cli("compare", "--params", str(a), "no-such-run", cwd=tmp_path, env=env, check=False)
+    assert bad.returncode == 2 and "'no-such-run' matches no pipeline" in bad.stderr and "half-tool" in bad.stderr

@@ -21,7 +21,38 @@ class FriendlyGroup(click.Group):
             ctx.exit(2)
 
 
-@click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(FriendlyGroup):
+    """A group whose subcommands are imported on first use (click's documented lazy-loading pattern)."""
+
+    def __init__(self, *args, lazy: dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.lazy:
+            return super().get_command(ctx, name)
+        import importlib
+
+        module, attr = self.lazy[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+# name -> "module:attribute". Commands are imported only when called, so `jiuzhang prompts` does not pay
+# for importing openai, datasketch or mlflow (each DVC stage is a fresh process; 24 of them per `dvc repro`).
+COMMANDS = {
+    "config": "jiuzhang.config_cli:config", "kd": "stages.kd_plan:group", "run-code": "stages.run_code:command",
+    "grade": "stages.grade:command", "repro": "stages.repro:command", "plan": "stages.plan:command",
+    "compare": "stages.compare:command", "verify-repro": "stages.verify_repro:command",
+    **{name: f"stages.{name}:command" for name in (
+        "corpus", "prompts", "base", "kd_initial", "synthesizer_initial", "influence", "kd_boost", "synthesizer",
+        "synthesize", "filter", "pretrain", "eval", "report")},
+}
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="jiuzhang")
 def cli() -> None:
     """JiuZhang3.0 as a DVC pipeline: synthesize math data with a small trained model.
@@ -34,23 +65,6 @@ def cli() -> None:
       jiuzhang config check --params configs/paper.yaml
       jiuzhang corpus --out data/corpus --metrics metrics/corpus.json
     """
-
-
-def _register() -> None:
-    from jiuzhang.config_cli import config
-    from stages import (base, corpus, eval, filter, grade, influence, kd_boost, kd_initial, kd_plan, pretrain, prompts, report, run_code,
-                        synthesize, synthesizer, synthesizer_initial)
-
-    cli.add_command(config)
-    cli.add_command(kd_plan.group)
-    cli.add_command(run_code.command)
-    cli.add_command(grade.command)
-    for module in (corpus, prompts, base, kd_initial, synthesizer_initial, influence, kd_boost, synthesizer,
-                   synthesize, filter, pretrain, eval, report):
-        cli.add_command(module.command)
-
-
-_register()
 
 
 def main() -> None:

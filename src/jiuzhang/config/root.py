@@ -11,6 +11,7 @@ from jiuzhang.corpus.config import CorpusConfig
 from jiuzhang.evaluation.config import EvalConfig
 from jiuzhang.influence.config import InfluenceConfig
 from jiuzhang.kd.config import KdConfig
+from jiuzhang.plan.config import PlanConfig
 from jiuzhang.prompts.config import PromptsConfig
 from jiuzhang.synthesis.config import FilterConfig, SynthesizeConfig
 from jiuzhang.teacher.config import TeacherConfig
@@ -35,6 +36,8 @@ class Params(Section):
     pretrain: PretrainConfig = Field(description="The pretrain stage.")
     eval: EvalConfig = Field(description="The eval stages (one per benchmark) and standalone `jiuzhang eval`.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking.")
+    plan: PlanConfig = Field(default_factory=PlanConfig, description="Stated hardware facts for `jiuzhang plan` "
+                             "(read by no stage).")
 
     def warnings(self) -> list[str]:
         """Things that are valid but risky, printed by ``jiuzhang config check``."""

@@ -24,7 +24,7 @@ def evaluate(task: Task, rows: list[dict[str, Any]], settings: tuple[str, ...], 
     """(predictions, metrics) for ``task`` on ``rows`` in each setting."""
     shots = load_fewshot(cfg.fewshot_dir, task)
     greedy = SamplingConfig(temperature=0.0, top_p=1.0, max_new_tokens=cfg.max_new_tokens)
-    limits = Limits(timeout_s=cfg.exec_timeout_s, cpu_s=max(1, int(2 * cfg.exec_timeout_s)), memory_mb=cfg.exec_memory_mb)
+    limits = Limits.for_timeout(cfg.exec_timeout_s, cfg.exec_memory_mb)
     predictions: list[dict[str, Any]] = []
     metrics: dict[str, Any] = {"benchmark": task.name, "items": len(rows)}
     timing: dict[str, float] = {}

@@ -87,6 +87,11 @@ class Limits:
     output_bytes: int = 64_000      # per stream
     processes: int = 16             # processes the program may have at once (fork bombs)
 
+    @classmethod
+    def for_timeout(cls, timeout_s: float, memory_mb: int, cpu_s: int | None = None) -> Limits:
+        """The limits filter, eval and run-code use: CPU seconds default to twice the wall clock."""
+        return cls(timeout_s=timeout_s, cpu_s=cpu_s or max(1, int(2 * timeout_s)), memory_mb=memory_mb)
+
 
 @dataclass(frozen=True)
 class Execution:

@@ -47,8 +47,7 @@ Runner = Callable[[str], Execution]
 
 
 def sandbox_runner(cfg: FilterConfig) -> Runner:
-    limits = Limits(timeout_s=cfg.exec_timeout_s, cpu_s=max(1, int(cfg.exec_timeout_s * 2)),
-                    memory_mb=cfg.exec_memory_mb)
+    limits = Limits.for_timeout(cfg.exec_timeout_s, cfg.exec_memory_mb)
     return lambda code: run_python(code, limits)
 
 

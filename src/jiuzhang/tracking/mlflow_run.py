@@ -23,6 +23,7 @@ PIPELINE_TAG = "jiuzhang.pipeline_id"
 ROLE_TAG = "jiuzhang.role"
 STAGE_TAG = "jiuzhang.stage"
 PROFILE_TAG = "jiuzhang.profile"
+EXP_TAG = "dvc.exp_name"        # set by runtime.py from DVC_EXP_NAME under `dvc exp run`
 
 
 def project_root_for(cwd: str | Path) -> Path:
@@ -54,9 +55,13 @@ def resolve_tracking(env_uri: str | None, cwd: str | Path, store: str) -> Tracki
     return TrackingTarget(f"sqlite:///{root / store}", (root / "mlartifacts").as_uri())
 
 
+# Sections that never change an output: two runs differing only there are the same pipeline.
+NOT_PIPELINE = ("tracking", "plan")
+
+
 def pipeline_id(params: dict[str, Any]) -> str:
-    """A short stable hash of the pipeline configuration (tracking settings excluded)."""
-    body = {k: v for k, v in params.items() if k != "tracking"}
+    """A short stable hash of the pipeline configuration (tracking and plan settings excluded)."""
+    body = {k: v for k, v in params.items() if k not in NOT_PIPELINE}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -115,14 +120,19 @@ def _log_params(client: Any, run_id: str, params: dict[str, Any]) -> None:
         client.log_batch(run_id, params=items[i:i + 100])
 
 
-def _parent_run(client: Any, experiment_id: str, pid: str, params: dict[str, Any], profile: str) -> str:
+def _parent_run(client: Any, experiment_id: str, pid: str, params: dict[str, Any], profile: str,
+                exp_name: str | None) -> str:
     found = client.search_runs([experiment_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{pid}' and "
                                f"tags.`{ROLE_TAG}` = 'pipeline'", max_results=1)
     if found:
+        if exp_name and EXP_TAG not in found[0].data.tags:
+            client.set_tag(found[0].info.run_id, EXP_TAG, exp_name)
         return found[0].info.run_id
-    run = client.create_run(experiment_id, run_name=f"pipeline {profile} {pid}",
-                            tags={PIPELINE_TAG: pid, ROLE_TAG: "pipeline", PROFILE_TAG: profile})
-    _log_params(client, run.info.run_id, {k: v for k, v in params.items() if k != "tracking"})
+    # a `dvc exp run` variant is named after its experiment, so the UI's run list tells variants apart
+    suffix = f" ({exp_name})" if exp_name else ""
+    tags = {PIPELINE_TAG: pid, ROLE_TAG: "pipeline", PROFILE_TAG: profile, **({EXP_TAG: exp_name} if exp_name else {})}
+    run = client.create_run(experiment_id, run_name=f"pipeline {profile} {pid}{suffix}", tags=tags)
+    _log_params(client, run.info.run_id, {k: v for k, v in params.items() if k not in NOT_PIPELINE})
     client.log_dict(run.info.run_id, params, "params.json")
     client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id
@@ -148,7 +158,7 @@ def stage_run(target: TrackingTarget | None, experiment: str, stage: str, params
                      else client.create_experiment(experiment, artifact_location=target.artifact_root))
     pid = pipeline_id(params)
     profile = str(params.get("profile", "unknown"))
-    parent = _parent_run(client, experiment_id, pid, params, profile)
+    parent = _parent_run(client, experiment_id, pid, params, profile, (extra_tags or {}).get(EXP_TAG))
     tags = {PIPELINE_TAG: pid, ROLE_TAG: "stage", STAGE_TAG: stage, PROFILE_TAG: profile,
             "mlflow.parentRunId": parent, **(extra_tags or {})}
     run = client.create_run(experiment_id, run_name=stage, tags=tags)

@@ -1,0 +1,38 @@
+"""Typed config of the ``plan`` params section: the stated hardware facts `jiuzhang plan` prices work with.
+
+No stage reads this section (it never changes an output); `jiuzhang plan` does. Every figure here is a
+*statement* (the paper profile cannot be measured on a CPU machine), printed next to the estimate it
+feeds; `jiuzhang plan --measured DIR` replaces them with throughputs measured by a real run.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from jiuzhang.config.base_model import Section
+
+
+class AcceleratorConfig(Section):
+    """The device training and generation run on."""
+
+    name: str = Field("NVIDIA A100-SXM4-80GB", min_length=1, description="Label printed with every estimate.")
+    peak_tflops: float = Field(312.0, gt=0, description="Dense bf16 peak TFLOP/s of one device (A100: 312, "
+                               "H100 SXM: 989).")
+    hour_usd: float = Field(2.0, ge=0, description="Price of one device-hour (cloud list price or your internal rate).")
+
+
+class PlanConfig(Section):
+    """Inputs of `jiuzhang plan` that params elsewhere do not hold."""
+
+    accelerator: AcceleratorConfig = Field(default_factory=AcceleratorConfig, description="Training/inference device.")
+    mfu: float = Field(0.35, gt=0, le=1, description="Stated model-FLOPs utilisation of training "
+                       "(7B bf16 with DeepSpeed ZeRO-1/2 typically reaches 0.3-0.45).")
+    model_params: dict[str, float] = Field(default_factory=dict, strict=False, description=(
+        "Parameter counts of hub models by role ('synthesizer', 'base'), from their config.json "
+        "(deepseek-math-7b: 6.91e9, Mistral-7B: 7.24e9). Roles missing here are counted from base.arch "
+        "(smoke profile)."))
+    eval_tokens_per_item: float = Field(400.0, gt=0, description="Stated mean generated tokens per benchmark item "
+                                        "and setting (capped at eval.max_new_tokens).")
+    sandbox_s_per_program: float = Field(0.08, gt=0, description="Seconds one sandboxed program takes "
+                                         "(measured here: benchmarks/eval_throughput.py, 79.9 ms for a trivial "
+                                         "program); the filter and the tool setting use it.")

@@ -1,0 +1,313 @@
+"""Per-stage work, cost and launch of a params profile: what `jiuzhang plan` prints.
+
+Every figure is derived, never typed in: amounts of work from the params (teacher calls, pool and
+candidate sizes, epochs, token budgets) and the data files they name (prompt templates, benchmark test
+sets, influence targets); rates from stated hardware facts (the ``plan`` section: accelerator peak,
+MFU, price; ``synthesize.projection.gpu_tokens_per_s``) or, with ``measured``, from a real run's
+``metrics/run/<stage>.json``. Each estimate carries the formula it came from.
+
+Cost model (standard, see e.g. Kaplan et al. 2020): training = 6 x parameters FLOPs per token; a LoRA
+pass with frozen weights (influence warm-up, per-example gradients) = 4 x parameters; generation at a
+stated decode rate per device (prefill not counted: prompts are short next to 450+ new tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jiuzhang.config.root import Params
+from jiuzhang.errors import UserError
+from jiuzhang.plan.launch import Launch, parse_launcher
+from jiuzhang.teacher.budget import Prices, estimate_prompt_tokens
+from jiuzhang.training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Rate:
+    tokens_per_s: float    # over the whole launch
+    source: str            # how it was obtained, printed with the estimate
+
+
+@dataclass
+class StagePlan:
+    stage: str
+    work: str
+    launch: str
+    device: str                        # accelerator name, 'CPU', 'teacher API' or '-'
+    device_hours: float | None = None  # summed over devices
+    wall_hours: float | None = None
+    usd: float | None = None
+    basis: str = ""
+    amounts: dict[str, float] = field(default_factory=dict)  # the work as numbers (for --json and tests)
+
+
+@dataclass
+class Plan:
+    profile: str
+    accelerator: str
+    stages: list[StagePlan]
+
+    def totals(self) -> dict[str, float]:
+        def total(key: str, device: str | None = None) -> float:
+            return sum(getattr(s, key) or 0.0 for s in self.stages if device is None or s.device == device)
+        amounts = [s.amounts for s in self.stages]
+        return {"teacher_calls": sum(a.get("teacher_calls", 0) for a in amounts),
+                "teacher_usd": round(total("usd", "teacher API"), 2),
+                "accelerator_hours": round(total("device_hours", self.accelerator), 1),
+                "accelerator_usd": round(total("usd", self.accelerator), 2),
+                "cpu_hours": round(total("device_hours", "CPU"), 2),
+                "usd": round(total("usd"), 2),
+                "wall_hours_sequential": round(total("wall_hours"), 1)}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"profile": self.profile, "accelerator": self.accelerator,
+                "stages": [asdict(s) for s in self.stages], "totals": self.totals()}
+
+
+def arch_parameters(params: Params, vocab_size: int) -> float:
+    """Exact parameter count of the tiny Llama ``base.arch`` builds (tied embeddings, as base/builder.py)."""
+    a = params.base.arch
+    head = a.hidden_size // a.num_heads
+    attn = 2 * a.hidden_size * a.hidden_size + 2 * a.hidden_size * a.num_kv_heads * head
+    layer = attn + 3 * a.hidden_size * a.intermediate_size + 2 * a.hidden_size
+    return float(vocab_size * a.hidden_size + a.num_layers * layer + a.hidden_size)
+
+
+class Planner:
+    """Builds a :class:`Plan` from a validated params profile. ``root`` resolves the params' relative paths."""
+
+    def __init__(self, params: Params, root: Path, templates: Path, measured: Path | None = None):
+        self.p = params
+        self.root = root
+        self.templates = templates
+        self.measured = measured
+        self.acc = params.plan.accelerator
+        self.prices = Prices(params.teacher.prices.input_per_million, params.teacher.prices.output_per_million)
+
+    # ---- inputs derived from params and data files ----
+    def path(self, p: str) -> Path:
+        return Path(p) if Path(p).is_absolute() else self.root / p
+
+    def n_params(self, role: str) -> float:
+        stated = self.p.plan.model_params.get(role)
+        if stated:
+            return float(stated)
+        if self.p.base.mode == "train":
+            return arch_parameters(self.p, self.p.base.tokenizer.vocab_size)
+        raise UserError(f"plan.model_params.{role}: missing; state the parameter count of the {role} model "
+                        f"(from its config.json), e.g. `plan: {{model_params: {{{role}: 7.24e9}}}}`")
+
+    def prompt_tokens(self) -> float:
+        """Mean tokens of a filled prompt: each template's text plus a full snippet, weighted by tool_share."""
+        files = {f.stem: f.read_text(encoding="utf-8") for f in sorted(self.templates.glob("*.txt"))}
+        if "tool" not in files or len(files) < 2:
+            raise UserError(f"{self.templates}: expected one template per level plus tool.txt")
+        snippet = "x" * self.p.corpus.max_chars
+        nl = [estimate_prompt_tokens(t + snippet) for name, t in files.items() if name != "tool"]
+        share = self.p.prompts.tool_share
+        return (1 - share) * sum(nl) / len(nl) + share * estimate_prompt_tokens(files["tool"] + snippet)
+
+    def new_tokens(self) -> float:
+        """Mean new tokens per generation: the stated projection figure, capped by what sampling allows."""
+        s, share = self.p.synthesize, self.p.prompts.tool_share
+        cap = (1 - share) * s.nl.max_new_tokens + share * s.tool.max_new_tokens
+        stated = s.projection.new_tokens_per_problem
+        return min(stated, cap) if stated else cap
+
+    def pool(self) -> tuple[int, str]:
+        if self.p.synthesize.max_prompts:
+            return self.p.synthesize.max_prompts, "synthesize.max_prompts"
+        return self.p.synthesize.projection.problems, "the whole pool: synthesize.projection.problems"
+
+    def measured_rate(self, stage: str) -> Rate | None:
+        if self.measured is None:
+            return None
+        f = self.measured / f"{stage}.json"
+        value = json.loads(f.read_text()).get("tokens_per_s") if f.is_file() else None
+        return Rate(float(value), f"measured: {f}") if value else None
+
+    def train_rate(self, stage: str, n: float, launch: Launch, flops_per_token: int = 6) -> Rate:
+        measured = self.measured_rate(stage)
+        if measured:
+            return measured
+        per_device = self.p.plan.mfu * self.acc.peak_tflops * 1e12 / (flops_per_token * n)
+        return Rate(per_device * launch.processes,
+                    f"{flops_per_token} x {n:.3g} params per token at MFU {self.p.plan.mfu:g} of {self.acc.peak_tflops:g} "
+                    f"TFLOP/s = {per_device:,.0f} tokens/s per device (stated: plan)")
+
+    def gen_rate(self, stage: str, devices: int) -> Rate:
+        measured = self.measured_rate(stage)
+        if measured:
+            return measured
+        per = self.p.synthesize.projection.gpu_tokens_per_s
+        return Rate(per * devices, f"{per:,.0f} generated tokens/s per device "
+                    f"(stated: synthesize.projection.gpu_tokens_per_s)")
+
+    def timed(self, plan: StagePlan, tokens: float, rate: Rate, devices: int) -> StagePlan:
+        wall = tokens / rate.tokens_per_s / 3600
+        plan.wall_hours, plan.device_hours = wall, wall * devices
+        plan.usd = plan.device_hours * self.acc.hour_usd
+        plan.basis = rate.source
+        return plan
+
+    # ---- stages ----
+    def training(self, stage: str, role: str, train: TrainConfig, examples: float, tokens_per_example: float,
+                 what: str) -> StagePlan:
+        launch = parse_launcher(train.launcher, f"{stage.split('_')[0]}.train.launcher")
+        per_example = min(tokens_per_example, train.max_length)
+        tokens = examples * per_example * train.epochs
+        steps = int(math.ceil(math.ceil(examples * per_example / train.max_length) / train.global_batch) * train.epochs)
+        ds = f"DeepSpeed ZeRO-{train.deepspeed.zero_stage}" if train.deepspeed.enabled else "no DeepSpeed"
+        plan = StagePlan(stage, f"{examples:,.0f} {what} x {per_example:,.0f} tokens x {train.epochs:g} epoch(s) = "
+                         f"{tokens / 1e6:,.1f}M tokens, ~{steps:,} steps of {train.global_batch} x {train.max_length}",
+                         f"{launch.describe()}, {ds}, {train.dtype}", self.acc.name,
+                         amounts={"train_tokens": tokens, "steps": steps})
+        return self.timed(plan, tokens, self.train_rate(stage, self.n_params(role), launch), launch.processes)
+
+    def teacher_round(self, stage: str, n: int) -> StagePlan:
+        prompt = n * self.prompt_tokens()
+        completion = n * self.p.teacher.budget.expected_output_tokens
+        usd = self.prices.cost(round(prompt), completion)
+        t = self.p.teacher
+        return StagePlan(stage, f"{n:,} teacher calls, ~{prompt / 1e6:.2f}M prompt + {completion / 1e6:.2f}M completion "
+                         f"tokens", f"{t.kind} teacher '{t.model}', {t.concurrency} requests at a time", "teacher API",
+                         usd=usd, basis=f"${self.prices.input_per_million:g}/M in, ${self.prices.output_per_million:g}/M "
+                         f"out (teacher.prices); completion = teacher.budget.expected_output_tokens per call",
+                         amounts={"teacher_calls": n, "prompt_tokens": prompt, "completion_tokens": completion})
+
+    def generation(self, stage: str, problems: int, what: str) -> StagePlan:
+        s = self.p.synthesize
+        launch = parse_launcher(s.launcher, "synthesize.launcher")
+        tp = s.vllm.tensor_parallel_size if s.engine == "vllm" else 1
+        devices = launch.processes * tp
+        tokens = problems * self.new_tokens()
+        engine = (f"{launch.processes} vLLM replicas x tensor parallel {tp} = {devices} devices" if s.engine == "vllm"
+                  else f"{launch.describe()}, HF engine, batch {s.batch_size}")
+        plan = StagePlan(stage, f"{problems:,} {what} x {self.new_tokens():,.0f} new tokens = {tokens / 1e6:,.1f}M "
+                         f"generated tokens", engine, self.acc.name,
+                         amounts={"problems": problems, "generated_tokens": tokens})
+        return self.timed(plan, tokens, self.gen_rate(stage, devices), devices)
+
+    def influence(self) -> StagePlan:
+        inf = self.p.influence
+        gen = self.generation("influence", inf.pool_size, "candidate texts")
+        if inf.method != "less" or inf.less is None:
+            gen.work += f"; random selection of {self.p.kd.boost.n:,}"
+            return gen
+        less = inf.less
+        per = min(self.new_tokens(), less.max_length)
+        warm = inf.pool_size * less.warmup_fraction * per * less.epochs
+        target_tokens = sum(self.target_tokens(t.path, t.question_field, t.answer_field, t.n, less.max_length)
+                            for t in less.targets.values())
+        grads = (inf.pool_size * per + target_tokens) * less.epochs
+        launch = parse_launcher(self.p.synthesize.launcher, "synthesize.launcher")
+        rate = self.train_rate("influence_lora", self.n_params("base"), launch, flops_per_token=4)
+        hours = (warm + grads) / rate.tokens_per_s / 3600
+        gen.work += (f"; LoRA r={less.r} warm-up on {less.warmup_fraction:.0%} x {less.epochs} epochs = {warm / 1e6:,.1f}M "
+                     f"tokens; gradients of {inf.pool_size:,} candidates + {target_tokens / 1e6:,.2f}M target tokens at "
+                     f"{less.epochs} checkpoints = {grads / 1e6:,.1f}M tokens; top {self.p.kd.boost.n:,} kept")
+        gen.wall_hours += hours
+        gen.device_hours += hours * launch.processes
+        gen.usd = gen.device_hours * self.acc.hour_usd
+        gen.basis += f"; LoRA passes: {rate.source}"
+        gen.amounts.update(lora_tokens=warm + grads)
+        return gen
+
+    def target_tokens(self, path: str, q: str, a: str, n: int, cap: int) -> float:
+        f = self.path(path)
+        if not f.is_file():
+            raise UserError(f"influence.less.targets: {f} not found")
+        total, rows = 0.0, 0
+        with f.open(encoding="utf-8") as fh:
+            for line in fh:
+                if rows >= n:
+                    break
+                row = json.loads(line)
+                total += min(cap, estimate_prompt_tokens(f"{row.get(q, '')}{row.get(a, '')}"))
+                rows += 1
+        return total
+
+    def evaluation(self) -> StagePlan:
+        from jiuzhang.evaluation.tasks import load_rows
+
+        e = self.p.eval
+        items = tool_items = 0
+        for name, settings in e.benchmarks.items():
+            n = len(load_rows(self.path(self.p.benchmarks.root), name, e.limits.get(name, e.limit)))
+            items += n * len(settings)
+            tool_items += n * ("tool" in settings)
+        per = min(self.p.plan.eval_tokens_per_item, e.max_new_tokens)
+        tokens = items * per
+        programs = tool_items * e.tool_rounds
+        plan = StagePlan("eval", f"{len(e.benchmarks)} benchmarks, {items:,} item-settings x {per:,.0f} new tokens = "
+                         f"{tokens / 1e6:,.2f}M tokens; <= {programs:,} sandboxed programs",
+                         f"{len(e.benchmarks)} DVC stages (eval@<benchmark>), HF engine on 1 device, batch "
+                         f"{e.batch_size}; {e.exec_workers} sandbox workers", self.acc.name,
+                         amounts={"items": items, "generated_tokens": tokens, "programs": programs})
+        plan = self.timed(plan, tokens, self.gen_rate("eval", 1), 1)
+        plan.basis += f"; mean new tokens per item stated: plan.eval_tokens_per_item"
+        return plan
+
+    def filtering(self, problems: int) -> StagePlan:
+        f = self.p.filter
+        programs = problems * self.p.prompts.tool_share
+        cpu_h = programs * self.p.plan.sandbox_s_per_program / 3600
+        return StagePlan("filter", f"{problems:,} generations parsed, dedup and decontamination; ~{programs:,.0f} tool "
+                         f"programs run (prompts.tool_share)", f"{f.exec_workers} sandbox workers", "CPU",
+                         device_hours=cpu_h, wall_hours=cpu_h / f.exec_workers, usd=None,
+                         basis=f"{self.p.plan.sandbox_s_per_program:g} s per program (plan.sandbox_s_per_program)",
+                         amounts={"programs": programs})
+
+    def pretraining(self) -> StagePlan:
+        pt = self.p.pretrain
+        if pt.planned_tokens:
+            return self.training("pretrain", "base", pt.train, pt.planned_tokens / pt.train.max_length,
+                                 pt.train.max_length, "packed sequences")
+        if pt.supplement and pt.max_records:
+            f = self.path(pt.supplement)
+            with f.open(encoding="utf-8") as fh:
+                lens = [estimate_prompt_tokens(line) for _, line in zip(range(pt.max_records), fh)]
+            return self.training("pretrain", "base", pt.train, len(lens), sum(lens) / max(1, len(lens)),
+                                 "records (pretrain.supplement)")
+        raise UserError("pretrain.planned_tokens: set it (training tokens) so the pretrain stage can be planned")
+
+    def build(self) -> Plan:
+        p = self.p
+        pool, pool_key = self.pool()
+        prompt_tokens = self.prompt_tokens()
+        kd_tokens = prompt_tokens + p.teacher.budget.expected_output_tokens
+        stages = [StagePlan("corpus", f"{len(p.corpus.sources)} sources -> snippets <= {p.corpus.max_chars:,} chars, "
+                            f"exact + near dedup, {p.corpus.decontamination.ngram}-gram decontamination", "1 process",
+                            "CPU", basis="not costed (CPU, minutes to hours)"),
+                  StagePlan("prompts", f"{pool:,} prompts ({pool_key}), ~{prompt_tokens:,.0f} tokens each, "
+                            f"{p.prompts.tool_share:.0%} tool", "1 process", "CPU", basis="not costed (CPU)",
+                            amounts={"prompts": pool})]
+        if p.base.mode == "hub" and p.base.hub is not None:
+            stages.append(StagePlan("base", f"pin {p.base.hub.model_id}@{p.base.hub.revision[:12]} (no download "
+                                    "in this stage)", "-", "-"))
+        else:
+            t = p.base.train
+            stages.append(self.training_base(t.steps * t.batch_size * t.seq_len))
+        stages.append(self.teacher_round("kd_initial", p.kd.initial.n))
+        s = p.synthesizer.train
+        stages.append(self.training("synthesizer_initial", "synthesizer", s, p.kd.initial.n, kd_tokens, "KD examples"))
+        stages.append(self.influence())
+        stages.append(self.teacher_round("kd_boost", p.kd.boost.n))
+        stages.append(self.training("synthesizer", "synthesizer", s, p.kd.initial.n + p.kd.boost.n, kd_tokens,
+                                    "KD examples"))
+        stages.append(self.generation("synthesize", pool, "problems"))
+        stages.append(self.filtering(pool))
+        stages.append(self.pretraining())
+        stages.append(self.evaluation())
+        stages.append(StagePlan("report", "one table, plots, costs", "1 process", "-"))
+        return Plan(p.profile, self.acc.name, stages)
+
+    def training_base(self, tokens: float) -> StagePlan:
+        launch = Launch("one process", 1, 1)
+        plan = StagePlan("base", f"tokenizer + {self.p.base.train.steps:,} steps = {tokens / 1e6:,.2f}M tokens",
+                         "1 process, fp32", self.acc.name, amounts={"train_tokens": tokens})
+        return self.timed(plan, tokens, self.train_rate("base", self.n_params("base"), launch), 1)

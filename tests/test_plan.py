@@ -1,0 +1,144 @@
+"""`jiuzhang plan`: figures derived from params, data files and rates (stated or measured), never typed in."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from jiuzhang.cli import cli
+from jiuzhang.config.loader import load_params
+from jiuzhang.errors import UserError
+from jiuzhang.plan.estimate import Planner, arch_parameters
+from jiuzhang.plan.launch import parse_launcher
+
+from conftest import ROOT
+
+PAPER = ROOT / "configs" / "paper.yaml"
+TEMPLATES = ROOT / "templates" / "prompts"
+
+
+def paper_plan(tmp_path, edit=None, measured=None):
+    raw = yaml.safe_load(PAPER.read_text())
+    if edit:
+        edit(raw)
+    path = tmp_path / "paper.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    plan = Planner(load_params(path), ROOT, TEMPLATES, measured).build()
+    return {s.stage: s for s in plan.stages}, plan
+
+
+def test_paper_plan_follows_from_params(tmp_path):
+    stages, plan = paper_plan(tmp_path)
+    p = load_params(PAPER)
+    totals = plan.totals()
+    assert totals["teacher_calls"] == p.kd.initial.n + p.kd.boost.n == 9300
+
+    # synthesis: 6M problems x 450 new tokens / 2,500 tokens/s per GPU = 300 GPU-hours on 8 vLLM replicas
+    syn = stages["synthesize"]
+    assert syn.device_hours == pytest.approx(6_000_000 * 450 / 2500 / 3600) == pytest.approx(300.0)
+    assert syn.wall_hours == pytest.approx(300.0 / 8)
+    assert "8 vLLM replicas x tensor parallel 1" in syn.launch
+
+    # teacher: prompt tokens from the real templates + a full snippet; completion = expected_output_tokens
+    kd = stages["kd_initial"]
+    assert kd.amounts["completion_tokens"] == 5300 * 700
+    expected = (round(kd.amounts["prompt_tokens"]) * 30 + 5300 * 700 * 60) / 1e6
+    assert kd.usd == pytest.approx(expected)
+    assert 400 < kd.amounts["prompt_tokens"] / 5300 < 600  # ~900-char templates + 1,000-char snippets, /4
+
+    # pre-training: 6 N D at the stated MFU and peak, on the 32 processes the launcher starts, ZeRO-2
+    pt = stages["pretrain"]
+    flops_per_s = 0.35 * 312e12
+    assert pt.device_hours == pytest.approx(6 * 7.24e9 * 5.37e9 / flops_per_s / 3600)
+    assert pt.wall_hours == pytest.approx(pt.device_hours / 32)
+    assert "32 processes (4 nodes x 8)" in pt.launch and "ZeRO-2" in pt.launch and "bf16" in pt.launch
+    assert pt.amounts["steps"] == math.ceil(5.37e9 / 2048 / 512)
+
+    # the synthesizer: (5,300 + 4,000) examples x 5 epochs, ZeRO-1 on 8 GPUs
+    assert stages["synthesizer"].amounts["train_tokens"] == pytest.approx(
+        stages["synthesizer_initial"].amounts["train_tokens"] * 9300 / 5300)
+    assert "ZeRO-1" in stages["synthesizer"].launch
+
+    # eval: every row of the real test sets x settings (GSM8K has 1,319 rows, both settings)
+    assert stages["eval"].amounts["items"] > 2 * 1319
+    assert totals["usd"] == pytest.approx(totals["teacher_usd"] + totals["accelerator_usd"], abs=0.02)
+
+
+def test_plan_moves_with_the_params(tmp_path):
+    base, _ = paper_plan(tmp_path)
+
+    def edit(raw):
+        raw["kd"]["initial"]["n"] = 10600
+        raw["plan"]["accelerator"]["peak_tflops"] = 624
+        raw["synthesize"]["vllm"]["tensor_parallel_size"] = 2
+        raw["synthesize"]["launcher"] = "torchrun --nnodes=2 --nproc-per-node=4 --no-python"
+
+    moved, _ = paper_plan(tmp_path, edit)
+    assert moved["kd_initial"].usd == pytest.approx(2 * base["kd_initial"].usd, rel=1e-6)
+    assert moved["pretrain"].device_hours == pytest.approx(base["pretrain"].device_hours / 2)
+    assert "8 vLLM replicas x tensor parallel 2 = 16 devices" in moved["synthesize"].launch
+    assert moved["synthesize"].wall_hours == pytest.approx(base["synthesize"].wall_hours / 2)
+
+
+def test_measured_rates_replace_stated_ones(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "pretrain.json").write_text(json.dumps({"tokens_per_s": 100_000.0}))
+    (run / "synthesize.json").write_text(json.dumps({"tokens_per_s": None}))  # a resumed run: nothing measured
+    stages, _ = paper_plan(tmp_path, measured=run)
+    pt = stages["pretrain"]
+    assert pt.basis == f"measured: {run / 'pretrain.json'}"
+    assert pt.wall_hours == pytest.approx(5.37e9 / 100_000 / 3600)
+    assert "stated" in stages["synthesize"].basis
+
+
+def test_missing_model_size_is_named(tmp_path):
+    with pytest.raises(UserError, match=r"plan.model_params.base: missing"):
+        paper_plan(tmp_path, lambda raw: raw["plan"]["model_params"].pop("base"))
+
+
+@pytest.mark.parametrize("launcher,processes", [
+    ("", 1),
+    ("torchrun --nproc_per_node 8 --no-python", 8),
+    ("torchrun --nnodes 4 --nproc_per_node 8 --rdzv-endpoint $MASTER_ADDR:29500 --no-python", 32),
+    ("torchrun --nnodes=1:3 --nproc-per-node=2", 6),
+    ("/opt/bin/deepspeed --num_nodes 2 --num_gpus 4", 8),
+])
+def test_launcher_process_counts(launcher, processes):
+    assert parse_launcher(launcher, "k").processes == processes
+
+
+@pytest.mark.parametrize("launcher,message", [("srun -N 4", "not torchrun or deepspeed"),
+                                              ("torchrun --nproc_per_node gpu", "not a positive process count")])
+def test_launcher_errors_name_the_key(launcher, message):
+    with pytest.raises(UserError, match=message) as info:
+        parse_launcher(launcher, "pretrain.train.launcher")
+    assert "pretrain.train.launcher" in str(info.value)
+
+
+def test_arch_parameters_match_the_built_model():
+    from jiuzhang.base.builder import build_model
+
+    params = load_params(ROOT / "params.yaml")
+    model = build_model(params.base, 8000, {})
+    assert arch_parameters(params, 8000) == sum(p.numel() for p in model.parameters())
+
+
+def test_cli_prints_and_validates(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    res = CliRunner().invoke(cli, ["plan", "--params", "configs/paper.yaml"])
+    assert res.exit_code == 0, res.output
+    assert "synthesize  NVIDIA A100-SXM4-80GB 300.0 h (wall 37.5 h)" in res.output
+    assert "teacher: 9,300 calls" in res.output
+    data = json.loads(CliRunner().invoke(cli, ["plan", "--params", "configs/paper.yaml", "--json"]).stdout)
+    assert data["totals"]["teacher_calls"] == 9300 and len(data["stages"]) == 13
+    bad = tmp_path / "bad.yaml"
+    raw = yaml.safe_load(PAPER.read_text())
+    raw["plan"]["mfu"] = 1.5
+    bad.write_text(yaml.safe_dump(raw))
+    res = CliRunner().invoke(cli, ["plan", "--params", str(bad)])
+    assert res.exit_code == 2 and "plan.mfu" in res.output
