@@ -57,3 +57,20 @@ def test_corpus_dry_run_reads_nothing():
     res = run_cli("corpus", "--params", "configs/paper.yaml", "--out", "data/corpus", "--metrics",
                   "/dev/null", "--dry-run", cwd=ROOT)
     assert "hf://GAIR/MathPile@main" in res.stdout and "source automathtext_arxiv" in res.stdout
+
+
+@pytest.mark.skipif(__import__("platform").machine().lower() not in {"x86_64", "amd64"}, reason="x86 kernels")
+@pytest.mark.parametrize("chosen, expected", [(None, "AVX2"), ("default", "DEFAULT")])
+def test_cli_pins_avx2_kernels_unless_the_user_chose(chosen, expected):
+    # AVX512 kernels sum in another order: without the pin a model trained on an AVX512 machine differs
+    # from one trained on an AVX2 machine and every hash in dvc.lock changes.
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+    if chosen:
+        env["ATEN_CPU_CAPABILITY"] = chosen
+    code = "import jiuzhang.cli, torch; print(torch.backends.cpu.get_cpu_capability())"
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == expected

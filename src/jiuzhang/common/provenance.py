@@ -61,6 +61,7 @@ def hardware() -> dict[str, Any]:
     try:
         import torch
 
+        info["cpu_kernels"] = torch.backends.cpu.get_cpu_capability()  # see jiuzhang.cli: pinned to AVX2
         info["cuda"] = torch.cuda.is_available()
         if info["cuda"]:
             info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
