@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jiuzhang.pipeline.verify import render, verify
+from jiuzhang.pipeline.verify import lock_outputs, render, verify
 
 from conftest import BIN, copy_project, tiny_params
 
@@ -46,11 +46,6 @@ def small_project(dest: Path, **overrides) -> Path:
     return project
 
 
-def out_hashes(project: Path) -> dict[str, str]:
-    lock = yaml.safe_load((project / "dvc.lock").read_text())
-    return {o["path"]: o["md5"] for stage in lock["stages"].values() for o in stage.get("outs", [])}
-
-
 @pytest.mark.timeout(2400)  # three DAG runs and a variant: ~10 min alone, more on a busy machine
 def test_repro_rerun_selective_identical_and_push_pull(tmp_path):
     a = small_project(tmp_path / "a" / "proj")
@@ -59,7 +54,7 @@ def test_repro_rerun_selective_identical_and_push_pull(tmp_path):
                   "synthesizer", "synthesize", "filter", "pretrain", "eval@gsm8k", "eval@aqua", "report"):
         assert f"Running stage '{stage}'" in out
     assert (a / "mlflow.db").is_file()  # default tracking store: SQLite in the project
-    first = out_hashes(a)
+    first = lock_outputs(a / "dvc.lock")
     assert set(first) >= {"data/corpus", "data/prompts", "models/base", "metrics/corpus.json", "data/kd/initial",
                           "data/journal/kd_initial.sqlite", "data/influence/candidates", "data/influence/selection",
                           "data/kd/boost", "data/synthetic/raw", "data/synthetic/clean", "models/jiuzhang",
@@ -80,7 +75,7 @@ def test_repro_rerun_selective_identical_and_push_pull(tmp_path):
     journals = {"data/journal/kd_initial.sqlite", "data/journal/kd_boost.sqlite", "reports/report.html"}
     same = {k: v for k, v in first.items() if k not in journals}
     assert {v.path for v in verdicts if v.status == "identical"} == set(same)
-    assert {k: v for k, v in out_hashes(b).items() if k not in journals} == same
+    assert {k: v for k, v in lock_outputs(b / "dvc.lock").items() if k not in journals} == same
 
     # one param changes -> only the stage that reads it reruns
     params = yaml.safe_load((a / "params.yaml").read_text())
@@ -93,7 +88,7 @@ def test_repro_rerun_selective_identical_and_push_pull(tmp_path):
     (a / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(a, "repro")
     # back to the first params: the same outputs again (the journals now also hold the seed-99 answers)
-    assert {k: v for k, v in out_hashes(a).items() if k not in journals} == same
+    assert {k: v for k, v in lock_outputs(a / "dvc.lock").items() if k not in journals} == same
 
     # push to the shipped default remote (../jiuzhang-dvc-remote next to the project), wipe cache and
     # outputs, pull back: status clean, nothing to rerun

@@ -249,7 +249,7 @@ class Planner:
                          f"{e.batch_size}; {e.exec_workers} sandbox workers", self.acc.name,
                          amounts={"items": items, "generated_tokens": tokens, "programs": programs})
         plan = self.timed(plan, tokens, self.gen_rate("eval", 1), 1)
-        plan.basis += f"; mean new tokens per item stated: plan.eval_tokens_per_item"
+        plan.basis += "; mean new tokens per item stated: plan.eval_tokens_per_item"
         return plan
 
     def filtering(self, problems: int) -> StagePlan:

@@ -59,10 +59,14 @@ def resolve_tracking(env_uri: str | None, cwd: str | Path, store: str) -> Tracki
 NOT_PIPELINE = ("tracking", "plan")
 
 
+def pipeline_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The params that define a pipeline: what its id hashes and its parent run logs."""
+    return {k: v for k, v in params.items() if k not in NOT_PIPELINE}
+
+
 def pipeline_id(params: dict[str, Any]) -> str:
     """A short stable hash of the pipeline configuration (tracking and plan settings excluded)."""
-    body = {k: v for k, v in params.items() if k not in NOT_PIPELINE}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return hashlib.sha256(json.dumps(pipeline_params(params), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -132,7 +136,7 @@ def _parent_run(client: Any, experiment_id: str, pid: str, params: dict[str, Any
     suffix = f" ({exp_name})" if exp_name else ""
     tags = {PIPELINE_TAG: pid, ROLE_TAG: "pipeline", PROFILE_TAG: profile, **({EXP_TAG: exp_name} if exp_name else {})}
     run = client.create_run(experiment_id, run_name=f"pipeline {profile} {pid}{suffix}", tags=tags)
-    _log_params(client, run.info.run_id, {k: v for k, v in params.items() if k not in NOT_PIPELINE})
+    _log_params(client, run.info.run_id, pipeline_params(params))
     client.log_dict(run.info.run_id, params, "params.json")
     client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id
