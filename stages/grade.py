@@ -12,7 +12,8 @@ from jiuzhang.errors import UserError
 @click.option("--benchmark", required=True, help="Benchmark folder name under the benchmarks root, e.g. gsm8k, "
               "math500, svamp, asdiv, mawps, carp_en, tabmwp, aqua, sat_math, mmlu_stem, gsm_hard, minerva_math.")
 @click.option("--predictions", required=True, type=click.Path(dir_okay=False),
-              help="JSONL with 'idx' (row number in the test file, from 0) and 'prediction' (a full model output).")
+              help="JSONL with 'idx' (row number in the test file, from 0), 'prediction' (a full model output) and "
+              "optionally 'cut_off' (true when the output hit the token limit) or 'finish_reason'.")
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="Per-item verdicts JSONL (default: next to --predictions, '<name>.verdicts.jsonl').")
 @click.option("--root", default="../shared/benchmarks", show_default=True, type=click.Path(file_okay=False),
@@ -20,8 +21,9 @@ from jiuzhang.errors import UserError
 def command(benchmark: str, predictions: str, out: str | None, root: str) -> None:
     """Grade model outputs; print one JSON object {benchmark, accuracy, correct, total, invalid}.
 
-    The answer is extracted as in `jiuzhang eval` (last \\boxed{}, "the answer is", the last number;
-    letters for multiple choice) and compared by number (relative tolerance 1e-4), by text, or
+    The answer is extracted as in `jiuzhang eval` (last \\boxed{}, "the answer is", then - unless the
+    output was cut off - the concluding sentence or the last number; letters for multiple choice) and
+    compared by number (integers exactly, others within relative tolerance 1e-4), by text, or
     symbolically (math-verify).
 
     \b
@@ -49,13 +51,16 @@ def command(benchmark: str, predictions: str, out: str | None, root: str) -> Non
                             f"got {idx!r}")
         if not isinstance(pred, str):
             raise UserError(f"{path}:{line.lineno}: 'prediction' must be a string (the full model output)")
-        items.append((idx, pred))
+        cut_off = rec.get("cut_off", rec.get("finish_reason") == "length")
+        if not isinstance(cut_off, bool):
+            raise UserError(f"{path}:{line.lineno}: 'cut_off' must be true or false (the output hit the token limit)")
+        items.append((idx, pred, cut_off))
     if not items:
         raise UserError(f"{path}: no predictions")
     task = TASKS[benchmark]
     verdicts = []
-    for idx, pred in items:
-        v = grade(task, rows[idx], pred)
+    for idx, pred, cut_off in items:
+        v = grade(task, rows[idx], pred, cut_off)
         verdicts.append({"idx": idx, "extracted": v.extracted, "gold": v.gold, "correct": v.correct})
     target = Path(out) if out else path.with_name(path.stem + ".verdicts.jsonl")
     atomic_write_text(target, "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in verdicts))

@@ -155,3 +155,6 @@ def test_corpus_stage_writes_metrics_and_provenance(tmp_path, fixture_corpus, wr
     assert timing["stage_seconds"] > 0
     prov = json.loads((tmp_path / "out" / "_provenance.json").read_text())
     assert prov["config"]["corpus"]["max_chars"] == 1000 and prov["packages"]["datasketch"]
+    # only the packages that shape the output: upgrading mlflow or dvc must not change its hash (issue 13.7)
+    assert set(prov["packages"]) == {"datasets", "datasketch", "numpy", "pyarrow"}
+    assert timing["packages"]["mlflow"] and timing["packages"]["dvc"]  # the rest: run facts

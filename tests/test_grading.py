@@ -144,3 +144,49 @@ def test_every_benchmark_reads_its_gold_answer():
             assert set(golds) <= set("ABCDE"), name
         if task.kind in ("numeric", "mixed") and name != "tabmwp" and name != "asdiv":
             assert all(to_number(g) is not None for g in golds), name
+
+
+# Issue 13, items 9-11: error classes seen when grading real model outputs, each in text written here.
+@pytest.mark.parametrize("text, cut_off, expected", [
+    # 9. no \boxed{}: the explicit statement wins over later, unrelated numbers
+    ("Each horse runs 3 laps, so 4 horses run 12 laps. The answer is 12. The fastest was horse #7.", False, "12"),
+    ("Each horse runs 3 laps, so 4 horses run 12 laps. The fastest was horse #7.", False, "12"),
+    ("She saves 50 dollars a week. So she saves 200 dollars in 4 weeks.", False, "200"),
+    ("Therefore the perimeter is 28 units, which took 3 steps.", False, "28"),
+    ("The side is \\(s = 7\\). Let \\(n\\) be the number of sides.", False, "7"),
+    ("The distance is 25 + 3\\sqrt{5}.", False, "25 + 3\\sqrt{5}"),
+    # ... and an output cut off by the token limit with no answer statement has no answer
+    ("Step 1: 3 + 4 = 7. Step 2: 7 * 2 = 14. Step 3: 14 +", True, None),
+    ("First we add 3 and 4 to get 7, then", True, None),
+    ("The answer is 14. Step 1: 3 + 4", True, "14"),
+    # 10. answer statements with delimiters, a trailing sentence, or a computation
+    ("Final Answer: The final answer is \\(42\\). I hope it is correct.", False, "42"),
+    ("The final answer is $\\frac{1}{2}$. I hope it is correct.", False, "\\frac{1}{2}"),
+    ("The answer is 2 * 1.5 = 3 bolts.", False, "3 bolts"),
+    ("Answer: 17", False, "17"),
+])
+def test_extract_answer_error_classes(text, cut_off, expected):
+    assert extract_answer(text, cut_off) == expected
+
+
+@pytest.mark.parametrize("gold, prediction, correct", [
+    ("15", "\\boxed{\\15}", True),                                  # 11. a mangled \$15
+    ("\\$15", "The answer is 15", True),
+    ("24\\text { square inches}", "\\boxed{24}", True),              # units inside the gold, space before {
+    ("120,000", "The answer is 120,006.", False),                     # integers compare exactly
+    ("70000", "\\boxed{70,001}", False),
+    ("70000", "\\boxed{70,000.0}", True),
+    ("0.3333", "\\boxed{1/3}", True),                                 # non-integers keep the tolerance
+    ("14", "The answer is 2 * 7 = 14 apples.", True),
+])
+def test_numeric_grading_error_classes(gold, prediction, correct):
+    task = TASKS["gsm8k"]
+    assert grade(task, {"answer": f"#### {gold}", "question": "q"}, prediction).correct is correct
+
+
+def test_cut_off_output_is_wrong_not_graded_on_its_last_number():
+    task, fake = TASKS["gsm8k"], {"answer": "#### 14", "question": "q"}
+    text = "Step 1: 3 + 4 = 7. Step 2: 7 * 2 = 14"
+    assert grade(task, fake, text).correct                          # finished: its last number is the answer
+    verdict = grade(task, fake, text, cut_off=True)                 # cut off mid-way: no answer at all
+    assert not verdict.correct and verdict.extracted is None

@@ -166,3 +166,23 @@ def test_parse_completion(content, finish, reason, problem):
 
 def test_refusal_field_is_a_refusal():
     assert parse_completion("[Problem]: A\n[Solution]: B", "stop", refusal="cannot comply").reason == "refusal"
+
+
+def test_journal_bytes_depend_on_the_answers_only(tmp_path):
+    """The journal is a DVC output: the same answers must give the same bytes, whatever the order they
+    arrived in (concurrency), their latencies and commit times, and a rerun that sends nothing must not
+    change it (issue 13, item 8)."""
+    prompts = [f"question {i}" for i in range(12)] + [FAULT_PROMPTS["rate"], FAULT_PROMPTS["slow"]]
+    fake = FaultyTeacher(slow_s=1.2)
+    with ChatServer(fake.answer) as server:
+        for name, concurrency in (("serial", 1), ("parallel", 8)):
+            fake.seen.clear()
+            run_round(teacher_cfg(server.url, concurrency=concurrency), items(prompts), Endpoint(KEY),
+                      tmp_path / f"{name}.sqlite", tmp_path / f"out-{name}", progress=False)
+        serial = (tmp_path / "serial.sqlite").read_bytes()
+        assert (tmp_path / "parallel.sqlite").read_bytes() == serial
+        assert not list(tmp_path.glob("*.sqlite-wal")) and not list(tmp_path.glob("*.canonical"))
+        m = run_round(teacher_cfg(server.url, concurrency=8), items(prompts), Endpoint(KEY),
+                      tmp_path / "serial.sqlite", tmp_path / "out-again", progress=False)
+    assert m["run"]["cached"] == len(prompts) and (tmp_path / "serial.sqlite").read_bytes() == serial
+    assert len(journal_rows(tmp_path / "serial.sqlite")) == len(prompts)

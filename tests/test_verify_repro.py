@@ -1,4 +1,4 @@
-"""The reproduction verifier: exact hashes everywhere, content checks where a file differs by design."""
+"""The reproduction verifier: exact hashes for every output, nothing tolerated."""
 
 from __future__ import annotations
 
@@ -30,33 +30,37 @@ def project(root: Path, hashes: dict[str, str], journal_rows: list[tuple], repor
     return root
 
 
-def test_identical_tolerated_and_different(tmp_path):
-    html = "<h1>results</h1><pre>gsm8k 0.5</pre><h2>Wall time of the last run</h2><td>{}</td>"
+def test_identical_and_different(tmp_path):
+    html = "<h1>results</h1><pre>gsm8k {}</pre>"
     common = {"models/base": "aaa", "reports/report.html": "h1", "data/journal/kd_initial.sqlite": "j1"}
-    a = project(tmp_path / "a", {**common, "data/kd/initial": "kd"}, [ROW], html.format(12.5))
+    a = project(tmp_path / "a", {**common, "data/kd/initial": "kd"}, [ROW], html.format(0.5))
+    b = project(tmp_path / "b", {**common, "data/kd/initial": "kd"}, [ROW], html.format(0.5))
+    assert {v.status for v in verify(a, b)} == {"identical"}
+
+    # nothing is tolerated any more: a journal whose bytes differ is DIFFERENT, with what differs in it
     later = ROW[:9] + (0.01, 2.9, 1700000999.0)  # other wall-clock facts, same answer
     differs = {**common, "reports/report.html": "h2", "data/journal/kd_initial.sqlite": "j2", "data/kd/initial": "kd"}
-    b = project(tmp_path / "b", differs, [later], html.format(14.1))
-    status = {v.path: v.status for v in verify(a, b)}
-    assert status == {"models/base": "identical", "data/kd/initial": "identical",
-                      "data/journal/kd_initial.sqlite": "tolerated", "reports/report.html": "tolerated"}
+    b = project(tmp_path / "b2", differs, [later], html.format(0.5))
+    verdicts = {v.path: v for v in verify(a, b)}
+    assert verdicts["data/journal/kd_initial.sqlite"].status == "DIFFERENT"
+    assert "same answer rows, different bytes" in verdicts["data/journal/kd_initial.sqlite"].detail
+    assert verdicts["reports/report.html"].status == "DIFFERENT"
 
     # a different answer, a different results table, a different model: all caught
     other_answer = ROW[:4] + ('{"choices": [1]}',) + ROW[5:]
-    c = project(tmp_path / "c", {**differs, "models/base": "zzz"}, [other_answer],
-                html.replace("0.5", "0.6").format(1.0))
+    c = project(tmp_path / "c", {**differs, "models/base": "zzz"}, [other_answer], html.format(0.6))
     verdicts = {v.path: v for v in verify(a, c)}
     assert verdicts["models/base"].status == "DIFFERENT" and "aaa vs zzz" in verdicts["models/base"].detail
-    assert verdicts["data/journal/kd_initial.sqlite"].detail == "1 of 1 answer rows differ"
-    assert verdicts["reports/report.html"].status == "DIFFERENT"
+    assert verdicts["data/journal/kd_initial.sqlite"].detail.endswith("(1 of 1 answer rows differ)")
 
     # a reference lock that lacks an output, and the command's exit status
+    same = project(tmp_path / "same", {**common, "data/kd/initial": "kd"}, [ROW], html.format(0.5))
     ref = tmp_path / "ref.lock"
     ref.write_text(yaml.safe_dump({"stages": {"s": {"outs": [{"path": "models/base", "md5": "aaa"}]}}}))
-    verdicts = verify(a, b, ref)
+    verdicts = verify(a, same, ref)
     assert {v.path: v.status for v in verdicts}["data/kd/initial"] == "MISSING"
     assert "3 MISSING" in render(verdicts)
-    assert run_cli("verify-repro", str(a), str(b), cwd=tmp_path).returncode == 0
+    assert run_cli("verify-repro", str(a), str(same), cwd=tmp_path).returncode == 0
     res = run_cli("verify-repro", str(a), str(c), cwd=tmp_path, check=False)
     assert res.returncode == 1 and "DIFFERENT" in res.stdout
 

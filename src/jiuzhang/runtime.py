@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jiuzhang.common.io import write_json
-from jiuzhang.common.provenance import artifact_provenance, run_provenance
+from jiuzhang.common.provenance import artifact_provenance, package_versions, run_provenance
 from jiuzhang.config.loader import load_params
 from jiuzhang.config.root import Params
 from jiuzhang.tracking.mlflow_run import StageRun, TrackingTarget, resolve_tracking, stage_run
@@ -29,8 +29,15 @@ def tracking_target(params: Params, env: dict[str, str] | None = None) -> Tracki
 
 
 def run_facts_path(metrics_path: str | Path) -> Path:
-    """``metrics/base.json`` -> ``metrics/run/base.json``."""
+    """``metrics/base.json`` -> ``metrics/run/base.json``; ``metrics/eval/gsm8k.json`` ->
+    ``metrics/run/eval/gsm8k.json``: run facts live under one ``run/`` folder beside the top metrics
+    folder, never inside a folder that a stage declares as a dependency (``report`` depends on
+    ``metrics/eval``; facts in there would rerun it for nothing)."""
     p = Path(metrics_path)
+    parts = p.parts
+    if "metrics" in parts[:-1]:
+        top = len(parts) - 1 - parts[::-1].index("metrics", 1)
+        return Path(*parts[:top + 1], "run", *parts[top + 1:])
     return p.parent / "run" / p.name
 
 
@@ -67,5 +74,6 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
         run.log_metrics({**metrics, "run": facts})
         if metrics_path is not None and main_rank:
             write_json(metrics_path, metrics)
-            write_json(run_facts_path(metrics_path), facts)
+            # every package version of this execution (the output holds only those that shape it)
+            write_json(run_facts_path(metrics_path), {**facts, "packages": package_versions()})
     return metrics

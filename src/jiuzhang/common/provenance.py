@@ -1,9 +1,11 @@
 """Provenance records: what produced an artifact.
 
 Two flavours, on purpose:
-- :func:`artifact_provenance` goes *inside* DVC outputs, so it holds only what determines the bytes
-  (resolved config, seeds, package versions). A git commit or timestamp there would change the output's
-  hash on every commit and rerun every downstream stage for nothing.
+- :func:`artifact_provenance` goes *inside* DVC outputs, so it holds only what determines the bytes:
+  the resolved config, the seeds and the versions of the packages *that stage computes with*
+  (:data:`OUTPUT_PACKAGES`). A git commit, a timestamp or the version of a package the stage does not use
+  (mlflow, dvc, openai, ...) there would change the output's hash and rerun every downstream stage for
+  nothing: upgrading mlflow must not rerun the paper's ~900 GPU-hours.
 - :func:`run_provenance` goes to MLflow: everything, including git commit, hardware and time.
 """
 
@@ -17,13 +19,21 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("jiuzhang", "torch", "transformers", "tokenizers", "datasets", "pyarrow", "datasketch",
-            "numpy", "dvc", "mlflow", "deepspeed", "peft", "openai", "pydantic")
+PACKAGES = ("jiuzhang", "torch", "transformers", "tokenizers", "safetensors", "datasets", "pyarrow", "datasketch",
+            "numpy", "dvc", "mlflow", "deepspeed", "peft", "openai", "pydantic", "math-verify", "accelerate")
 
 
-def package_versions() -> dict[str, str]:
+# The packages whose version can change the bytes a stage writes (its computing libraries only).
+OUTPUT_PACKAGES: dict[str, tuple[str, ...]] = {
+    "corpus": ("datasets", "datasketch", "numpy", "pyarrow"),
+    "prompts": ("pyarrow",),
+    "base": ("safetensors", "tokenizers", "torch", "transformers"),
+}
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     out = {}
-    for name in PACKAGES:
+    for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -71,9 +81,13 @@ def hardware() -> dict[str, Any]:
 
 
 def artifact_provenance(stage: str, config: dict[str, Any], seeds: dict[str, int]) -> dict[str, Any]:
-    return {"stage": stage, "config": config, "seeds": seeds, "packages": package_versions()}
+    """What goes inside a stage's output: only what determines its bytes (see the module docstring)."""
+    if stage not in OUTPUT_PACKAGES:
+        raise KeyError(f"{stage}: name the packages that determine its output in OUTPUT_PACKAGES")
+    return {"stage": stage, "config": config, "seeds": seeds, "packages": package_versions(OUTPUT_PACKAGES[stage])}
 
 
 def run_provenance(stage: str, config: dict[str, Any], seeds: dict[str, int], cwd: str | Path = ".") -> dict[str, Any]:
-    return {**artifact_provenance(stage, config, seeds), "git": git_state(cwd), "hardware": hardware(),
-            "argv": sys.argv}
+    """Everything about one execution (MLflow and ``metrics/run/``): every package, git, hardware, argv."""
+    return {"stage": stage, "config": config, "seeds": seeds, "packages": package_versions(), "git": git_state(cwd),
+            "hardware": hardware(), "argv": sys.argv}

@@ -34,22 +34,27 @@ def evaluate(task: Task, rows: list[dict[str, Any]], settings: tuple[str, ...], 
                             0, greedy, tuple(cfg.stop)) for r in rows]
         executions: dict[str, int] = {}
         if setting == "tool":
-            texts, executions = run_tool_loop(engine, requests, cfg.tool_rounds, limits, cfg.exec_workers)
+            texts, executions, cut_off = run_tool_loop(engine, requests, cfg.tool_rounds, limits, cfg.exec_workers)
         else:
-            texts = {}
+            texts, cut_off = {}, set()
             for batch in engine.plan(requests):
-                texts.update({g.id: g.text for g in engine.generate(batch)})
+                for g in engine.generate(batch):
+                    texts[g.id] = g.text
+                    if g.finish_reason == "length":
+                        cut_off.add(g.id)
                 if progress:
                     progress(len(batch))
         correct = invalid = 0
         for r, req in zip(rows, requests):
-            v = grade(task, r, texts[req.id])
+            v = grade(task, r, texts[req.id], cut_off=req.id in cut_off)
             correct += v.correct
             invalid += v.extracted is None
             predictions.append({"idx": r["_idx"], "setting": setting, "prediction": texts[req.id],
-                                "extracted": v.extracted, "gold": v.gold, "correct": v.correct})
+                                "extracted": v.extracted, "gold": v.gold, "correct": v.correct,
+                                "cut_off": req.id in cut_off})
         metrics[setting] = {"accuracy": round(correct / len(rows), 6) if rows else 0.0, "correct": correct,
-                            "total": len(rows), "invalid": invalid, **({"executions": executions} if setting == "tool" else {})}
+                            "total": len(rows), "invalid": invalid,
+                            "cut_off": sum(req.id in cut_off for req in requests), **({"executions": executions} if setting == "tool" else {})}
         timing[f"{setting}_seconds"] = round(time.perf_counter() - started, 2)
     metrics["timing"] = timing
     return predictions, metrics

@@ -1,9 +1,10 @@
 """Grading one prediction against one gold answer.
 
 - ``choice``: the extracted letter equals the gold letter.
-- ``numeric``: numbers equal within relative tolerance 1e-4 (after removing units, ``\\text{}``,
-  dollar signs, thousands separators, ``%``; fractions and ``a/b`` are evaluated; a percentage also
-  matches its value / 100).
+- ``numeric``: integers equal exactly (120,006 is not 120,000), other numbers within relative tolerance
+  1e-4 (after removing units, ``\\text{}`` with or without a space before its brace, dollar signs, also
+  mangled ones like ``\\15``, thousands separators, ``%``; fractions and ``a/b`` are evaluated; a percentage
+  also matches its value / 100).
 - ``symbolic``: normalised strings equal, else numeric equality, else math-verify's symbolic
   equivalence (fractions vs decimals, ``\\dfrac``, intervals, matrices, sets, relations).
 - ``mixed`` (TabMWP, ASDiv): numeric answers as ``numeric``; text answers (yes/no, names, choice texts)
@@ -36,7 +37,8 @@ _UNIT_WORDS = re.compile(r"\s*(?:dollars?|cents?|units?|cm|m|km|kg|g|hours?|minu
 
 def clean_latex(s: str) -> str:
     s = s.strip().strip("$").strip()
-    s = re.sub(r"\\text(?:bf|rm|normal)?\{\s*([^{}]*?)\s*\}", r" \1 ", s)
+    s = re.sub(r"\\text(?:bf|rm|normal)?\s*\{\s*([^{}]*?)\s*\}", r" \1 ", s)
+    s = re.sub(r"\\(?=\d)", "", s)  # "\\15": a "\\$15" that lost its dollar sign
     s = re.sub(r"\\(?:mathrm|mathbf)\{([^{}]*)\}", r"\1", s)
     s = s.replace("\\!", "").replace("\\,", "").replace("\\;", "").replace("\\ ", " ").replace("\\left", "")
     s = s.replace("\\right", "").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("^\\circ", "")
@@ -72,6 +74,8 @@ def to_number(s: str | None) -> tuple[float, bool] | None:
 
 
 def numbers_equal(a: float, b: float) -> bool:
+    if a.is_integer() and b.is_integer():
+        return a == b  # a count or amount off by 6 in 120,000 is wrong, whatever its relative size
     return abs(a - b) <= REL_TOL * max(abs(a), abs(b)) if a and b else abs(a - b) <= 1e-8
 
 
@@ -105,12 +109,13 @@ def _symbolic_match(gold: str, pred: str | None) -> bool:
         return False
 
 
-def grade(task: Task, row: dict[str, Any], prediction: str) -> Verdict:
+def grade(task: Task, row: dict[str, Any], prediction: str, cut_off: bool = False) -> Verdict:
+    """``cut_off``: the output hit the token limit; then only an explicitly stated answer counts."""
     gold = task.gold(row)
     if task.kind == "choice":
         letter = extract_choice(prediction, task.options(row) if task.options else None)
         return Verdict(gold, letter, letter == gold)
-    pred = extract_answer(prediction)
+    pred = extract_answer(prediction, cut_off)
     if task.kind == "numeric":
         return Verdict(gold, pred, _numeric_match(gold, pred))
     if task.kind == "mixed":

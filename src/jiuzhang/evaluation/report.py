@@ -1,9 +1,9 @@
 """The report stage: one table of every benchmark against the paper's published numbers, a bar chart,
 a DVC plot, and the cost summary (teacher calls, tokens, USD; synthesis and training work and time).
 
-``summary.json``, ``results.md``, ``accuracy.csv`` and ``accuracy.png`` are built from the stages'
-deterministic metrics, so they reproduce byte for byte. ``report.html`` also shows wall-clock times
-(``metrics/run/*.json``, different on every run), so it is the one output that is not bit-identical.
+Every file is built from the stages' deterministic metrics, so the report reproduces byte for byte.
+Wall-clock times are facts of one execution, not of the results: they stay in ``metrics/run/`` (and the
+table ``jiuzhang repro`` prints); the report only says where to find them.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from typing import Any
 from jiuzhang.common.io import InputDataError, atomic_write_text, write_csv, write_json
 
 PAPER_MODEL = "JiuZhang3.0-7B"
-STAGES_TIMED = ("corpus", "prompts", "base", "kd_initial", "synthesizer_initial", "influence", "kd_boost",
-                "synthesizer", "synthesize", "filter", "pretrain")
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -127,12 +125,6 @@ def write_report(metrics_dir: Path, paper_path: Path, benchmarks: dict[str, list
               ("benchmark", "accuracy"))
     png = chart(summary)
     (out / "accuracy.png").write_bytes(png)
-    times = []
-    for stage in STAGES_TIMED:
-        facts = metrics_dir / "run" / f"{stage}.json"
-        if facts.is_file():
-            times.append((stage, json.loads(facts.read_text()).get("stage_seconds")))
-    table = "".join(f"<tr><td>{html.escape(s)}</td><td>{t}</td></tr>" for s, t in times)
     atomic_write_text(out / "report.html", f"""<!doctype html><meta charset="utf-8"><title>jiuzhang report</title>
 <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}}</style>
@@ -140,6 +132,8 @@ td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}}</style>
 (natural-language setting). Smoke-profile models are tiny stand-ins; their scores are not comparable.</p>
 <pre>{html.escape(md)}</pre>
 <img alt="accuracy per benchmark" src="data:image/png;base64,{base64.b64encode(png).decode()}">
-<h2>Wall time of the last run of each stage (seconds)</h2><table><tr><th>stage</th><th>s</th></tr>{table}</table>
+<h2>Wall time</h2><p>Wall times differ on every run, so they are not part of this reproducible report:
+each stage's last run is in <code>metrics/run/&lt;stage&gt;.json</code>, the whole pipeline's in
+<code>metrics/run/repro.json</code> (printed by <code>jiuzhang repro</code>).</p>
 """)
     return {"benchmarks": len(summary["benchmarks"]), "teacher_usd": summary["costs"]["teacher"]["usd"]}

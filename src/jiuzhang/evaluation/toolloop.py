@@ -14,9 +14,12 @@ OUTPUT_STOP = "```output"
 _CODE_AT_END = re.compile(r"```python[ \t]*\n(.*?)```\s*$", re.DOTALL)
 
 
-def run_tool_loop(engine, requests: list[Request], rounds: int, limits: Limits, workers: int) -> tuple[dict[str, str], dict[str, int]]:
-    """{request id: the whole solution written (model text and output blocks)}, and execution counts."""
+def run_tool_loop(engine, requests: list[Request], rounds: int, limits: Limits,
+                  workers: int) -> tuple[dict[str, str], dict[str, int], set[str]]:
+    """{request id: the whole solution written (model text and output blocks)}, execution counts, and the
+    ids whose last generation hit the token limit."""
     texts = {r.id: "" for r in requests}
+    cut_off: set[str] = set()
     counts: dict[str, int] = {}
     active = list(requests)
     for _ in range(rounds + 1):  # the last round only lets the model finish after its last output
@@ -28,6 +31,7 @@ def run_tool_loop(engine, requests: list[Request], rounds: int, limits: Limits, 
         programs = {}
         for r in active:
             texts[r.id] += by_id[r.id].text
+            (cut_off.add if by_id[r.id].finish_reason == "length" else cut_off.discard)(r.id)
             start = texts[r.id].rfind("```python")
             m = _CODE_AT_END.match(texts[r.id], start) if start >= 0 else None
             if m and texts[r.id].count("```output") < rounds:
@@ -38,4 +42,4 @@ def run_tool_loop(engine, requests: list[Request], rounds: int, limits: Limits, 
             shown = ex.stdout if ex.status == "ok" else ex.error_line
             texts[rid] += f"\n```output\n{shown.strip()}\n```\n"
         active = [r for r in active if r.id in programs]
-    return texts, counts
+    return texts, counts, cut_off

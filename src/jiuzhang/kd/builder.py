@@ -83,7 +83,7 @@ def plan_round(cfg: TeacherConfig, items: list[dict[str, Any]], journal_path: Pa
         except BudgetExceeded as exc:
             verdict = str(exc)
     finally:
-        journal.close()
+        journal.close(canonical=False)  # planning reads; it never rewrites the output
     return {"items": len(items), "already_answered": len(items) - len(pending), "to_send": plan["requests"],
             "est_prompt_tokens": plan["prompt_tokens"], "est_completion_tokens": plan["completion_tokens"],
             "est_usd": plan["usd"], "spent_usd": round(budget.usd, 4), "budget": verdict}

@@ -1,16 +1,9 @@
 """Exact reproduction check: two from-scratch runs must give the same hash for every output in dvc.lock.
 
-Two outputs cannot be bit-identical by design; each has a content check in its place:
-
-- the teacher journals (``data/journal/*.sqlite``) hold when each answer was committed, how long it took
-  and how many attempts it needed (wall-clock facts, and SQLite page order follows commit order under
-  concurrency). Tolerance: every answer row must be identical - key, prompt id, request, status, response,
-  error, token counts, cost - with only ``attempts``, ``latency_s`` and ``committed_at`` ignored.
-- ``reports/report.html`` shows each stage's last wall time. Tolerance: identical after its wall-time
-  section is removed (the same results table, chart and costs; ``summary.json``, ``results.md`` and
-  ``accuracy.png`` are compared by hash like every other output).
-
-Everything else must match exactly.
+Every output is byte-identical by construction: the teacher journals are rewritten in canonical form
+(answer rows in key order, no commit times, latencies or attempts) and the report holds no wall times;
+those facts of one execution go to ``metrics/run/``, which is neither an output nor a dependency. There
+is no tolerated difference. Where a journal does differ, the verdict says how its answer rows differ.
 """
 
 from __future__ import annotations
@@ -26,7 +19,6 @@ from jiuzhang.errors import UserError
 
 JOURNAL_COLUMNS = ("key", "item_id", "request", "status", "response", "error", "prompt_tokens", "completion_tokens",
                    "cost_usd")
-WALL_TIME_SECTION = "<h2>Wall time"
 
 
 def lock_outputs(lock: Path) -> dict[str, str]:
@@ -45,31 +37,19 @@ def journal_rows(path: Path) -> list[tuple]:
         db.close()
 
 
-def same_journal(a: Path, b: Path) -> str | None:
+def explain_journal(a: Path, b: Path) -> str:
     ra, rb = journal_rows(a), journal_rows(b)
     if ra == rb:
-        return None
+        return "same answer rows, different bytes (not in canonical form: was it written by an older version?)"
     if len(ra) != len(rb):
         return f"{len(ra)} vs {len(rb)} answer rows (a journal keeps every answer it was ever paid for)"
     return f"{sum(x != y for x, y in zip(ra, rb))} of {len(ra)} answer rows differ"
 
 
-def same_report(a: Path, b: Path) -> str | None:
-    ta, tb = (p.read_text(encoding="utf-8").split(WALL_TIME_SECTION)[0] for p in (a, b))
-    return None if ta == tb else "the report differs outside its wall-time section"
-
-
-TOLERATED: dict[str, tuple[str, Callable[[Path, Path], str | None]]] = {
-    "data/journal/kd_initial.sqlite": ("answer rows equal; commit times, latencies, attempts ignored", same_journal),
-    "data/journal/kd_boost.sqlite": ("answer rows equal; commit times, latencies, attempts ignored", same_journal),
-    "reports/report.html": ("equal outside the wall-time section", same_report),
-}
-
-
 @dataclass
 class Verdict:
     path: str
-    status: str      # 'identical' | 'tolerated' | 'DIFFERENT' | 'MISSING'
+    status: str      # 'identical' | 'DIFFERENT' | 'MISSING'
     detail: str = ""
 
 
@@ -85,18 +65,17 @@ def verify(a: Path, b: Path, reference_lock: Path | None = None) -> list[Verdict
             verdicts.append(Verdict(path, "MISSING", f"not in the dvc.lock of {', '.join(where)}"))
         elif len(set(hashes)) == 1:
             verdicts.append(Verdict(path, "identical", hashes[0]))
-        elif path in TOLERATED:
-            rule, check = TOLERATED[path]
-            problem = check(a / path, b / path)
-            verdicts.append(Verdict(path, "DIFFERENT" if problem else "tolerated", problem or rule))
         else:
-            verdicts.append(Verdict(path, "DIFFERENT", " vs ".join(str(h) for h in hashes)))
+            detail = " vs ".join(str(h) for h in hashes)
+            if path.endswith(".sqlite") and (a / path).is_file() and (b / path).is_file():
+                detail += f" ({explain_journal(a / path, b / path)})"
+            verdicts.append(Verdict(path, "DIFFERENT", detail))
     return verdicts
 
 
 def render(verdicts: list[Verdict]) -> str:
     width = max(len(v.path) for v in verdicts)
     lines = [f"{v.path:{width}}  {v.status:9}  {v.detail}" for v in verdicts]
-    counts = {s: sum(v.status == s for v in verdicts) for s in ("identical", "tolerated", "DIFFERENT", "MISSING")}
+    counts = {s: sum(v.status == s for v in verdicts) for s in ("identical", "DIFFERENT", "MISSING")}
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
     return "\n".join(lines)

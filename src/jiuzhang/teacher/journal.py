@@ -113,10 +113,39 @@ class Journal:
         return {"rows": r[0], "answered": r[1], "prompt_tokens": r[2], "completion_tokens": r[3],
                 "cost_usd": round(r[4], 6)}
 
-    def close(self) -> None:
-        """Fold the WAL back into the main file so the single ``.sqlite`` file is the whole journal.
+    def close(self, canonical: bool = True) -> None:
+        """Fold the WAL back into the file and, with ``canonical``, rewrite the file in canonical form.
 
-        The file stays in WAL mode: switching modes is itself a write, which would change the file's
-        bytes (and its DVC hash) on every run, even a rerun that sent nothing."""
+        The live file records when each answer was committed, how long it took and how many attempts it
+        needed, and its pages follow the order in which concurrent answers arrived: two runs with the same
+        answers would differ in bytes, and so in their DVC hash. The canonical form holds the same answer
+        rows, inserted in key order into a fresh file, with those per-execution columns zeroed (the run's
+        attempts and cache hits are in the stage's run facts, ``metrics/run/``): the same answers give the
+        same bytes. It is written next to the journal and moved over it atomically, so a kill during the
+        rewrite leaves the live journal intact. The file stays in WAL mode: switching modes is itself a
+        write, which would change its bytes on every open."""
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if not canonical or str(self.path) == ":memory:":
+            self.db.close()
+            return
+        rows = self.db.execute(f"SELECT {self._COLUMNS}, request FROM answers ORDER BY key").fetchall()
         self.db.close()
+        tmp = self.path.with_name(self.path.name + ".canonical")
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO answers (key, item_id, status, response, error, prompt_tokens, "
+                           "completion_tokens, cost_usd, request, attempts, latency_s, committed_at) "
+                           "VALUES (?,?,?,?,?,?,?,?,?,0,NULL,0)",
+                           rows)
+            db.execute("COMMIT")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            db.close()
+        os.replace(tmp, self.path)
+        for stale in (Path(f"{self.path}-wal"), Path(f"{self.path}-shm"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            stale.unlink(missing_ok=True)
