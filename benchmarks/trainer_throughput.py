@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from jiuzhang.base.builder import build_model
-from jiuzhang.base.config import BaseConfig
+from jiuzhang.config.base import BaseConfig
 from jiuzhang.base.tokenizer import train_tokenizer
-from jiuzhang.training.config import TrainConfig
+from jiuzhang.config.training import TrainConfig
 from jiuzhang.training.engine import TorchEngine
 from jiuzhang.training.packing import Example, PackStats, pack, tokenize
 from jiuzhang.training.sft import train_sft

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from jiuzhang.runtime import run_stage
-from jiuzhang.training.config import ModelSource
+from jiuzhang.config.training import ModelSource
 from stages.options import metrics_option, params_option
 from stages.training_common import (checkpoints_option, loss_curve_option, out_model_option, train_and_report,
                                     world)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from jiuzhang.errors import UserError
 from jiuzhang.kd.builder import Endpoint
-from jiuzhang.teacher.config import TeacherConfig
+from jiuzhang.config.teacher import TeacherConfig
 
 
 def teacher_endpoint(cfg: TeacherConfig, templates_dir: str) -> Endpoint:

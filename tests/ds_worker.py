@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from jiuzhang.training.config import ModelSource, TrainConfig
+from jiuzhang.config.training import ModelSource, TrainConfig
 from jiuzhang.training.packing import Example
 from jiuzhang.training.runner import run_training
 from jiuzhang.training.world import World

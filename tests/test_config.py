@@ -127,3 +127,11 @@ def test_config_check_cli(tmp_path):
     res = run_cli("config", "check", "--params", str(bad), cwd=ROOT, check=False)
     assert res.returncode == 2
     assert "corpus.cut" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_the_config_knows_the_same_benchmarks_as_the_registry_and_the_evaluator():
+    from jiuzhang.benchmarks.registry import BENCHMARKS
+    from jiuzhang.config.benchmarks import BENCHMARK_NAMES
+    from jiuzhang.evaluation.tasks import TASKS
+
+    assert set(BENCHMARK_NAMES) == set(BENCHMARKS) == set(TASKS)

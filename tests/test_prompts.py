@@ -12,7 +12,7 @@ import pytest
 from jiuzhang.common.io import InputDataError, ShardWriter
 from jiuzhang.corpus.builder import SCHEMA as CORPUS_SCHEMA
 from jiuzhang.prompts.builder import assign_levels, build_prompts
-from jiuzhang.prompts.config import LEVELS, PromptsConfig
+from jiuzhang.config.prompts import LEVELS, PromptsConfig
 from jiuzhang.prompts.templates import load_templates
 
 from conftest import ROOT

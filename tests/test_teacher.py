@@ -11,7 +11,7 @@ import pytest
 
 from jiuzhang.kd.builder import Endpoint, plan_round, run_round
 from jiuzhang.teacher.budget import BudgetExceeded
-from jiuzhang.teacher.config import TeacherConfig
+from jiuzhang.config.teacher import TeacherConfig
 from jiuzhang.teacher.journal import request_key
 from jiuzhang.teacher.parsing import parse_completion
 from jiuzhang.teacher.server import ChatServer

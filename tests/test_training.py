@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from jiuzhang.common.io import InputDataError
-from jiuzhang.training.config import ModelSource, TrainConfig
+from jiuzhang.config.training import ModelSource, TrainConfig
 from jiuzhang.training.packing import IGNORE, Example, PackStats, pack, tokenize
 from jiuzhang.training.runner import load_start, run_training
 from jiuzhang.training.schedule import lr_at

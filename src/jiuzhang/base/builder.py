@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from jiuzhang.base.config import BaseConfig
+from jiuzhang.config.base import BaseConfig
 from jiuzhang.base.tokenizer import train_tokenizer
 from jiuzhang.common.io import InputDataError, read_shards, reset_dir, write_json
 from jiuzhang.training.loop import LoopSettings, train_lm

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from jiuzhang.base.config import BaseConfig
-from jiuzhang.benchmarks.config import BenchmarksConfig
+from jiuzhang.config.base import BaseConfig
+from jiuzhang.config.benchmarks import BenchmarksConfig
 from jiuzhang.config.base_model import Section
-from jiuzhang.corpus.config import CorpusConfig
-from jiuzhang.evaluation.config import EvalConfig
-from jiuzhang.influence.config import InfluenceConfig
-from jiuzhang.kd.config import KdConfig
-from jiuzhang.plan.config import PlanConfig
-from jiuzhang.prompts.config import PromptsConfig
-from jiuzhang.synthesis.config import FilterConfig, SynthesizeConfig
-from jiuzhang.teacher.config import TeacherConfig
-from jiuzhang.tracking.config import TrackingConfig
-from jiuzhang.training.config import PretrainConfig, SynthesizerConfig
+from jiuzhang.config.corpus import CorpusConfig
+from jiuzhang.config.evaluation import EvalConfig
+from jiuzhang.config.influence import InfluenceConfig
+from jiuzhang.config.kd import KdConfig
+from jiuzhang.config.plan import PlanConfig
+from jiuzhang.config.prompts import PromptsConfig
+from jiuzhang.config.synthesis import FilterConfig, SynthesizeConfig
+from jiuzhang.config.teacher import TeacherConfig
+from jiuzhang.config.tracking import TrackingConfig
+from jiuzhang.config.training import PretrainConfig, SynthesizerConfig
 
 
 class Params(Section):

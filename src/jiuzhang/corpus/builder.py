@@ -15,7 +15,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from jiuzhang.common.io import InputDataError, ShardWriter, reset_dir
-from jiuzhang.corpus.config import CorpusConfig
+from jiuzhang.config.corpus import CorpusConfig
 from jiuzhang.corpus.decontamination import DecontaminationFilter, NgramIndex
 from jiuzhang.corpus.dedup import ExactDuplicateFilter, NearDuplicateFilter
 from jiuzhang.corpus.documents import DocumentReader, check_sources_exist

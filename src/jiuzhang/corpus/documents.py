@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jiuzhang.common.io import InputDataError, iter_jsonl
-from jiuzhang.corpus.config import SourceConfig
+from jiuzhang.config.corpus import SourceConfig
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from jiuzhang.evaluation.config import EvalConfig
+from jiuzhang.config.evaluation import EvalConfig
 from jiuzhang.evaluation.grading import grade
 from jiuzhang.evaluation.prompting import build_prompt, load_fewshot
 from jiuzhang.evaluation.tasks import Task
 from jiuzhang.evaluation.toolloop import run_tool_loop
 from jiuzhang.sandbox.runner import Limits
-from jiuzhang.synthesis.config import SamplingConfig
+from jiuzhang.config.synthesis import SamplingConfig
 from jiuzhang.synthesis.requests import Request
 
 

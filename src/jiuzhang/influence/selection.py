@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 
 from jiuzhang.common.io import InputDataError, reset_dir
 from jiuzhang.common.seeding import keyed_uniform
-from jiuzhang.influence.config import InfluenceConfig
-from jiuzhang.kd.config import KdConfig
+from jiuzhang.config.influence import InfluenceConfig
+from jiuzhang.config.kd import KdConfig
 from jiuzhang.kd.items import SELECTION_SCHEMA, initial_items
 from jiuzhang.kd.rounds import rank_by_seed, select_random
 
@@ -105,7 +105,7 @@ def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, A
     from jiuzhang.influence.less import report, score_candidates, shared_checkpoints, tokenize_all, warmup, with_lora
     from jiuzhang.training.world import World
     from jiuzhang.influence.scoring import rank
-    from jiuzhang.training.config import ModelSource
+    from jiuzhang.config.training import ModelSource
     from jiuzhang.training.runner import load_start
 
     less = cfg.less

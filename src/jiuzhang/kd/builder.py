@@ -21,7 +21,7 @@ from jiuzhang.common.io import ShardWriter, atomic_write_text, reset_dir
 from jiuzhang.errors import UserError
 from jiuzhang.teacher.budget import Budget, BudgetExceeded, Caps, Prices
 from jiuzhang.teacher.client import Outcome, RetryPolicy, Sampling, TeacherClient
-from jiuzhang.teacher.config import TeacherConfig
+from jiuzhang.config.teacher import TeacherConfig
 from jiuzhang.teacher.journal import Journal
 from jiuzhang.teacher.offline import OFFLINE_LABEL, OfflineTeacher
 from jiuzhang.teacher.parsing import canonical, completion_text, parse_completion

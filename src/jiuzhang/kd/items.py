@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jiuzhang.common.io import InputDataError, read_shards
-from jiuzhang.kd.config import KdConfig
+from jiuzhang.config.kd import KdConfig
 from jiuzhang.kd.rounds import sample_initial
 
 POOL_COLUMNS = ["id", "source", "level", "prompt"]

@@ -23,7 +23,7 @@ from jiuzhang.config.root import Params
 from jiuzhang.errors import UserError
 from jiuzhang.plan.launch import Launch, parse_launcher
 from jiuzhang.teacher.budget import Prices, estimate_prompt_tokens
-from jiuzhang.training.config import TrainConfig
+from jiuzhang.config.training import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from jiuzhang.common.io import ShardWriter, read_shards, reset_dir
 from jiuzhang.common.seeding import keyed_uniform, weighted_choice
-from jiuzhang.prompts.config import PromptsConfig
+from jiuzhang.config.prompts import PromptsConfig
 from jiuzhang.prompts.templates import TOOL, Template, load_templates
 
 SCHEMA = pa.schema([

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from jiuzhang.common.io import InputDataError
-from jiuzhang.synthesis.config import SynthesizeConfig
+from jiuzhang.config.synthesis import SynthesizeConfig
 from jiuzhang.synthesis.requests import Request, batches
 from jiuzhang.training.packing import prompt_ids
 
@@ -65,7 +65,7 @@ class HFEngine:
     def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0, revision: str | None = None):
         import torch
 
-        from jiuzhang.training.config import ModelSource
+        from jiuzhang.config.training import ModelSource
         from jiuzhang.training.runner import load_start
 
         self.torch = torch

@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jiuzhang.corpus.config import DedupConfig
+from jiuzhang.config.corpus import DedupConfig
 from jiuzhang.corpus.decontamination import NgramIndex
 from jiuzhang.corpus.dedup import ExactDuplicateFilter, NearDuplicateFilter
 from jiuzhang.sandbox.runner import Execution, Limits, run_many, run_python
-from jiuzhang.synthesis.config import FilterConfig
+from jiuzhang.config.synthesis import FilterConfig
 from jiuzhang.synthesis.records import (has_answer, outputs_match, parse_generation, program, stored_output,
                                         to_record, with_output)
 

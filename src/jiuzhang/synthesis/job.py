@@ -15,7 +15,7 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from jiuzhang.common.io import UserError
-from jiuzhang.synthesis.config import SynthesizeConfig
+from jiuzhang.config.synthesis import SynthesizeConfig
 from jiuzhang.synthesis.engine import Generation
 from jiuzhang.synthesis.requests import Request, plan_requests, shard_requests
 from jiuzhang.synthesis.shards import ShardStore, fingerprint, folder_sha256

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jiuzhang.common.seeding import keyed_uniform
-from jiuzhang.synthesis.config import SamplingConfig, SynthesizeConfig
+from jiuzhang.config.synthesis import SamplingConfig, SynthesizeConfig
 
 TOOL_LEVEL = "tool"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from jiuzhang.training.config import TrainConfig
+from jiuzhang.config.training import TrainConfig
 
 
 def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:

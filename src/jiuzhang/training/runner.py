@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from jiuzhang.common.io import InputDataError, reset_dir
-from jiuzhang.training.config import ModelSource, TrainConfig
+from jiuzhang.config.training import ModelSource, TrainConfig
 from jiuzhang.training.engine import DeepSpeedEngine, TorchEngine
 from jiuzhang.training.packing import Example, PackStats, pack, tokenize
 from jiuzhang.training.sft import plan_steps, train_sft

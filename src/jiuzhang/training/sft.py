@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from jiuzhang.training.config import TrainConfig
+from jiuzhang.config.training import TrainConfig
 from jiuzhang.training.packing import IGNORE, Packed
 from jiuzhang.training.schedule import lr_at
 from jiuzhang.training.world import World

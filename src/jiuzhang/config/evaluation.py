@@ -37,11 +37,11 @@ class EvalConfig(Section):
     @field_validator("benchmarks")
     @classmethod
     def _known(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        from jiuzhang.evaluation.tasks import TASKS
+        from jiuzhang.config.benchmarks import unknown_benchmarks
 
-        unknown = [n for n in value if n not in TASKS]
-        if unknown:
-            raise ValueError(f"unknown benchmark(s) {unknown}; known: {', '.join(sorted(TASKS))}")
+        problem = unknown_benchmarks(value)
+        if problem:
+            raise ValueError(problem)
         empty = [n for n, s in value.items() if not s]
         if empty:
             raise ValueError(f"benchmark(s) {empty} have no setting; list 'nl' and/or 'tool'")
