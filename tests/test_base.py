@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -56,3 +57,16 @@ def test_hub_mode_pins_without_downloading(tmp_path):
     m = build_base(params.base, tmp_path / "unused", tmp_path / "out")
     pinned = json.loads((tmp_path / "out" / "hub_model.json").read_text())
     assert m["mode"] == "hub" and pinned["revision"] == params.base.hub.revision
+
+
+@pytest.mark.timeout(30)
+def test_fewer_windows_than_the_batch_is_an_error_not_a_hang():
+    """Issue 13.3: a corpus with fewer seq_len windows than the batch size used to loop forever."""
+    import torch
+
+    from jiuzhang.base.builder import batch_stream
+    from jiuzhang.common.io import InputDataError
+
+    with pytest.raises(InputDataError, match="cannot fill one batch of 8"):
+        next(batch_stream(torch.zeros(3, 4, dtype=torch.long), 8, 0))
+    assert next(batch_stream(torch.zeros(8, 4, dtype=torch.long), 8, 0)).shape == (8, 4)

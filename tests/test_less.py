@@ -135,16 +135,8 @@ def test_guards_no_supervised_tokens_empty_task_and_ties():
     assert rank(["b", "a", "c"], [1.0, 1.0, 2.0]) == [2, 1, 0]  # equal scores: by id
 
 
-def test_two_ranks_select_exactly_what_one_selects(tmp_path):
-    """Shards of candidates scored by two ranks at once, in two processes as torchrun starts them."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    import pyarrow.parquet as pq
-
+def _two_rank_setup(tmp_path, **less):
     from jiuzhang.config.loader import validate_params
-    from jiuzhang.influence.selection import select_less
-    from jiuzhang.training.world import World
 
     from conftest import make_tiny_model, tiny_params
 
@@ -152,17 +144,68 @@ def test_two_ranks_select_exactly_what_one_selects(tmp_path):
     raw = tiny_params({"x": "u.jsonl"})
     raw["kd"]["boost"]["n"] = 6
     raw["influence"].update(method="less", pool_size=20)
-    raw["influence"]["less"].update(epochs=2, r=4, alpha=16, dim=512, batch_size=4, max_length=768, shard_size=4)
+    raw["influence"]["less"].update(epochs=2, r=4, alpha=16, dim=512, batch_size=4, max_length=768, shard_size=4,
+                                    **less)
     raw["influence"]["less"]["targets"]["gsm8k"].update(path=str(SHARED / "benchmarks/gsm8k/train.jsonl"), n=4)
     p = validate_params(raw, "t")
     docs = real_docs("stackmathqa_sample.jsonl", 20)
     cands = [{"id": f"c{i:02d}", "level": "amc8"} for i in range(20)]
     texts = {f"c{i:02d}": d["text"][:300] for i, d in enumerate(docs)}
-    one = select_less(p.influence, p.kd, cands, texts, model_dir, tmp_path / "one")
+    return model_dir, p, cands, texts
+
+
+def _two_ranks(p, cands, texts, model_dir, out, scratch):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from jiuzhang.influence.selection import select_less
+    from jiuzhang.training.world import World
+
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ranks:
-        futures = [ranks.submit(select_less, p.influence, p.kd, cands, texts, model_dir, tmp_path / "two",
-                                World(r, 2), tmp_path / "scratch", 0.05) for r in (0, 1)]
-        two, other = (f.result(timeout=600) for f in futures)
+        futures = [ranks.submit(select_less, p.influence, p.kd, cands, texts, model_dir, out, World(r, 2), scratch, 0.05)
+                   for r in (0, 1)]
+        return [f.result(timeout=600) for f in futures]
+
+
+def test_two_ranks_select_exactly_what_one_selects(tmp_path):
+    """Shards of candidates scored by two ranks at once, in two processes as torchrun starts them."""
+    import pyarrow.parquet as pq
+
+    from jiuzhang.influence.selection import select_less
+
+    model_dir, p, cands, texts = _two_rank_setup(tmp_path)
+    one = select_less(p.influence, p.kd, cands, texts, model_dir, tmp_path / "one")
+    two, other = _two_ranks(p, cands, texts, model_dir, tmp_path / "two", tmp_path / "scratch")
     assert other == {} and two["selected"] == one["selected"] == 6
     assert (tmp_path / "one" / "selected.parquet").read_bytes() == (tmp_path / "two" / "selected.parquet").read_bytes()
     assert pq.read_table(tmp_path / "two" / "scores.parquet").num_rows == 20
+    assert list((tmp_path / "scratch").iterdir()) == []  # the run's scratch folder is removed when it is done
+
+
+def test_a_dead_rank_times_out_and_a_stale_scratch_is_never_reused(tmp_path):
+    """Issue 13.2/13.3: the main rank waiting for a rank that never comes fails after
+    influence.less.rank_wait_s naming what it waited for (it used to poll forever); the reference model is
+    then changed in place (same path) and the two ranks rerun: they must not pick up the dead run's
+    warm-up checkpoints (the scratch key used to be the model's path), so they select what a fresh
+    single process selects with the new model."""
+    from safetensors.torch import load_file, save_file
+
+    from jiuzhang.common.waiting import WaitTimeout
+    from jiuzhang.influence.selection import select_less
+    from jiuzhang.training.world import World
+
+    model_dir, p, cands, texts = _two_rank_setup(tmp_path, rank_wait_s=1)
+    scratch = tmp_path / "scratch"
+    with pytest.raises(WaitTimeout, match="scored shard .* of rank 1.*influence.less.rank_wait_s=1"):
+        select_less(p.influence, p.kd, cands, texts, model_dir, tmp_path / "dead", World(0, 2), scratch, 0.05)
+    stale = [d for d in scratch.iterdir()]
+    assert len(stale) == 1 and (stale[0] / "checkpoints.pt").is_file()
+
+    weights = load_file(model_dir / "model.safetensors")
+    save_file({k: v + 0.01 if v.is_floating_point() else v for k, v in weights.items()}, model_dir / "model.safetensors",
+              metadata={"format": "pt"})
+    fresh = select_less(p.influence, p.kd, cands, texts, model_dir, tmp_path / "fresh")
+    two, _ = _two_ranks(p, cands, texts, model_dir, tmp_path / "two", scratch)
+    assert two["selected"] == fresh["selected"]
+    assert (tmp_path / "two" / "scores.parquet").read_bytes() == (tmp_path / "fresh" / "scores.parquet").read_bytes()
+    assert [d for d in scratch.iterdir()] == stale  # the new run used (and removed) a folder of its own

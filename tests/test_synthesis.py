@@ -281,3 +281,16 @@ def test_killed_synthesize_resumes_to_the_same_output(tiny_model, tmp_path, writ
     assert facts["generated_records"] == 480 - 32 * finished - facts["resumed_records"]
     assert shard_bytes(out) == shard_bytes(tmp_path / "full")
     assert json.loads((tmp_path / "killed.json").read_text()) == json.loads((tmp_path / "full.json").read_text())
+
+
+@pytest.mark.timeout(120)
+def test_a_rank_that_died_without_an_error_file_is_not_waited_for_forever(tiny_model, tmp_path):
+    """Issue 13.3: rank 0 of 2 finishes its shards, rank 1 never comes (killed before writing anything):
+    after synthesize.rank_wait_s the job fails naming the missing shards and their rank."""
+    from jiuzhang.common.waiting import WaitTimeout
+
+    p = params(rank_wait_s=1)
+    with pytest.raises(WaitTimeout, match=r"2 shard\(s\) \[1, 3\] of rank\(s\) \[1\].*synthesize.rank_wait_s=1"):
+        job(p, pool(32), tiny_model, tmp_path / "raw", World(0, 2))
+    assert sorted(f.name for f in (tmp_path / "raw").glob("*.done.json")) == ["part-00000.done.json",
+                                                                              "part-00002.done.json"]

@@ -129,3 +129,65 @@ def test_batch_sizes_must_divide(tiny_model, tmp_path):
         cfg(global_batch=5)
     with pytest.raises(InputDataError, match="world size"):
         run_training(ModelSource(path=str(tiny_model)), examples(), cfg(), tmp_path / "o", tmp_path / "c", World(0, 3, 0))
+
+
+def _torchrun(args: list[str], nproc: int, port: int) -> list[dict]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT")}
+    torchrun = Path(sys.executable).parent / "torchrun"
+    worker = Path(__file__).parent / "ds_worker.py"
+    res = subprocess.run([str(torchrun), "--nproc_per_node", str(nproc), "--master_port", str(port), str(worker),
+                          *args], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return [json.loads(line[len("METRICS "):]) for line in res.stdout.splitlines() if line.startswith("METRICS ")]
+
+
+def test_two_processes_without_deepspeed_train_one_model(tiny_model, tmp_path):
+    """Issue 13.1: several processes on the plain torch path are data parallel (gradients averaged over the
+    ranks), so 2 ranks end with the weights of 1 process, not with rank 0's half-batch model."""
+    from safetensors.torch import load_file
+
+    one = _torchrun([str(tiny_model), str(tmp_path / "one"), str(tmp_path / "ck1"), "0", "-", "torch"], 1, 29631)
+    two = _torchrun([str(tiny_model), str(tmp_path / "two"), str(tmp_path / "ck2"), "0", "-", "torch"], 2, 29632)
+    assert len(two) == 2 and two[0] == two[1]  # both ranks log the same global-batch loss
+    assert [round(x["loss"], 5) for x in two[0]["loss_curve"]] == [round(x["loss"], 5) for x in one[0]["loss_curve"]]
+    a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
+    start = load_file(Path(tiny_model) / "model.safetensors")
+    for k in a:
+        assert (a[k] - b[k]).abs().max() < 1e-5, k
+    assert any((a[k] - start[k]).abs().max() > 1e-3 for k in a)  # it did train
+
+
+@pytest.mark.parametrize("change", ["lr", "data", "init"])
+def test_a_stale_checkpoint_is_discarded_not_resumed(tiny_model, tmp_path, change, capfd):
+    """Issue 13.2: interrupted, then rerun with another lr / other KD data / another init model: the
+    rerun equals a fresh run with the new settings (the old checkpoint is discarded, with a message)."""
+    import shutil
+
+    src = ModelSource(path=str(tiny_model))
+    run_training(src, examples(), cfg(), tmp_path / "x", tmp_path / "ck", World(), stop_after=4)
+    assert (tmp_path / "ck" / "last.pt").is_file() and (tmp_path / "ck" / "fingerprint.json").is_file()
+    new_cfg, new_examples, new_src = cfg(), examples(), src
+    if change == "lr":
+        new_cfg = cfg(lr=1e-3)
+    elif change == "data":
+        new_examples = examples()[::-1]
+    else:  # the same architecture with other weights, at another path
+        other = tmp_path / "other_model"
+        shutil.copytree(tiny_model, other)
+        model = AutoModelForCausalLM.from_pretrained(other)
+        with torch.no_grad():
+            next(model.parameters()).add_(0.01)
+        model.save_pretrained(other)
+        new_src = ModelSource(path=str(other))
+    rerun = run_training(new_src, new_examples, new_cfg, tmp_path / "rerun", tmp_path / "ck", World())
+    assert rerun["timing"]["resumed_from_step"] is None
+    assert "discarding the checkpoint" in capfd.readouterr().err
+    fresh = run_training(new_src, new_examples, new_cfg, tmp_path / "fresh", tmp_path / "ck_fresh", World())
+    assert (tmp_path / "rerun" / "model.safetensors").read_bytes() == (tmp_path / "fresh" / "model.safetensors").read_bytes()
+    assert rerun["loss_curve"] == fresh["loss_curve"]

@@ -41,6 +41,8 @@ def token_windows(ids: list[int], seq_len: int) -> torch.Tensor:
 
 def batch_stream(windows: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
     """Endless batches; each epoch is a fresh permutation from ``seed + epoch``."""
+    if len(windows) < batch_size:
+        raise InputDataError(f"{len(windows)} windows cannot fill one batch of {batch_size}")
     epoch = 0
     while True:
         order = list(range(len(windows)))
@@ -76,6 +78,10 @@ def build_base(cfg: BaseConfig, corpus_dir: Path, out_dir: Path, on_log=None) ->
         ids.extend(enc)
         ids.append(tokenizer.eos_token_id)
     windows = token_windows(ids, t.seq_len)
+    if len(windows) < t.batch_size:  # batch_stream would never yield a batch (and loop forever)
+        raise InputDataError(f"the corpus gives {len(windows)} windows of base.train.seq_len={t.seq_len} tokens, "
+                             f"fewer than base.train.batch_size={t.batch_size}; lower batch_size or seq_len, or "
+                             f"add text")
 
     special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
                "pad_token_id": tokenizer.pad_token_id}

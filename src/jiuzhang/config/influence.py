@@ -36,6 +36,9 @@ class LessConfig(Section):
     adam_variant: Literal["paper", "less_code"] = Field("paper", description="Candidates' Adam direction: "
                                                           "'paper' bias-corrected, 'less_code' as LESS's code.")
     shard_size: int = Field(1000, ge=1, description="Candidates whose features are held in memory at once.")
+    rank_wait_s: float = Field(21600, gt=0, description="Under several ranks: how long a rank waits for the main "
+                               "rank's warm-up checkpoints, and the main rank for the other ranks' scored shards, "
+                               "before failing with what is missing.")
     targets: dict[str, TargetTaskConfig] = Field(description="Target tasks; score = max over tasks.")
 
 

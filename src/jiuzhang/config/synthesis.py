@@ -61,6 +61,9 @@ class SynthesizeConfig(Section):
     projection: ProjectionConfig = Field(description="Paper-scale cost projection inputs.")
     launcher: str = Field("", description="Command prefix that starts N shard processes, e.g. 'torchrun "
                           "--nproc_per_node 8 --no-python' (one process per GPU); empty = one process.")
+    rank_wait_s: float = Field(21600, gt=0, description="How long a rank waits, after its own shards, for the "
+                               "other ranks' shards before failing with the list of missing ones (a rank that "
+                               "died without an error file would otherwise be waited for forever).")
 
     @model_validator(mode="after")
     def _check(self) -> "SynthesizeConfig":

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import torch
 
+from jiuzhang.common.waiting import wait_for
 from jiuzhang.influence.gradients import lora_parameters, per_example_batched
 from jiuzhang.influence.projection import CountSketch
 from jiuzhang.influence.scoring import adam_direction, lr_weights, normalise, task_direction
@@ -131,7 +131,7 @@ def features(model, ckpt: Checkpoint, data: list[Tokenized], projector, adam: bo
 def score_candidates(model, checkpoints: list[Checkpoint], candidates: list[Tokenized],
                      targets: dict[str, list[Tokenized]], dim: int, seed: int, variant: str, batch_size: int,
                      shard_size: int, project: bool = True, world: World = World(), scratch: Path | None = None,
-                     poll_s: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
+                     poll_s: float = 1.0, deadline_s: float = 21600) -> tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
     """(final scores (n,), per-task scores {task: (n,)}); ``project=False`` gives the exact cosines.
 
     Candidate shards (``shard_size``) are the unit of work: shard k is scored by rank k % world_size and,
@@ -162,8 +162,9 @@ def score_candidates(model, checkpoints: list[Checkpoint], candidates: list[Toke
             return None
         for k, start in enumerate(starts):
             path = scratch / f"shard-{k:05d}.pt"
-            while not path.is_file():  # another rank is still scoring it
-                time.sleep(poll_s)
+            # another rank may still be scoring it
+            wait_for(path.is_file, lambda: f"scored shard {path} of rank {k % world.world_size}", deadline_s, poll_s,
+                     "influence.less.rank_wait_s")
             part = torch.load(path)
             for t in targets:
                 per_task[t][start:start + len(part[t])] = part[t]
@@ -179,7 +180,7 @@ def _save_atomic(obj: Any, path: Path) -> None:
 
 
 def shared_checkpoints(make: Callable[[], list[Checkpoint]], world: World, scratch: Path | None,
-                       poll_s: float = 1.0) -> list[Checkpoint]:
+                       poll_s: float = 1.0, deadline_s: float = 21600) -> list[Checkpoint]:
     """The warm-up runs once (main rank) and the other ranks load its checkpoints, so every rank scores
     with identical weights even where GPU kernels are not bit-reproducible."""
     if world.world_size == 1:
@@ -189,8 +190,8 @@ def shared_checkpoints(make: Callable[[], list[Checkpoint]], world: World, scrat
         checkpoints = make()
         _save_atomic([vars(c) for c in checkpoints], path)
         return checkpoints
-    while not path.is_file():
-        time.sleep(poll_s)
+    wait_for(path.is_file, lambda: f"the main rank's warm-up checkpoints {path}", deadline_s, poll_s,
+             "influence.less.rank_wait_s")
     return [Checkpoint(**c) for c in torch.load(path)]
 
 

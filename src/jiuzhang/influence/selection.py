@@ -88,6 +88,23 @@ def _targets(cfg: InfluenceConfig, tokenizer) -> dict[str, list]:
     return out
 
 
+def release_scratch(scratch: Path, world, poll_s: float, deadline_s: float) -> None:
+    """Every rank says it is done with the scratch folder; the main rank then deletes it (it held the
+    warm-up checkpoints and scored shards of this run only, and would otherwise pile up in .cache)."""
+    import shutil
+
+    from jiuzhang.common.waiting import wait_for
+
+    (scratch / f"rank-{world.rank}.done").touch()
+    if not world.is_main:
+        return
+    marks = [scratch / f"rank-{r}.done" for r in range(world.world_size)]
+    wait_for(lambda: all(m.is_file() for m in marks),
+             lambda: f"ranks {[r for r, m in enumerate(marks) if not m.is_file()]} to finish with {scratch}",
+             deadline_s, poll_s, "influence.less.rank_wait_s")
+    shutil.rmtree(scratch)
+
+
 def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, Any]], texts: dict[str, str],
                 reference: Path, out_dir: Path, world=None, scratch: Path | None = None,
                 poll_s: float = 1.0) -> dict[str, Any]:
@@ -96,12 +113,11 @@ def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, A
     With several ranks, ``scratch`` (a folder every rank sees) holds the warm-up checkpoints and the
     scored shards under a key of this run's settings and candidates; only the main rank writes outputs.
     """
-    import hashlib
-    import json
     import random
 
     import torch
 
+    from jiuzhang.common.digest import code_sha256, folder_sha256, json_sha256
     from jiuzhang.influence.less import report, score_candidates, shared_checkpoints, tokenize_all, warmup, with_lora
     from jiuzhang.training.world import World
     from jiuzhang.influence.scoring import rank
@@ -120,16 +136,23 @@ def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, A
                              "settings (max_new_tokens) and data/influence/candidates")
     world = world or World()
     if world.world_size > 1:
-        key = hashlib.sha256(json.dumps({"cfg": cfg.model_dump(), "ids": [t.id for t in data],
-                                         "reference": str(reference)}, sort_keys=True).encode()).hexdigest()[:16]
+        # Keyed by content, not paths: the reference model's bytes, the candidates' and targets' tokens, the
+        # settings and the code version; a stale folder of another run can never be taken for this one.
+        key = json_sha256({"cfg": cfg.model_dump(mode="json"), "reference": folder_sha256(reference),
+                           "data": [(t.id, t.input_ids, t.labels) for t in data],
+                           "targets": {k: [(t.id, t.input_ids, t.labels) for t in v] for k, v in targets.items()},
+                           "code": code_sha256(__file__)})[:16]
         scratch = (scratch or Path(".cache/influence")) / key
     rng = random.Random(cfg.seed)
     warm = sorted(rng.sample(range(len(data)), max(1, round(less.warmup_fraction * len(data)))))
     checkpoints = shared_checkpoints(lambda: warmup(model, [data[i] for i in warm], less.epochs, less.lr,
-                                                    less.warmup_ratio, less.batch_size, cfg.seed), world, scratch, poll_s)
+                                                    less.warmup_ratio, less.batch_size, cfg.seed), world, scratch, poll_s,
+                                     less.rank_wait_s)
     scored_all = score_candidates(model, checkpoints, data, targets, less.dim, less.projection_seed,
                                   less.adam_variant, less.batch_size, less.shard_size, world=world, scratch=scratch,
-                                  poll_s=poll_s)
+                                  poll_s=poll_s, deadline_s=less.rank_wait_s)
+    if world.world_size > 1:
+        release_scratch(scratch, world, poll_s, less.rank_wait_s)
     if scored_all is None:  # not the main rank: its shards are saved for the main rank to merge
         return {}
     final, per_task = scored_all

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from jiuzhang.common.io import UserError
+from jiuzhang.common.waiting import wait_for
 from jiuzhang.config.synthesis import SynthesizeConfig
 from jiuzhang.synthesis.engine import Generation
 from jiuzhang.synthesis.requests import Request, plan_requests, shard_requests
@@ -69,7 +70,7 @@ def run_job(cfg: SynthesizeConfig, pool: list[dict[str, Any]], model_dir: Path, 
                               f"{type(exc).__name__}: {exc}") from exc
     bar.close()
     seconds = time.perf_counter() - started
-    _wait_for_all(store, fps, poll_s)  # every rank: later steps (e.g. influence scoring) read all shards
+    _wait_for_all(store, fps, poll_s, cfg.rank_wait_s, world.world_size)  # every rank: later steps (e.g. influence scoring) read all shards
     if not world.is_main:
         return {}
     rows = store.rows(len(shards))
@@ -105,18 +106,27 @@ def _run_shard(k: int, shard: list[Request], fp: str, store: ShardStore, engine,
     store.finish(k, fp, [by_id[r.id] for r in shard])
 
 
-def _wait_for_all(store: ShardStore, fps: list[str], poll_s: float) -> None:
-    """Other ranks may still be working on their shards: wait for every marker (or an error)."""
+def _wait_for_all(store: ShardStore, fps: list[str], poll_s: float, deadline_s: float, world_size: int) -> None:
+    """Other ranks may still be working on their shards: wait for every marker (or an error), at most
+    ``deadline_s`` (``synthesize.rank_wait_s``)."""
     pending = set(range(len(fps)))
-    while pending:
+
+    def ready() -> bool:
         for k in sorted(pending):
             err = store.error(k)
             if err:
                 raise ShardFailed(f"synthesize: {err}")
             if store.is_done(k, fps[k]):
                 pending.discard(k)
-        if pending:
-            time.sleep(poll_s)
+        return not pending
+
+    def what() -> str:
+        ks = sorted(pending)
+        ranks = sorted({k % world_size for k in ks})
+        return (f"{len(ks)} shard(s) {ks[:10]}{' ...' if len(ks) > 10 else ''} of rank(s) {ranks} in {store.folder} "
+                f"(no completion marker, no error file)")
+
+    wait_for(ready, what, deadline_s, poll_s, "synthesize.rank_wait_s")
 
 
 def summarise(rows: list[dict[str, Any]], cfg: SynthesizeConfig, shards: int, timing: dict[str, Any]) -> dict[str, Any]:

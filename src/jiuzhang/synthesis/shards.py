@@ -21,27 +21,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from jiuzhang.common.digest import file_sha256, folder_sha256  # noqa: F401 (re-exported)
 from jiuzhang.common.io import write_json
 
 SCHEMA = pa.schema([("id", pa.string()), ("kind", pa.string()), ("level", pa.string()), ("seed", pa.int64()),
                     ("text", pa.string()), ("finish_reason", pa.string()), ("prompt_tokens", pa.int32()),
                     ("new_tokens", pa.int32()), ("truncated_prompt", pa.bool_())])
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 23), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def folder_sha256(folder: Path) -> str:
-    """Content hash of a model folder (names and bytes of every file), for the shard fingerprint."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        h.update(str(path.relative_to(folder)).encode() + b"\0" + file_sha256(path).encode())
-    return h.hexdigest()
 
 
 def fingerprint(base: dict[str, Any], ids: list[str]) -> str:

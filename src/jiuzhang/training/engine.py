@@ -1,5 +1,13 @@
-"""The two ways a training step is executed: a plain torch optimizer (CPU, one process) or a DeepSpeed
-engine (ZeRO, many GPUs). The loop in :mod:`.sft` is the same for both.
+"""The two ways a training step is executed: a plain torch optimizer (one or several processes) or a
+DeepSpeed engine (ZeRO, many GPUs). The loop in :mod:`.sft` is the same for both.
+
+Several processes without DeepSpeed are real data parallelism: every rank computes the gradients of its
+share of the global batch and :class:`TorchEngine` averages them over the ranks (one all-reduce per
+optimizer step) before clipping and stepping, so every rank holds the same weights, equal to a single
+process's. Why an explicit all-reduce instead of wrapping the model in ``DistributedDataParallel``: DDP
+reduces inside every ``backward()`` and needs every rank to run the same number of them, but the last
+global batch of an epoch can leave one rank with fewer micro-batches than another (DDP would hang
+there); one reduce per step is the same arithmetic (DDP with ``no_sync`` on all but the last micro-batch).
 
 The DeepSpeed JSON config is generated from :class:`~.config.TrainConfig` by :func:`deepspeed_config`.
 """
@@ -34,12 +42,17 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 class TorchEngine:
-    """One process, plain AdamW; gradients accumulate over micro-batches, one step per global batch."""
+    """Plain AdamW; gradients accumulate over micro-batches, one step per global batch. With several
+    processes (an initialised process group) the gradients are averaged over the ranks before the step."""
 
-    def __init__(self, model: torch.nn.Module, cfg: TrainConfig):
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, world_size: int = 1):
         self.model = model
         self.optimizer = adamw(model, cfg.lr, cfg.weight_decay)
         self.grad_clip = cfg.grad_clip
+        self.world_size = world_size
+        if world_size > 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            raise RuntimeError(f"world size {world_size} without a process group: every rank would train its "
+                               f"own model (init_distributed() first)")
 
     def set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -49,9 +62,23 @@ class TorchEngine:
         loss.backward()
 
     def finish_step(self) -> None:
+        if self.world_size > 1:
+            self._average_gradients()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+
+    def _average_gradients(self) -> None:
+        """Mean of every rank's gradients, in one flat buffer (a rank with no micro-batch adds zeros)."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+        torch.distributed.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for p in params:
+            n = p.numel()
+            p.grad = flat[offset:offset + n].view_as(p).clone()
+            offset += n
 
     def save(self, folder: Path, step: int, extra: dict[str, Any]) -> None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -10,12 +11,13 @@ from typing import Any
 
 import torch
 
+from jiuzhang.common.digest import code_sha256, folder_sha256, json_sha256
 from jiuzhang.common.io import InputDataError, reset_dir
 from jiuzhang.config.training import ModelSource, TrainConfig
 from jiuzhang.training.engine import DeepSpeedEngine, TorchEngine
 from jiuzhang.training.packing import Example, PackStats, pack, tokenize
 from jiuzhang.training.sft import plan_steps, train_sft
-from jiuzhang.training.world import World
+from jiuzhang.training.world import World, init_distributed
 
 
 def resolve(source: ModelSource) -> ModelSource:
@@ -50,6 +52,19 @@ def load_start(source: ModelSource, dtype: str):
     return model, tokenizer
 
 
+def checkpoint_fingerprint(source: ModelSource, examples: list[Example], cfg: TrainConfig, shuffle: bool) -> str:
+    """What a checkpoint must have been trained with to be resumed: the resolved training params, the
+    examples (ids, prompts, targets, in order), the starting model's bytes (or its pinned hub revision) and
+    the trainer's code version. Resuming under anything else would silently mix two runs."""
+    start = resolve(source)
+    model = folder_sha256(Path(start.path)) if start.path else f"{start.model_id}@{start.revision}"
+    data = hashlib.sha256()
+    for e in examples:
+        data.update(json.dumps([e.id, e.prompt, e.target], ensure_ascii=False).encode() + b"\n")
+    return json_sha256({"config": cfg.model_dump(mode="json"), "shuffle": shuffle, "model": model,
+                        "data": data.hexdigest(), "code": code_sha256(__file__)})
+
+
 def run_training(source: ModelSource, examples: list[Example], cfg: TrainConfig, out_dir: Path, checkpoints: Path,
                  world: World, on_log=None, shuffle: bool = True, stop_after: int | None = None) -> dict[str, Any]:
     if cfg.global_batch % (cfg.micro_batch * world.world_size):
@@ -63,8 +78,16 @@ def run_training(source: ModelSource, examples: list[Example], cfg: TrainConfig,
                 tokenizer.pad_token_id, stats)
     if torch.cuda.is_available():
         model = model.to(f"cuda:{world.local_rank}")
-    engine = DeepSpeedEngine(model, cfg, world.world_size) if cfg.deepspeed.enabled else TorchEngine(model, cfg)
-    result = train_sft(engine, data, cfg, world, checkpoints, on_log, shuffle, stop_after)
+    # DeepSpeed sets up its own process group; the plain path joins the launcher's (data parallelism).
+    owns_group = False if cfg.deepspeed.enabled else init_distributed(world)
+    try:
+        engine = (DeepSpeedEngine(model, cfg, world.world_size) if cfg.deepspeed.enabled
+                  else TorchEngine(model, cfg, world.world_size))
+        result = train_sft(engine, data, cfg, world, checkpoints, on_log, shuffle, stop_after,
+                           fingerprint=checkpoint_fingerprint(source, examples, cfg, shuffle))
+    finally:
+        if owns_group:
+            torch.distributed.destroy_process_group()
     per_epoch, total = plan_steps(stats.sequences, cfg)
     if stop_after is None and world.is_main:
         out = reset_dir(out_dir)

@@ -11,9 +11,11 @@ target token weighs the same whatever the micro-batching or number of processes.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,10 +24,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from jiuzhang.common.io import write_json
 from jiuzhang.config.training import TrainConfig
 from jiuzhang.training.packing import IGNORE, Packed
 from jiuzhang.training.schedule import lr_at
 from jiuzhang.training.world import World
+
+
+FINGERPRINT_FILE = "fingerprint.json"
 
 
 @dataclass
@@ -50,14 +56,31 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return order
 
 
+def discard_stale(checkpoints: Path, fingerprint: str, world: World) -> None:
+    """Delete a checkpoint folder that was not written by this exact run (other params, data, starting
+    model or trainer code), saying so; a folder without a fingerprint is stale too."""
+    if world.is_main and checkpoints.exists() and any(checkpoints.iterdir()):
+        marker = checkpoints / FINGERPRINT_FILE
+        found = json.loads(marker.read_text()).get("fingerprint") if marker.is_file() else None
+        if found != fingerprint:
+            print(f"training: discarding the checkpoint in {checkpoints}: it belongs to another run (its params, "
+                  f"data, starting model or trainer code differ); training starts from the beginning",
+                  file=sys.stderr)
+            shutil.rmtree(checkpoints)
+    _barrier(world)  # no rank looks for a checkpoint before the main rank has decided
+
+
 def train_sft(engine, data: Packed, cfg: TrainConfig, world: World, checkpoints: Path,
               on_log: Callable[[int, float, float], None] | None = None, shuffle: bool = True,
-              stop_after: int | None = None) -> SftResult:
+              stop_after: int | None = None, fingerprint: str | None = None) -> SftResult:
     """Train until the planned number of steps; checkpoint every ``cfg.save_every`` steps and resume
-    from ``checkpoints`` if a checkpoint is there. ``shuffle=False`` keeps the data order (pre-training's
-    SFT tail comes last). ``stop_after`` ends early (tests simulate an interruption with it)."""
+    from ``checkpoints`` if a checkpoint of this same run (``fingerprint``) is there; a checkpoint of
+    another run is discarded. ``shuffle=False`` keeps the data order (pre-training's SFT tail comes
+    last). ``stop_after`` ends early (tests simulate an interruption with it)."""
     n = data.input_ids.shape[0]
     per_epoch, total = plan_steps(n, cfg)
+    if fingerprint is not None:
+        discard_stale(checkpoints, fingerprint, world)
     loaded = engine.load(checkpoints)
     resumed = None if loaded is None else loaded[0]
     start = 0 if resumed is None else resumed + 1
@@ -108,6 +131,8 @@ def train_sft(engine, data: Packed, cfg: TrainConfig, world: World, checkpoints:
                 on_log(step, value, lr)
         if (step + 1) % cfg.save_every == 0 and step != total - 1:
             engine.save(checkpoints, step, {"losses": losses, "tokens": tokens, "target_tokens": target_tokens})
+            if world.is_main and fingerprint is not None:
+                write_json(checkpoints / FINGERPRINT_FILE, {"fingerprint": fingerprint})
         if stop_after is not None and step + 1 - start >= stop_after:
             return SftResult(step + 1, resumed, tokens, target_tokens, time.perf_counter() - t0, losses)
     _barrier(world)  # every rank is past its last checkpoint use before the main rank deletes them

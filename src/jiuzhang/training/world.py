@@ -3,7 +3,9 @@ One code path from 1 to N processes: a single process is simply rank 0 of 1."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 
 @dataclass(frozen=True)
@@ -19,3 +21,22 @@ class World:
     @classmethod
     def from_env(cls, env: dict[str, str]) -> "World":
         return cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+
+
+def init_distributed(world: World, timeout_s: float = 1800.0) -> bool:
+    """Join the launcher's process group (gloo on CPU, nccl on GPU) when there are several processes and
+    none is set up yet; True when this call created it (the caller then destroys it). The launcher
+    (torchrun, deepspeed) sets MASTER_ADDR/MASTER_PORT; without them this is a clear error, not a hang."""
+    import torch
+    import torch.distributed as dist
+
+    if world.world_size == 1 or dist.is_initialized():
+        return False
+    missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(k)]
+    if missing:
+        raise RuntimeError(f"WORLD_SIZE={world.world_size} but {', '.join(missing)} is not set: start the "
+                           f"processes with a launcher (torchrun --nproc_per_node N ...)")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend, rank=world.rank, world_size=world.world_size,
+                            timeout=timedelta(seconds=timeout_s))
+    return True
