@@ -62,9 +62,12 @@ def test_private_working_directory_is_removed():
 
 @ROOT_ONLY
 def test_writes_outside_the_temp_dir_are_refused(tmp_path):
-    target = tmp_path / "evil.txt"
+    target = Path(__file__).parent / "evil.txt"  # the project, outside any world-writable place
     res = run_python(f"open({str(target)!r}, 'w').write('pwned')")
     assert res.status == "error" and "Permission denied" in res.stderr and not target.exists()
+    target = tmp_path / "evil.txt"  # under /tmp: as root the program does not even see the host's /tmp
+    res = run_python(f"open({str(target)!r}, 'w').write('pwned')")
+    assert res.status == "error" and not target.exists()
 
 
 @ROOT_ONLY
@@ -101,7 +104,31 @@ def test_background_processes_do_not_outlive_the_run(tmp_path):
 def test_no_network():
     res = run_python("import socket\ns = socket.socket()\ns.settimeout(1)\ntry:\n    s.connect(('127.0.0.1', 9))\n"
                      "except OSError as e:\n    print(e.errno)")
-    assert res.isolation["network"] and res.stdout.strip() == "101"  # ENETUNREACH: no interfaces at all
+    assert res.isolation["no_network"] and res.stdout.strip() == "101"  # ENETUNREACH: no interfaces at all
+
+
+@ROOT_ONLY
+@pytest.mark.parametrize("where", ["/tmp", "/var/tmp", "/dev/shm"])
+def test_writes_to_world_writable_places_do_not_survive_the_program(where):
+    """Issue 13.4: the throw-away uid may write to world-writable folders; each program sees its own empty
+    tmpfs there, so nothing it writes is visible to anyone else or left behind."""
+    import uuid
+
+    name = f"{where}/jiuzhang-escape-{uuid.uuid4().hex}"
+    res = run_python(f"import os\nopen({name!r}, 'w').write('x')\nprint(os.path.exists({name!r}), "
+                     f"sorted(os.listdir({where!r})))")
+    assert res.status == "ok", res.stderr
+    assert res.stdout.startswith("True")  # the program could write there...
+    assert not os.path.exists(name)       # ...but nothing survives it
+    assert res.isolation["private_tmp"]
+    # and it never sees what others left there
+    marker = Path(where) / f"jiuzhang-host-{uuid.uuid4().hex}"
+    marker.write_text("secret")
+    try:
+        res = run_python(f"import os\nprint(os.path.exists({str(marker)!r}))")
+        assert res.stdout.strip() == "False"
+    finally:
+        marker.unlink()
 
 
 def test_run_code_command(tmp_path):

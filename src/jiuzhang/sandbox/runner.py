@@ -20,7 +20,11 @@ When the harness runs as root it also, per program:
   then really holds (the kernel ignores it for root), which stops fork bombs;
 - after the program ends or times out, kills every process of that uid, including background
   processes that left the process group with ``setsid``;
-- puts the program in a new network namespace with no interfaces (no network) where the kernel allows.
+- puts the program in a new network namespace with no interfaces (no network) where the kernel allows;
+- puts it in a new mount namespace where ``/tmp``, ``/var/tmp`` and ``/dev/shm`` are fresh, private,
+  size-capped tmpfs mounts: the throw-away uid may write there (they are world-writable), but nothing it
+  writes is seen by anyone else or survives the program (the namespace, and its tmpfs, die with it). Its
+  working directory then lives outside those paths (under ``/run`` or ``/var/lib``), created by the harness.
 
 Not isolated (documented in the README): without root, the network, writes wherever the user may
 write, and processes that call ``setsid``; with root, reading files (the kept capability). Production: run
@@ -44,19 +48,34 @@ from dataclasses import asdict, dataclass, field
 # Runs inside the child as root or as the user; keep it small and dependency-free.
 _BOOTSTRAP = r"""
 import ctypes, os, resource, runpy, sys
-cpu, mem, fsize, nproc, uid, want_net = (int(a) for a in sys.argv[1:7])
-for what, value in ((resource.RLIMIT_CPU, cpu), (resource.RLIMIT_AS, mem), (resource.RLIMIT_FSIZE, fsize),
-                    (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_NPROC, nproc)):
-    if value >= 0:
-        resource.setrlimit(what, (value, value))
-isolated = 0
+cpu, mem, fsize, nproc, uid, want_net, tmp_mb = (int(a) for a in sys.argv[1:8])
+isolated, private_tmp = 0, 0
 if want_net:
     try:
         isolated = int(ctypes.CDLL(None, use_errno=True).unshare(0x40000000) == 0)  # CLONE_NEWNET
     except OSError:
         pass
+if tmp_mb > 0:
+    # A mount namespace of its own (CLONE_NEWNS), made private so nothing propagates back to the host,
+    # with fresh tmpfs mounts over the world-writable places: what the program writes there dies with it.
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
+    if _libc.unshare(0x00020000) == 0 and _libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) == 0:
+        done = 0
+        for _where in (b"/tmp", b"/var/tmp", b"/dev/shm"):
+            if not os.path.isdir(_where):
+                done += 1
+                continue
+            opts = b"size=%dm,mode=1777" % tmp_mb
+            done += _libc.mount(b"tmpfs", _where, b"tmpfs", 0x2 | 0x4, opts) == 0  # MS_NOSUID | MS_NODEV
+        private_tmp = int(done == 3)
+    del _libc
+for what, value in ((resource.RLIMIT_CPU, cpu), (resource.RLIMIT_AS, mem), (resource.RLIMIT_FSIZE, fsize),
+                    (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_NPROC, nproc)):
+    if value >= 0:
+        resource.setrlimit(what, (value, value))
 with open(".isolation", "w") as fh:
-    fh.write(str(isolated))
+    fh.write(f"{isolated} {private_tmp}")
 if uid >= 0:
     # Drop to the throw-away uid but keep one capability, CAP_DAC_READ_SEARCH (read files, not write,
     # not signal, not read other processes' memory or environment): the interpreter and its standard
@@ -70,7 +89,7 @@ if uid >= 0:
     data = (ctypes.c_uint32 * 6)(1 << 2, 1 << 2, 0, 0, 0, 0)  # effective, permitted, inheritable (x2)
     libc.capset(header, data)
     del libc, header, data
-del ctypes, os, resource, cpu, mem, fsize, nproc, uid, want_net, isolated
+del ctypes, os, resource, cpu, mem, fsize, nproc, uid, want_net, isolated, private_tmp, tmp_mb
 sys.argv = ["program.py"]
 runpy.run_path("program.py", run_name="__main__")
 """
@@ -86,6 +105,7 @@ class Limits:
     memory_mb: int = 1024           # address space; numpy/sympy need a few hundred MB of it
     output_bytes: int = 64_000      # per stream
     processes: int = 16             # processes the program may have at once (fork bombs)
+    tmp_mb: int = 64                # size of each private /tmp, /var/tmp, /dev/shm (root only)
 
     @classmethod
     def for_timeout(cls, timeout_s: float, memory_mb: int, cpu_s: int | None = None) -> Limits:
@@ -164,6 +184,19 @@ def _user_process_count() -> int:
     return len(_processes_of(os.getuid()))
 
 
+def _root_workspace() -> str:
+    """Where root makes the programs' folders: not under /tmp, /var/tmp or /dev/shm (each program sees its
+    own empty tmpfs there); /run is a tmpfs on most systems, /var/lib the fallback."""
+    for base in ("/run/jiuzhang-sandbox", "/var/lib/jiuzhang-sandbox"):
+        try:
+            os.makedirs(base, mode=0o711, exist_ok=True)
+            os.chmod(base, 0o711)  # the throw-away uids may pass through it, not list it
+            return base
+        except OSError:
+            continue
+    return tempfile.gettempdir()
+
+
 def run_python(code: str, limits: Limits = Limits(), python: str = sys.executable) -> Execution:
     """Run ``code`` as a Python program under ``limits``; never raises for anything the program does."""
     root = os.geteuid() == 0
@@ -171,7 +204,8 @@ def run_python(code: str, limits: Limits = Limits(), python: str = sys.executabl
     uid = 10_000_000 + (os.getpid() % 100_000) * 1000 + next(_UIDS) % 1000 if root else -1
     # Without root the process cap counts all of this user's processes, so it is added to what runs now.
     nproc = limits.processes if root else _user_process_count() + limits.processes
-    workdir = tempfile.mkdtemp(prefix="jiuzhang-sandbox-")
+    # As root the program gets private tmpfs mounts over /tmp and friends, so its folder must live elsewhere.
+    workdir = tempfile.mkdtemp(prefix="jiuzhang-sandbox-", dir=_root_workspace() if root else None)
     try:
         with open(os.path.join(workdir, "program.py"), "w", encoding="utf-8") as fh:
             fh.write(code)
@@ -184,7 +218,8 @@ def run_python(code: str, limits: Limits = Limits(), python: str = sys.executabl
         out_path, err_path = os.path.join(workdir, ".stdout"), os.path.join(workdir, ".stderr")
         # The file-size limit caps each output file; one byte more than we read tells "truncated" apart.
         args = [python, "-I", "-c", _BOOTSTRAP, str(limits.cpu_s), str(limits.memory_mb * 2**20),
-                str(limits.output_bytes + 1), str(nproc), str(uid), "1" if root else "0"]
+                str(limits.output_bytes + 1), str(nproc), str(uid), "1" if root else "0",
+                str(limits.tmp_mb if root else 0)]
         started = time.perf_counter()
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen(args, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
@@ -210,11 +245,11 @@ def run_python(code: str, limits: Limits = Limits(), python: str = sys.executabl
             stderr += f"\n[sandbox] output limit of {limits.output_bytes} bytes exceeded"
         try:
             with open(os.path.join(workdir, ".isolation")) as fh:
-                network = fh.read().strip() == "1"
-        except OSError:
-            network = False
+                no_network, private_tmp = (flag == "1" for flag in fh.read().split())
+        except (OSError, ValueError):
+            no_network = private_tmp = False
         return Execution(status, stdout, stderr, round(seconds, 4), proc.returncode, t1 or t2,
-                         {"separate_uid": root, "network": network})
+                         {"separate_uid": root, "no_network": no_network, "private_tmp": private_tmp})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
