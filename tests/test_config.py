@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from pydantic import BaseModel
@@ -135,3 +137,20 @@ def test_the_config_knows_the_same_benchmarks_as_the_registry_and_the_evaluator(
     from jiuzhang.evaluation.tasks import TASKS
 
     assert set(BENCHMARK_NAMES) == set(BENCHMARKS) == set(TASKS)
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    # issue 13.5: values that were accepted and did something else than asked
+    ("  limits: {}", "  limits: {gsm8k: 0}", r"eval\.limits\.gsm8k.*greater than or equal to 1"),
+    ("  limits: {}", "  limits: {math: 3}", r"limits names \['math'\], which 'benchmarks' does not evaluate"),
+    ("    n: 80                             # paper: 4,000", "    n: 500",
+     r"kd\.boost\.n \(500\) exceeds influence\.pool_size \(160\)"),
+])
+def test_out_of_range_values_are_refused_with_the_key(tmp_path, old, new, expected):
+    assert re.search(expected, _smoke_with(tmp_path, old, new)), _smoke_with(tmp_path, old, new)
+
+
+def test_plan_model_params_are_positive_and_named(tmp_path):
+    assert re.search(r"plan\.model_params\.base.*greater than 0",
+                     _smoke_with(tmp_path, "  model_params: {}", "  model_params: {base: 0}"))
+    assert "plan.model_params.teacher" in _smoke_with(tmp_path, "  model_params: {}", "  model_params: {teacher: 7e9}")

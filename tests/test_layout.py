@@ -76,3 +76,26 @@ def test_paths_in_cmd_are_declared():
             elif flag in {"--corpus", "--templates", "--prompts", "--selection", "--kd", "--init", "--synthetic",
                           "--model", "--raw", "--paper"}:
                 assert value in stage["deps"], (name, value)
+
+
+def test_every_dependency_has_a_true_lower_bound_that_the_lock_satisfies():
+    """Issue 13.5: pyproject said transformers>=4.46 while the code needs 4.56 APIs (dtype=, logits_to_keep)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    deps = [Requirement(d) for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    locked = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==", 1)
+            locked[name.strip().lower().replace("_", "-")] = version.strip()
+    for req in deps:
+        assert any(s.operator in (">=", "==") for s in req.specifier), f"{req.name} has no lower bound"
+        name = req.name.lower().replace("_", "-")
+        assert name in locked, f"{req.name} is not pinned in requirements.lock"
+        assert req.specifier.contains(locked[name].split("+")[0], prereleases=True), \
+            f"requirements.lock pins {name}=={locked[name]}, outside pyproject's {req.specifier}"
+    bounds = {r.name: min(Version(s.version) for s in r.specifier if s.operator in (">=", "==")) for r in deps}
+    assert bounds["transformers"] >= Version("4.56")

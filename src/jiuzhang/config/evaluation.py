@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from jiuzhang.config.base_model import Section
 
@@ -19,7 +19,8 @@ class EvalConfig(Section):
         "SVAMP, ASDiv, MAWPS, TabMWP plus GSM-Hard. Each benchmark is one DVC stage (eval@<name>)."))
     limit: int | None = Field(None, ge=1, description="Evaluate the first N test items of each benchmark "
                               "(smoke profile: a small slice; paper: null = all).")
-    limits: dict[str, int] = Field(default_factory=dict, strict=False, description="Per-benchmark overrides of limit.")
+    limits: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict, strict=False, description=(
+        "Per-benchmark overrides of limit (each >= 1; a benchmark listed here must be in 'benchmarks')."))
     max_new_tokens: int = Field(1024, ge=1, description="Per generation round (paper: 1,024).")
     stop: tuple[str, ...] = Field(("\n\n## Question", "</s>"), strict=False, description=(
         "Stop strings: the model starting the next question. Not '---' (it cuts solutions with a rule)."))
@@ -46,6 +47,14 @@ class EvalConfig(Section):
         if empty:
             raise ValueError(f"benchmark(s) {empty} have no setting; list 'nl' and/or 'tool'")
         return value
+
+    @model_validator(mode="after")
+    def _limits_name_evaluated_benchmarks(self) -> "EvalConfig":
+        stray = sorted(set(self.limits) - set(self.benchmarks))
+        if stray:
+            raise ValueError(f"limits names {stray}, which 'benchmarks' does not evaluate; remove them or add the "
+                             f"benchmarks")
+        return self
 
     def limit_for(self, name: str) -> int | None:
         return self.limits.get(name, self.limit)

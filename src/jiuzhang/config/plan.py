@@ -7,6 +7,8 @@ feeds; `jiuzhang plan --measured DIR` replaces them with throughputs measured by
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from pydantic import Field
 
 from jiuzhang.config.base_model import Section
@@ -27,7 +29,7 @@ class PlanConfig(Section):
     accelerator: AcceleratorConfig = Field(default_factory=AcceleratorConfig, description="Training/inference device.")
     mfu: float = Field(0.35, gt=0, le=1, description="Stated model-FLOPs utilisation of training "
                        "(7B bf16 with DeepSpeed ZeRO-1/2 typically reaches 0.3-0.45).")
-    model_params: dict[str, float] = Field(default_factory=dict, strict=False, description=(
+    model_params: dict[Literal["synthesizer", "base"], Annotated[float, Field(gt=0)]] = Field(default_factory=dict, strict=False, description=(
         "Parameter counts of hub models by role ('synthesizer', 'base'), from their config.json "
         "(deepseek-math-7b: 6.91e9, Mistral-7B: 7.24e9). Roles missing here are counted from base.arch "
         "(smoke profile)."))

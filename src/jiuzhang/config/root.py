@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from jiuzhang.config.base import BaseConfig
 from jiuzhang.config.benchmarks import BenchmarksConfig
@@ -38,6 +38,13 @@ class Params(Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking.")
     plan: PlanConfig = Field(default_factory=PlanConfig, description="Stated hardware facts for `jiuzhang plan` "
                              "(read by no stage).")
+
+    @model_validator(mode="after")
+    def _across_sections(self) -> "Params":
+        if self.kd.boost.n > self.influence.pool_size:
+            raise ValueError(f"kd.boost.n ({self.kd.boost.n}) exceeds influence.pool_size ({self.influence.pool_size}): "
+                             f"the boosting round selects its prompts from that pool; raise pool_size or lower n")
+        return self
 
     def warnings(self) -> list[str]:
         """Things that are valid but risky, printed by ``jiuzhang config check``."""
