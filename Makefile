@@ -19,6 +19,7 @@ help:
 	@echo "make verify-repro  clone twice, run both from scratch, check every output hash is identical"
 	@echo "make test       create .venv, install, run the whole test suite"
 	@echo "make test-fast  the fast tests only (no slow integration tests)"
+	@echo "make lint       ruff: unused imports/variables, undefined names, syntax errors (part of make test)"
 	@echo "make lock       refresh requirements.lock from pyproject.toml"
 
 install: $(STAMP)
@@ -54,7 +55,10 @@ verify-repro: install shared-data
 	done
 	$(BIN)/jiuzhang verify-repro $(VERIFY_DIR)/a/proj $(VERIFY_DIR)/b/proj --against dvc.lock
 
-test: install shared-data
+lint: install
+	$(BIN)/ruff check --no-cache src stages tests benchmarks
+
+test: install shared-data lint
 	$(BIN)/python -m pytest -q
 
 test-fast: install shared-data

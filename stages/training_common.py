@@ -1,7 +1,6 @@
 """What the three training stages share: options, the loss-curve plot and the MLflow step logging."""
 
 import os
-from pathlib import Path
 
 import click
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from jiuzhang.config.errors import ConfigError
 from jiuzhang.config.loader import load_params
 from jiuzhang.config.root import Params
-from jiuzhang.config.loader import apply_overrides, validate_params
+from jiuzhang.config.loader import validate_params
 
 from conftest import ROOT, run_cli
 
@@ -98,12 +98,6 @@ def test_missing_section_and_bad_yaml(tmp_path):
     assert "bad.yaml:2: not valid YAML" in _bad(tmp_path, "a: [1,\nb: ]]\n")
     with pytest.raises(ConfigError, match="params file not found"):
         load_params(tmp_path / "missing.yaml")
-
-
-def test_overrides_like_dvc_exp_set_param():
-    data = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params = validate_params(apply_overrides(data, ["corpus.max_chars=500", "prompts.tool_share=0.5"]), "x")
-    assert params.corpus.max_chars == 500 and params.prompts.tool_share == 0.5
 
 
 def _fields(model: type[BaseModel], prefix: str = ""):

@@ -67,7 +67,8 @@ def test_levels_do_not_depend_on_order_or_workers():
     counts = Counter(lv for v in once.values() for lv in v)
     assert 0.15 < counts["tool"] / 2000 < 0.25
     assert all(150 < counts[lv] < 250 for lv in LEVELS)  # uniform over 8 levels, 80% of 2000
-    assert assign_levels(PromptsConfig(seed=4, tool_share=0.2), ids[0], False) is not None
+    assert all(len(v) == 1 and v[0] in (*LEVELS, "tool") for v in once.values())  # one level per snippet
+    assert assign_levels(cfg, ids[0], True) == list(LEVELS)  # Wikipedia/ProofWiki docs get every level
     other_seed = {i: assign_levels(PromptsConfig(seed=4, tool_share=0.2), i, False) for i in ids}
     assert other_seed != once
 

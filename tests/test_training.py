@@ -108,7 +108,7 @@ def test_resume_reaches_the_same_weights_and_runs_are_byte_identical(tiny_model,
     weights = (tmp_path / "full" / "model.safetensors").read_bytes()
     assert (tmp_path / "resumed" / "model.safetensors").read_bytes() == weights
     assert resumed["loss_curve"] == full["loss_curve"] and not (tmp_path / "ck").exists()
-    again = run_training(src, examples(), cfg(), tmp_path / "again", tmp_path / "ck2", World())
+    run_training(src, examples(), cfg(), tmp_path / "again", tmp_path / "ck2", World())
     assert (tmp_path / "again" / "model.safetensors").read_bytes() == weights
     other = run_training(src, examples(), cfg(seed_data=9), tmp_path / "other", tmp_path / "ck3", World())
     assert (tmp_path / "other" / "model.safetensors").read_bytes() != weights

@@ -56,22 +56,3 @@ def load_params(path: str | Path) -> Params:
 def _render(path: str, problems: list[Problem]) -> str:
     head = f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''} in the params file:"
     return "\n".join([head] + ["  " + p.render(path) for p in problems])
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.sub=value`` overrides (value parsed as YAML), like ``dvc exp run -S``."""
-    import copy
-
-    data = copy.deepcopy(data)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. corpus.max_chars=500")
-        key, raw = item.split("=", 1)
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {part} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
-    return data

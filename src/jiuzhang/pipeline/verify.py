@@ -9,7 +9,6 @@ is no tolerated difference. Where a journal does differ, the verdict says how it
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -107,10 +107,6 @@ class StageRun:
         for i in range(0, len(batch), 1000):  # MLflow's per-request limit
             self.client.log_batch(self.run_id, metrics=batch[i:i + 1000])
 
-    def log_dict(self, data: dict[str, Any], artifact_file: str) -> None:
-        if self.client is not None:
-            self.client.log_dict(self.run_id, data, artifact_file)
-
     def log_artifact(self, path: str | Path) -> None:
         if self.client is not None:
             self.client.log_artifact(self.run_id, str(path))

@@ -10,7 +10,7 @@ so no token attends across an example boundary; a test checks logits equal the u
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -42,7 +42,6 @@ class PackStats:
     tokens: int = 0            # real (non-padding) tokens
     target_tokens: int = 0
     padding: int = 0
-    skipped_ids: list[str] = field(default_factory=list)
 
     @property
     def padding_share(self) -> float:
@@ -72,13 +71,11 @@ def tokenize(examples: Iterable[Example], tokenizer, max_length: int, on_overlon
                                      f"max_length or set on_overlong: truncate (or skip) in the training params")
             if on_overlong == "skip":
                 stats.skipped += 1
-                stats.skipped_ids.append(ex.id)
                 continue
             stats.truncated += 1
             ids, labels = ids[:max_length], labels[:max_length]
             if all(label == IGNORE for label in labels):
                 stats.skipped += 1  # a prompt that fills the whole window leaves nothing to learn
-                stats.skipped_ids.append(ex.id)
                 continue
         stats.target_tokens += sum(1 for label in labels if label != IGNORE)
         yield Tokenized(ex.id, ids, labels)
