@@ -99,3 +99,14 @@ def test_every_dependency_has_a_true_lower_bound_that_the_lock_satisfies():
             f"requirements.lock pins {name}=={locked[name]}, outside pyproject's {req.specifier}"
     bounds = {r.name: min(Version(s.version) for s in r.specifier if s.operator in (">=", "==")) for r in deps}
     assert bounds["transformers"] >= Version("4.56")
+
+
+def test_the_project_explains_itself_from_its_own_files():
+    """No reference to a design file outside the repository: the method facts are in docs/method.md."""
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    offenders = [f for f in files if f.endswith((".py", ".yaml", ".md", ".toml", ".txt")) and f != "tests/test_layout.py"
+                 and "DESIGN.md" in (ROOT / f).read_text(encoding="utf-8", errors="replace")]
+    assert offenders == []
+    assert (ROOT / "docs" / "method.md").is_file()

@@ -1,6 +1,6 @@
 """Per-benchmark evaluation facts: how to read the gold answer, how to grade, which rows carry a worked
 solution, and how many few-shot exemplars the paper uses (``../shared/benchmarks/SOURCES.md``,
-DESIGN.md section 2.5). Question texts come from :mod:`jiuzhang.benchmarks.registry`."""
+docs/method.md, 'Pre-training and evaluation'). Question texts come from :mod:`jiuzhang.benchmarks.registry`."""
 
 from __future__ import annotations
 

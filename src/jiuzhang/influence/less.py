@@ -1,4 +1,4 @@
-"""Gradient-based influence selection (LESS, Xia et al. 2024) for the boosting round, DESIGN.md section 2.3.
+"""Gradient-based influence selection (LESS, Xia et al. 2024) for the boosting round, docs/method.md, 'Influence estimation'.
 
 1. Warm up a LoRA on a seeded fraction of the candidates' data, saving at each epoch end the LoRA
    weights, the Adam moments *keyed by parameter name* (LESS keys them by position), the step and the

@@ -4,7 +4,7 @@ A count sketch (each coordinate i goes to bucket h(i) with sign s(i)) is a spars
 projection: inner products are preserved in expectation, it costs one scatter-add per vector instead of
 a dense matmul, and its (h, s) are drawn from a seeded CPU generator, so CPU and GPU (any model of GPU)
 give the same features. LESS's own code falls back silently between projectors and generates the dense
-matrix on the GPU, which makes features depend on the hardware; DESIGN.md section 2.3.
+matrix on the GPU, which makes features depend on the hardware; docs/method.md, 'Influence estimation'.
 The dense Rademacher projection is kept as the baseline (benchmarks/influence_throughput.py).
 """
 

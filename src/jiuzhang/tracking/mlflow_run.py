@@ -30,7 +30,7 @@ def project_root_for(cwd: str | Path) -> Path:
     """The real project folder, also from inside a DVC temp experiment workspace.
 
     ``dvc exp run --temp/--queue`` runs stages in ``<project>/.dvc/tmp/exps/...``; a store relative to that
-    folder would be deleted with it (DESIGN.md section 6), so we log to the enclosing project instead.
+    folder would be deleted with it (docs/method.md, measured facts), so we log to the enclosing project instead.
     """
     parts = Path(cwd).resolve().parts
     for i, part in enumerate(parts):

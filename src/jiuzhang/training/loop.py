@@ -1,7 +1,7 @@
 """A short, readable causal-LM training loop (nanoGPT style) for CPU fp32 runs.
 
 Why our own loop instead of HF ``Trainer`` here: the smoke profile trains a 3M-parameter model for a few
-hundred steps; a plain loop is ~20% faster than ``Trainer`` on this CPU (DESIGN.md section 6), has no hidden
+hundred steps; a plain loop is ~20% faster than ``Trainer`` on this CPU (docs/method.md, measured facts), has no hidden
 state that would break byte-identical outputs, and reads top to bottom.
 """
 

@@ -1,7 +1,7 @@
 """The supervised causal-LM training loop shared by ``synthesizer_initial``, ``synthesizer`` and ``pretrain``.
 
 Why our own loop instead of HF ``Trainer``: it is ~100 lines, reads top to bottom (nanoGPT style), is
-faster on this CPU (DESIGN.md section 6; ``benchmarks/trainer_throughput.py`` measures it against
+faster on this CPU (docs/method.md, measured facts; ``benchmarks/trainer_throughput.py`` measures it against
 ``Trainer``), resumes to bit-identical weights (model, optimizer, RNG and data position are all it
 has), and drives a DeepSpeed engine through the same three calls as a plain optimizer.
 
