@@ -16,7 +16,7 @@ def command(file: str, timeout_s: float, memory_mb: int, cpu_s: int | None) -> N
     """Run FILE in the sandbox the filter and eval stages use; print one JSON object.
 
     Fields: status (ok, error, timeout, memory, killed), stdout, stderr, seconds, returncode,
-    truncated, isolation (what this machine allowed: separate uid, no network).
+    truncated, isolation (what this machine allowed: separate_uid, no_network, private_tmp).
 
     \b
     Example:

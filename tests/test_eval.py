@@ -137,7 +137,9 @@ def test_report_is_deterministic_and_complete(tmp_path):
     for f in ("summary.json", "results.md", "accuracy.csv", "accuracy.png"):
         assert (tmp_path / "r1" / f).read_bytes() == (tmp_path / "r2" / f).read_bytes(), f
     md = (tmp_path / "r1" / "results.md").read_text()
-    assert "| gsm8k | 2 | 50.0 | 100.0 | 88.6 |" in md and "| aqua | 2 | 25.0 |  | 65.4 |" in md
+    assert "| gsm8k | NL | 1 / 2 | 50.0 [9.5, 90.5] | 0 (0) | 88.6 |" in md
+    assert "| gsm8k | tool | 2 / 2 | 100.0 [34.2, 100.0] | 0 (0) |  |" in md
+    assert "| aqua | NL | 1 / 2 | 50.0 [9.5, 90.5] | 0 (0) | 65.4 |" in md
     assert "20 calls" in md and "$3.00" in md
     assert (tmp_path / "r1" / "report.html").read_text().count("<img") == 1
     (m / "eval" / "aqua.json").unlink()

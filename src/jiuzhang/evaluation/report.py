@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,12 @@ def collect(metrics_dir: Path, benchmarks: dict[str, list[str]], paper: dict[str
         row = {"benchmark": name, "items": m["items"], "paper_nl": published.get(name)}
         for s in ("nl", "tool"):
             if s in settings:
-                row[s] = m[s]["accuracy"] * 100
+                correct, total = m[s]["correct"], m[s]["total"]
+                row[s] = 100 * correct / total if total else 0.0
+                row[f"{s}_correct"], row[f"{s}_total"] = correct, total
+                row[f"{s}_ci95"] = [round(100 * x, 1) for x in wilson(correct, total)]
                 row[f"{s}_invalid"] = m[s]["invalid"]
+                row[f"{s}_cut_off"] = m[s].get("cut_off", 0)
         rows.append(row)
     kd = {r: _read(metrics_dir / f"kd_{r}.json") for r in ("initial", "boost")}
     synth, filt = _read(metrics_dir / "synthesize.json"), _read(metrics_dir / "filter.json")
@@ -65,16 +70,37 @@ def collect(metrics_dir: Path, benchmarks: dict[str, list[str]], paper: dict[str
     return {"benchmarks": rows, "costs": costs, "paper_model": PAPER_MODEL}
 
 
+def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (sound at 0/n and n/n, where the normal one is not)."""
+    if total == 0:
+        return 0.0, 1.0
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def _fmt(v: float | None) -> str:
     return "" if v is None else f"{v:.1f}"
 
 
+SETTING_NAMES = {"nl": "NL", "tool": "tool"}
+
+
 def markdown(summary: dict[str, Any]) -> str:
-    lines = [f"| benchmark | items | NL (ours) | tool (ours) | NL ({summary['paper_model']}, paper) |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [f"| benchmark | setting | correct / items | accuracy % [95% CI] | no answer (cut off) | "
+             f"{summary['paper_model']} NL, paper |", "|---|---|---:|---:|---:|---:|"]
     for r in summary["benchmarks"]:
-        lines.append(f"| {r['benchmark']} | {r['items']} | {_fmt(r.get('nl'))} | {_fmt(r.get('tool'))} | "
-                     f"{_fmt(r['paper_nl'])} |")
+        for s in ("nl", "tool"):
+            if s not in r:
+                continue
+            lo, hi = r[f"{s}_ci95"]
+            lines.append(f"| {r['benchmark']} | {SETTING_NAMES[s]} | {r[f'{s}_correct']} / {r[f'{s}_total']} | "
+                         f"{r[s]:.1f} [{lo:.1f}, {hi:.1f}] | {r[f'{s}_invalid']} ({r[f'{s}_cut_off']}) | "
+                         f"{_fmt(r['paper_nl']) if s == 'nl' else ''} |")
+    lines += ["", "*no answer*: outputs with no extractable answer; *cut off*: those that hit the generation "
+              "budget (eval.max_new_tokens) before stating one, which grade as wrong. A score of 0 with every "
+              "output cut off means the model never finished a solution within the budget."]
     c = summary["costs"]
     t, s = c["teacher"], c["synthesis"]
     lines += ["", f"Teacher ({t['label']}): {t['calls']:,} calls, {t['prompt_tokens']:,} prompt + "
@@ -101,9 +127,14 @@ def chart(summary: dict[str, Any]) -> bytes:
     width = 0.28
     for i, (key, label) in enumerate((("nl", "NL (ours)"), ("tool", "tool (ours)"),
                                       ("paper_nl", f"NL ({summary['paper_model']}, paper)"))):
-        ax.bar([x + (i - 1) * width for x in range(len(names))], [r.get(key) or 0 for r in rows], width, label=label)
+        values = [r.get(key) or 0 for r in rows]
+        # our bars carry their 95% Wilson interval (tens of items per benchmark in small profiles)
+        err = None if key == "paper_nl" else [[v - r[f"{key}_ci95"][0] if key in r else 0 for v, r in zip(values, rows)],
+                                              [r[f"{key}_ci95"][1] - v if key in r else 0 for v, r in zip(values, rows)]]
+        ax.bar([x + (i - 1) * width for x in range(len(names))], values, width, label=label, yerr=err, capsize=2,
+               error_kw={"elinewidth": 0.8})
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel("accuracy (%), ours with 95% CI")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8)
     fig.tight_layout()
