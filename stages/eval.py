@@ -23,13 +23,17 @@ from stages.options import params_option
               help="Output folder: <benchmark>/predictions.jsonl + metrics.json (default eval-results/<model>).")
 @click.option("--metrics", "metrics_path", default=None, type=click.Path(dir_okay=False),
               help="With one --benchmark: where to write its metrics JSON (the DVC stage's metrics file).")
+@click.option("--stage", "stage_name", default=None,
+              help="Name of this run in MLflow (default eval@<benchmark>; the DAG's base-model runs: eval_base@...).")
 def command(params_path: str, benchmarks: tuple[str, ...], model: str, revision: str | None, endpoint: str | None,
-            out: str | None, metrics_path: str | None) -> None:
+            out: str | None, metrics_path: str | None, stage_name: str | None) -> None:
     """Evaluate a model on the paper's benchmarks, natural-language and tool settings, greedy decoding.
 
     Prompts are the paper's (`## Question ... ## Solution`, tool: `## Code Solution`), zero-shot except
     AQuA, SAT-Math and MMLU-STEM (5-shot from eval.fewshot_dir). Tool-setting code runs in the sandbox.
-    Answers are graded as `jiuzhang grade` does. eval.limit / eval.limits take a slice of each test set.
+    Answers are graded as `jiuzhang grade` does. The 'loss' setting scores the held-out loss instead:
+    the mean NLL per token of each item's gold solution given its question (a local model only).
+    eval.limit / eval.limits take a slice of each test set.
 
     \b
     Examples:
@@ -45,7 +49,7 @@ def command(params_path: str, benchmarks: tuple[str, ...], model: str, revision:
     if metrics_path and len(names) != 1:
         raise UserError("--metrics takes exactly one --benchmark (the DAG runs one stage per benchmark)")
     target = Path(out or Path("eval-results") / Path(model).name.replace("/", "_"))
-    stage = f"eval@{names[0]}" if len(names) == 1 else "eval"
+    stage = stage_name or (f"eval@{names[0]}" if len(names) == 1 else "eval")
     def work(p, run):
         metrics = run_eval(p, names, model, revision, endpoint, os.environ.get("OPENAI_API_KEY"), target,
                            single=metrics_path is not None)

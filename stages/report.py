@@ -16,8 +16,14 @@ from stages.options import params_option
               type=click.Path(dir_okay=False), help="The paper's published numbers (data file).")
 @click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False),
               help="Output folder: report.html, results.md, summary.json, accuracy.csv, accuracy.png.")
-def command(params_path: str, metrics_dir: str, paper: str, out: str) -> None:
-    """Build one table of every benchmark (ours, both settings) against the paper, a chart and costs.
+@click.option("--predictions", "eval_dir", default="data/eval", show_default=True, type=click.Path(file_okay=False),
+              help="The trained model's per-item predictions (<benchmark>/predictions.jsonl).")
+@click.option("--base-predictions", "base_dir", default="data/eval_base", show_default=True,
+              type=click.Path(file_okay=False),
+              help="The base model's per-item predictions on eval.base_benchmarks, for the paired comparison.")
+def command(params_path: str, metrics_dir: str, paper: str, out: str, eval_dir: str, base_dir: str) -> None:
+    """Build one table of every benchmark (ours, every setting) against the paper, the held-out loss, the base
+    model vs the trained one with paired intervals (eval.base_benchmarks), a chart and costs.
 
     Open reports/report.html in a browser; `dvc plots show` renders reports/accuracy.csv.
 
@@ -28,7 +34,8 @@ def command(params_path: str, metrics_dir: str, paper: str, out: str) -> None:
     from jiuzhang.evaluation.report import write_report
 
     def work(p, run):
-        metrics = write_report(Path(metrics_dir), Path(paper), p.eval.benchmarks, Path(out))
+        metrics = write_report(Path(metrics_dir), Path(paper), p.eval.benchmarks, Path(out), p.eval.base_benchmarks,
+                               Path(eval_dir), Path(base_dir))
         for name in ("report.html", "results.md", "accuracy.png", "summary.json"):
             run.log_artifact(Path(out) / name)
         return metrics

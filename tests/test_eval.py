@@ -61,15 +61,22 @@ def test_tool_loop_stops_after_the_round_limit():
 
 def test_eval_stage_on_a_tiny_model(tmp_path, write_params):
     model = make_tiny_model(tmp_path / "model")
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 4096}))  # GSM8K fits
     p = params()
     p["base"]["arch"]["max_position_embeddings"] = 4096
+    p["eval"]["benchmarks"]["gsm8k"] = ["nl", "tool", "loss"]
     params_file = write_params(p)
     run_cli("eval", "--params", str(params_file), "--benchmark", "gsm8k", "--model", str(model), "--out",
             str(tmp_path / "gsm8k"), "--metrics", str(tmp_path / "gsm8k.json"), cwd=tmp_path)
     metrics = json.loads((tmp_path / "gsm8k.json").read_text())
     assert metrics["nl"]["total"] == 3 and metrics["tool"]["total"] == 3 and 0 <= metrics["nl"]["accuracy"] <= 1
+    assert metrics["nl"]["cut_off"] <= metrics["nl"]["invalid"] + metrics["nl"]["total"]
+    loss = metrics["loss"]  # held-out loss of the gold solutions: an untrained model is far from 0
+    assert loss["items"] == 3 and loss["ci95"][0] <= loss["mean_nll"] <= loss["ci95"][1] and loss["mean_nll"] > 1
     preds = [json.loads(x) for x in (tmp_path / "gsm8k" / "predictions.jsonl").read_text().splitlines()]
-    assert len(preds) == 6 and {p["setting"] for p in preds} == {"nl", "tool"} and preds[0]["gold"] == "18"
+    assert len(preds) == 9 and {p["setting"] for p in preds} == {"nl", "tool", "loss"} and preds[0]["gold"] == "18"
+    assert all(p["nll"] > 0 and p["tokens"] > 10 for p in preds if p["setting"] == "loss")
     # standalone, several benchmarks (5-shot aqua included), default layout <out>/<benchmark>/
     run_cli("eval", "--params", str(params_file), "--benchmark", "aqua", "--benchmark", "svamp", "--model", str(model),
             "--out", str(tmp_path / "all"), cwd=tmp_path)
@@ -137,11 +144,32 @@ def test_report_is_deterministic_and_complete(tmp_path):
     for f in ("summary.json", "results.md", "accuracy.csv", "accuracy.png"):
         assert (tmp_path / "r1" / f).read_bytes() == (tmp_path / "r2" / f).read_bytes(), f
     md = (tmp_path / "r1" / "results.md").read_text()
+    assert "Base model vs trained" not in md and "Held-out loss" not in md  # nothing configured, nothing shown
     assert "| gsm8k | NL | 1 / 2 | 50.0 [9.5, 90.5] | 0 (0) | 88.6 |" in md
     assert "| gsm8k | tool | 2 / 2 | 100.0 [34.2, 100.0] | 0 (0) |  |" in md
     assert "| aqua | NL | 1 / 2 | 50.0 [9.5, 90.5] | 0 (0) | 65.4 |" in md
     assert "20 calls" in md and "$3.00" in md
     assert (tmp_path / "r1" / "report.html").read_text().count("<img") == 1
+
+    # with the held-out loss and the base model on gsm8k: both tables, from the per-item predictions
+    gsm = json.loads((m / "eval" / "gsm8k.json").read_text())
+    gsm["loss"] = {"mean_nll": 1.5, "ci95": [1.2, 1.8], "items": 2, "total": 2}
+    (m / "eval" / "gsm8k.json").write_text(json.dumps(gsm))
+    for folder, correct, nll in (("eval", [True, False], [1.0, 2.0]), ("eval_base", [False, False], [3.0, 3.5])):
+        (tmp_path / folder / "gsm8k").mkdir(parents=True)
+        rows = [{"idx": i, "setting": "nl", "correct": c} for i, c in enumerate(correct)]
+        rows += [{"idx": i, "setting": "tool", "correct": c} for i, c in enumerate(correct)]
+        rows += [{"idx": i, "setting": "loss", "nll": v} for i, v in enumerate(nll)]
+        (tmp_path / folder / "gsm8k" / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    benches["gsm8k"] = ["nl", "tool", "loss"]
+    write_report(m, paper, benches, tmp_path / "r4", ["gsm8k"], tmp_path / "eval", tmp_path / "eval_base")
+    md = (tmp_path / "r4" / "results.md").read_text()
+    assert "| gsm8k | 2 | 1.500 [1.200, 1.800] |" in md
+    assert "| gsm8k | NL accuracy | 2 | 0.0 | 50.0 | +50.0 [+0.0, +100.0] |" in md
+    assert "| gsm8k | held-out loss | 2 | 3.250 | 1.500 | -1.750 [-2.000, -1.500] |" in md
+    summary = json.loads((tmp_path / "r4" / "summary.json").read_text())
+    assert [c["setting"] for c in summary["base_vs_trained"]] == ["nl", "tool", "loss"]
+
     (m / "eval" / "aqua.json").unlink()
     with pytest.raises(Exception, match="aqua.json: missing"):
         write_report(m, paper, benches, tmp_path / "r3")

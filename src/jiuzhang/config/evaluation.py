@@ -8,15 +8,20 @@ from pydantic import Field, field_validator, model_validator
 
 from jiuzhang.config.base_model import Section
 
-SETTINGS = ("nl", "tool")
+SETTINGS = ("nl", "tool", "loss")
 
 
 class EvalConfig(Section):
     """Evaluation: every benchmark in its settings ('nl' chain of thought, 'tool' with code execution)."""
 
-    benchmarks: dict[str, list[Literal["nl", "tool"]]] = Field(description=(
+    benchmarks: dict[str, list[Literal["nl", "tool", "loss"]]] = Field(description=(
         "Benchmark -> settings to run. Paper: the ten NL benchmarks, and the tool setting on GSM8K, MATH, "
-        "SVAMP, ASDiv, MAWPS, TabMWP plus GSM-Hard. Each benchmark is one DVC stage (eval@<name>)."))
+        "SVAMP, ASDiv, MAWPS, TabMWP plus GSM-Hard. 'loss' adds the held-out loss (mean NLL per token of "
+        "each item's gold solution given its question; forward passes only). Each benchmark is one DVC "
+        "stage (eval@<name>)."))
+    base_benchmarks: list[str] = Field(default_factory=list, description=(
+        "Benchmarks on which the base model (models/base) is evaluated too, in the same settings and items "
+        "(DVC stages eval_base@<name>), so the report can show base vs trained with paired intervals."))
     limit: int | None = Field(None, ge=1, description="Evaluate the first N test items of each benchmark "
                               "(smoke profile: a small slice; paper: null = all).")
     limits: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict, strict=False, description=(
@@ -54,6 +59,10 @@ class EvalConfig(Section):
         if stray:
             raise ValueError(f"limits names {stray}, which 'benchmarks' does not evaluate; remove them or add the "
                              f"benchmarks")
+        stray = sorted(set(self.base_benchmarks) - set(self.benchmarks))
+        if stray:
+            raise ValueError(f"base_benchmarks names {stray}, which 'benchmarks' does not evaluate; the base model "
+                             f"is compared with the trained one on the same benchmarks")
         return self
 
     def limit_for(self, name: str) -> int | None:

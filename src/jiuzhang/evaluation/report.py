@@ -12,11 +12,11 @@ import base64
 import html
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from jiuzhang.common.io import InputDataError, atomic_write_text, write_csv, write_json
+from jiuzhang.evaluation.stats import paired_difference, wilson
 
 PAPER_MODEL = "JiuZhang3.0-7B"
 
@@ -37,7 +37,47 @@ def paper_numbers(paper: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def collect(metrics_dir: Path, benchmarks: dict[str, list[str]], paper: dict[str, Any]) -> dict[str, Any]:
+def _predictions(folder: Path) -> dict[str, dict[int, dict[str, Any]]]:
+    """setting -> item index -> prediction row, from an eval stage's predictions.jsonl."""
+    path = folder / "predictions.jsonl"
+    if not path.is_file():
+        raise InputDataError(f"{path}: missing; run the eval stages first (dvc repro)")
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out.setdefault(row["setting"], {})[row["idx"]] = row
+    return out
+
+
+def _item_value(row: dict[str, Any], setting: str) -> float | None:
+    return row.get("nll") if setting == "loss" else float(bool(row["correct"]))
+
+
+def compare_base(name: str, settings: list[str], trained_dir: Path, base_dir: Path) -> list[dict[str, Any]]:
+    """Base vs trained on the same items, per setting: each side's mean and the paired difference
+    (trained - base) with its paired-bootstrap 95% interval. Accuracy in %, loss in nats per token."""
+    trained, base = _predictions(trained_dir / name), _predictions(base_dir / name)
+    out = []
+    for s in settings:
+        t, b = trained.get(s, {}), base.get(s, {})
+        items = sorted(i for i in set(t) & set(b)
+                       if _item_value(t[i], s) is not None and _item_value(b[i], s) is not None)
+        if not items:
+            continue
+        scale = 1.0 if s == "loss" else 100.0
+        after = [scale * _item_value(t[i], s) for i in items]
+        before = [scale * _item_value(b[i], s) for i in items]
+        diff, lo, hi = paired_difference(after, before)
+        out.append({"benchmark": name, "setting": s, "items": len(items), "base": round(sum(before) / len(items), 4),
+                    "trained": round(sum(after) / len(items), 4), "diff": round(diff, 4),
+                    "diff_ci95": [round(lo, 4), round(hi, 4)]})
+    return out
+
+
+def collect(metrics_dir: Path, benchmarks: dict[str, list[str]], paper: dict[str, Any],
+            base_benchmarks: list[str] = (), eval_dir: Path | None = None,
+            base_dir: Path | None = None) -> dict[str, Any]:
     published = paper_numbers(paper)
     rows = []
     for name, settings in benchmarks.items():
@@ -51,7 +91,11 @@ def collect(metrics_dir: Path, benchmarks: dict[str, list[str]], paper: dict[str
                 row[f"{s}_ci95"] = [round(100 * x, 1) for x in wilson(correct, total)]
                 row[f"{s}_invalid"] = m[s]["invalid"]
                 row[f"{s}_cut_off"] = m[s].get("cut_off", 0)
+        if "loss" in settings:
+            row["loss"], row["loss_ci95"], row["loss_items"] = m["loss"]["mean_nll"], m["loss"]["ci95"], m["loss"]["items"]
         rows.append(row)
+    comparisons = [c for name in base_benchmarks
+                   for c in compare_base(name, benchmarks[name], eval_dir, base_dir)] if base_benchmarks else []
     kd = {r: _read(metrics_dir / f"kd_{r}.json") for r in ("initial", "boost")}
     synth, filt = _read(metrics_dir / "synthesize.json"), _read(metrics_dir / "filter.json")
     training = {s: _read(metrics_dir / f"{s}.json") for s in ("synthesizer_initial", "synthesizer", "pretrain")
@@ -67,17 +111,7 @@ def collect(metrics_dir: Path, benchmarks: dict[str, list[str]], paper: dict[str
                       "paper_projection": synth["projection"]},
         "training": {s: {"steps": t.get("steps"), "tokens_seen": t.get("tokens_seen")} for s, t in training.items()},
     }
-    return {"benchmarks": rows, "costs": costs, "paper_model": PAPER_MODEL}
-
-
-def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion (sound at 0/n and n/n, where the normal one is not)."""
-    if total == 0:
-        return 0.0, 1.0
-    p = correct / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return {"benchmarks": rows, "base_vs_trained": comparisons, "costs": costs, "paper_model": PAPER_MODEL}
 
 
 def _fmt(v: float | None) -> str:
@@ -101,6 +135,25 @@ def markdown(summary: dict[str, Any]) -> str:
     lines += ["", "*no answer*: outputs with no extractable answer; *cut off*: those that hit the generation "
               "budget (eval.max_new_tokens) before stating one, which grade as wrong. A score of 0 with every "
               "output cut off means the model never finished a solution within the budget."]
+    losses = [r for r in summary["benchmarks"] if "loss" in r]
+    if losses:
+        lines += ["", "Held-out loss: mean negative log-likelihood per token of each item's gold solution given its "
+                  "question (lower is better; 95% bootstrap interval over items).", "",
+                  "| benchmark | items | mean NLL [95% CI] |", "|---|---:|---:|"]
+        lines += [f"| {r['benchmark']} | {r['loss_items']} | {r['loss']:.3f} [{r['loss_ci95'][0]:.3f}, "
+                  f"{r['loss_ci95'][1]:.3f}] |" for r in losses]
+    if summary.get("base_vs_trained"):
+        lines += ["", "Base model vs trained model on the same items: the paired difference (trained - base) with "
+                  "its paired-bootstrap 95% interval; an interval that excludes 0 is a real change at this "
+                  "sample size. Accuracy in %, loss in nats per token (lower is better).", "",
+                  "| benchmark | measure | items | base | trained | difference [95% CI] |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for c in summary["base_vs_trained"]:
+            measure = "held-out loss" if c["setting"] == "loss" else f"{SETTING_NAMES[c['setting']]} accuracy"
+            digits = 3 if c["setting"] == "loss" else 1
+            lines.append(f"| {c['benchmark']} | {measure} | {c['items']} | {c['base']:.{digits}f} | "
+                         f"{c['trained']:.{digits}f} | {c['diff']:+.{digits}f} [{c['diff_ci95'][0]:+.{digits}f}, "
+                         f"{c['diff_ci95'][1]:+.{digits}f}] |")
     c = summary["costs"]
     t, s = c["teacher"], c["synthesis"]
     lines += ["", f"Teacher ({t['label']}): {t['calls']:,} calls, {t['prompt_tokens']:,} prompt + "
@@ -144,9 +197,11 @@ def chart(summary: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-def write_report(metrics_dir: Path, paper_path: Path, benchmarks: dict[str, list[str]], out: Path) -> dict[str, Any]:
+def write_report(metrics_dir: Path, paper_path: Path, benchmarks: dict[str, list[str]], out: Path,
+                 base_benchmarks: list[str] = (), eval_dir: Path | None = None,
+                 base_dir: Path | None = None) -> dict[str, Any]:
     paper = _read(paper_path)
-    summary = collect(metrics_dir, benchmarks, paper)
+    summary = collect(metrics_dir, benchmarks, paper, base_benchmarks, eval_dir, base_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary)
     md = markdown(summary)

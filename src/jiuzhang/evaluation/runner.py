@@ -17,10 +17,13 @@ from jiuzhang.evaluation.tasks import TASKS, load_rows
 TOOL_DEFAULT = {"gsm8k", "math500", "math", "svamp", "asdiv", "mawps", "tabmwp", "gsm_hard"}
 
 
-def settings_for(params: Params, name: str) -> tuple[str, ...]:
+def settings_for(params: Params, name: str, endpoint: bool = False) -> tuple[str, ...]:
+    """The benchmark's settings from eval.benchmarks; an endpoint gives no likelihoods, so no 'loss' there."""
     if name in params.eval.benchmarks:
-        return tuple(params.eval.benchmarks[name])
-    return ("nl", "tool") if name in TOOL_DEFAULT else ("nl",)
+        settings = tuple(params.eval.benchmarks[name])
+    else:
+        settings = ("nl", "tool") if name in TOOL_DEFAULT else ("nl",)
+    return tuple(s for s in settings if not (endpoint and s == "loss"))
 
 
 def build_eval_engine(params: Params, model: str, revision: str | None, endpoint: str | None, api_key: str | None):
@@ -46,14 +49,18 @@ def run_eval(params: Params, names: tuple[str, ...], model: str, revision: str |
     engine = build_eval_engine(params, model, revision, endpoint, api_key)
     summary: dict[str, Any] = {}
     for name in names:
-        preds, metrics = evaluate(TASKS[name], rows[name], settings_for(params, name), engine, params.eval)
+        if endpoint and "loss" in settings_for(params, name):
+            click.echo(f"eval {name}: the 'loss' setting is skipped (an endpoint gives no likelihoods)", err=True)
+        settings = settings_for(params, name, endpoint=bool(endpoint))
+        preds, metrics = evaluate(TASKS[name], rows[name], settings, engine, params.eval)
         folder = out if single else out / name
         atomic_write_text(folder / "predictions.jsonl",
                           "".join(json.dumps(p, ensure_ascii=False, sort_keys=True) + "\n" for p in preds))
         if not single:
             write_json(folder / "metrics.json", {k: v for k, v in metrics.items() if k != "timing"})
-        line = ", ".join(f"{s} {metrics[s]['accuracy']:.1%} ({metrics[s]['correct']}/{metrics[s]['total']})"
-                         for s in settings_for(params, name))
+        line = ", ".join(f"{s} mean NLL {metrics[s]['mean_nll']:.3f} over {metrics[s]['items']} items" if s == "loss"
+                         else f"{s} {metrics[s]['accuracy']:.1%} ({metrics[s]['correct']}/{metrics[s]['total']})"
+                         for s in settings)
         click.echo(f"eval {name}: {line}", err=True)
         summary[name] = metrics
     if single:

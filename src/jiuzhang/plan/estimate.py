@@ -235,19 +235,24 @@ class Planner:
         from jiuzhang.evaluation.tasks import load_rows
 
         e = self.p.eval
-        items = tool_items = 0
+        items = tool_items = scored = 0
         for name, settings in e.benchmarks.items():
             n = len(load_rows(self.path(self.p.benchmarks.root), name, e.limits.get(name, e.limit)))
-            items += n * len(settings)
-            tool_items += n * ("tool" in settings)
+            models = 1 + (name in e.base_benchmarks)  # the base model is evaluated on the same items too
+            items += n * len([s for s in settings if s != "loss"]) * models
+            tool_items += n * ("tool" in settings) * models
+            scored += n * ("loss" in settings) * models  # held-out loss: forward passes only, no generation
         per = min(self.p.plan.eval_tokens_per_item, e.max_new_tokens)
         tokens = items * per
         programs = tool_items * e.tool_rounds
-        plan = StagePlan("eval", f"{len(e.benchmarks)} benchmarks, {items:,} item-settings x {per:,.0f} new tokens = "
-                         f"{tokens / 1e6:,.2f}M tokens; <= {programs:,} sandboxed programs",
-                         f"{len(e.benchmarks)} DVC stages (eval@<benchmark>), HF engine on 1 device, batch "
-                         f"{e.batch_size}; {e.exec_workers} sandbox workers", self.acc.name,
-                         amounts={"items": items, "generated_tokens": tokens, "programs": programs})
+        stages = len(e.benchmarks) + len(e.base_benchmarks)
+        plan = StagePlan("eval", f"{len(e.benchmarks)} benchmarks ({len(e.base_benchmarks)} also on the base model), "
+                         f"{items:,} item-settings x {per:,.0f} new tokens = {tokens / 1e6:,.2f}M tokens; <= "
+                         f"{programs:,} sandboxed programs; {scored:,} held-out-loss items (forward passes, not "
+                         f"timed)", f"{stages} DVC stages (eval@<benchmark>, eval_base@<benchmark>), HF engine on "
+                         f"1 device, batch {e.batch_size}; {e.exec_workers} sandbox workers", self.acc.name,
+                         amounts={"items": items, "generated_tokens": tokens, "programs": programs,
+                                  "heldout_items": scored})
         plan = self.timed(plan, tokens, self.gen_rate("eval", 1), 1)
         plan.basis += "; mean new tokens per item stated: plan.eval_tokens_per_item"
         return plan
