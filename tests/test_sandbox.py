@@ -62,9 +62,13 @@ def test_private_working_directory_is_removed():
 
 @ROOT_ONLY
 def test_writes_outside_the_temp_dir_are_refused(tmp_path):
-    target = Path(__file__).parent / "evil.txt"  # the project, outside any world-writable place
+    target = Path(__file__).parent / "evil.txt"  # the project (as root the program may not even see it)
     res = run_python(f"open({str(target)!r}, 'w').write('pwned')")
-    assert res.status == "error" and "Permission denied" in res.stderr and not target.exists()
+    assert res.status == "error" and not target.exists()
+    if os.geteuid() == 0:  # a place it does see and may not write
+        target = Path("/etc") / "jiuzhang-evil.txt"
+        res = run_python(f"open({str(target)!r}, 'w').write('pwned')")
+        assert res.status == "error" and "Permission denied" in res.stderr and not target.exists()
     target = tmp_path / "evil.txt"  # under /tmp: as root the program does not even see the host's /tmp
     res = run_python(f"open({str(target)!r}, 'w').write('pwned')")
     assert res.status == "error" and not target.exists()
@@ -144,3 +148,27 @@ def test_run_code_command(tmp_path):
     assert out["status"] == "memory"
     missing = run_cli("run-code", str(tmp_path / "nope.py"), cwd=tmp_path, check=False)
     assert missing.returncode == 2 and "nope.py" in missing.stderr
+
+
+@ROOT_ONLY
+def test_an_interpreter_installed_under_tmp_still_runs_with_a_private_tmp(tmp_path):
+    """CI clones (and their .venv) may live under /tmp: the private tmpfs must not hide the interpreter's
+    own installation, which is bound back read-only, while the rest of the host's /tmp stays hidden."""
+    import subprocess
+    import sys
+    import uuid
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next(venv.glob("lib/python*/site-packages"))
+    (site / "probe_module.py").write_text("VALUE = 42\n")
+    secret = tmp_path / f"host-{uuid.uuid4().hex}"
+    secret.write_text("secret")
+    code = (f"import os, probe_module\nprint(probe_module.VALUE, os.path.exists({str(secret)!r}))\n"
+            f"open('/tmp/left-behind-{uuid.uuid4().hex}', 'w').write('x')\n"
+            f"try:\n    open({str(site / 'evil.py')!r}, 'w')\nexcept OSError as e:\n    print('refused', e.errno in (13, 30))")
+    res = run_python(code, python=str(venv / "bin" / "python"))
+    assert res.status == "ok", res.stderr
+    # imports work, the host's /tmp is hidden, the installation is read-only (EROFS or EACCES)
+    assert res.stdout.split() == ["42", "False", "refused", "True"]
+    assert res.isolation["private_tmp"] and not list(Path("/tmp").glob("left-behind-*"))

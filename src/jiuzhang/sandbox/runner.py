@@ -55,21 +55,49 @@ if want_net:
         isolated = int(ctypes.CDLL(None, use_errno=True).unshare(0x40000000) == 0)  # CLONE_NEWNET
     except OSError:
         pass
-if tmp_mb > 0:
+def _private_tmp(tmp_mb):
     # A mount namespace of its own (CLONE_NEWNS), made private so nothing propagates back to the host,
     # with fresh tmpfs mounts over the world-writable places: what the program writes there dies with it.
-    _libc = ctypes.CDLL(None, use_errno=True)
-    _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
-    if _libc.unshare(0x00020000) == 0 and _libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) == 0:
-        done = 0
-        for _where in (b"/tmp", b"/var/tmp", b"/dev/shm"):
-            if not os.path.isdir(_where):
-                done += 1
+    # What the interpreter still reads from there (a venv or project under /tmp, as in CI clones) is bound
+    # back read-only; everything else of the host's /tmp is out of sight.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
+    libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    if libc.unshare(0x00020000) != 0 or libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) != 0:
+        return 0  # CLONE_NEWNS; MS_REC | MS_PRIVATE
+    needed = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+                                             *sys.path) if p and os.path.isdir(p)}
+    stage, done = os.path.abspath(".host-view"), 0
+    for where in ("/tmp", "/var/tmp", "/dev/shm"):
+        if not os.path.isdir(where):
+            done += 1
+            continue
+        real = os.path.realpath(where)
+        inside = sorted(p for p in needed if p == real or p.startswith(real + "/"))
+        inside = [p for p in inside if not any(p.startswith(q + "/") for q in inside)]  # top-most only
+        if real in inside:
+            continue  # the interpreter lives right there: it cannot be hidden
+        if inside:
+            os.mkdir(stage, 0o700)
+            if libc.mount(real.encode(), stage.encode(), None, 0x1000 | 0x4000, None) != 0:  # MS_BIND | MS_REC
+                os.rmdir(stage)
                 continue
-            opts = b"size=%dm,mode=1777" % tmp_mb
-            done += _libc.mount(b"tmpfs", _where, b"tmpfs", 0x2 | 0x4, opts) == 0  # MS_NOSUID | MS_NODEV
-        private_tmp = int(done == 3)
-    del _libc
+        ok = libc.mount(b"tmpfs", real.encode(), b"tmpfs", 0x2 | 0x4, b"size=%dm,mode=1777" % tmp_mb) == 0
+        for path in inside if ok else ():
+            os.makedirs(path, exist_ok=True)
+            ok &= libc.mount((stage + path[len(real):]).encode(), path.encode(), None, 0x1000 | 0x4000, None) == 0
+            # read-only: MS_REMOUNT | MS_BIND | MS_RDONLY
+            ok &= libc.mount(None, path.encode(), None, 0x20 | 0x1000 | 0x1, None) == 0
+        if inside:
+            libc.umount2(stage.encode(), 2)  # MNT_DETACH: the host's view goes before the program starts
+            os.rmdir(stage)
+        done += bool(ok)
+    return int(done == 3)
+
+
+if tmp_mb > 0:
+    private_tmp = _private_tmp(tmp_mb)
+del _private_tmp
 for what, value in ((resource.RLIMIT_CPU, cpu), (resource.RLIMIT_AS, mem), (resource.RLIMIT_FSIZE, fsize),
                     (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_NPROC, nproc)):
     if value >= 0:
