@@ -92,6 +92,8 @@ def test_stage_runs_grouped_per_configuration_on_a_server(tmp_path, fixture_corp
     for parent in parents:
         assert parent.data.params["prompts.seed"] in {"1", "2"}
         assert parent.data.tags["jiuzhang.profile"] == "smoke"
+        # the stage's results are on the parent too, so the UI's Compare of two parents shows them
+        assert parent.data.metrics["prompts.prompts"] > 0 and "prompts.run.stage_seconds" not in parent.data.metrics
     run = stages[0]
     assert run.info.status == "FINISHED" and run.data.tags["jiuzhang.stage"] == "prompts"
     assert run.data.params["prompts.tool_share"] == "0.25"

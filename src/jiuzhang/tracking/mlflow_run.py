@@ -94,22 +94,41 @@ class StageRun:
 
     client: Any
     run_id: str | None
+    parent_id: str | None = None
+    stage: str = ""
+    results: dict[str, Any] | None = None  # the stage's final metrics (logged without a step)
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         if self.client is None:
             return
-        import time
+        _log_metrics(self.client, self.run_id, numeric_leaves(metrics), step)
+        if step is None:  # the stage's result (step metrics are curves); its run facts stay on the stage run
+            self.results = {k: v for k, v in metrics.items() if k != "run"}
 
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        batch = [Metric(k, v, now, step or 0) for k, v in numeric_leaves(metrics).items()]
-        for i in range(0, len(batch), 1000):  # MLflow's per-request limit
-            self.client.log_batch(self.run_id, metrics=batch[i:i + 1000])
+    def log_to_parent(self) -> None:
+        """The stage's result metrics also on its ``pipeline ...`` parent run, keyed ``<stage>.<metric>``
+        (``eval@gsm8k`` -> ``eval.gsm8k.nl.accuracy``), so the MLflow UI's Compare of two pipelines shows
+        them side by side (called when the stage finishes)."""
+        if self.client is None or self.parent_id is None or not self.results:
+            return
+        prefix = self.stage.replace("@", ".")
+        _log_metrics(self.client, self.parent_id,
+                     {f"{prefix}.{k}": v for k, v in numeric_leaves(self.results).items()})
 
     def log_artifact(self, path: str | Path) -> None:
         if self.client is not None:
             self.client.log_artifact(self.run_id, str(path))
+
+
+def _log_metrics(client: Any, run_id: str, values: dict[str, float], step: int | None = None) -> None:
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, v, now, step or 0) for k, v in values.items()]
+    for i in range(0, len(batch), 1000):  # MLflow's per-request limit
+        client.log_batch(run_id, metrics=batch[i:i + 1000])
 
 
 def _log_params(client: Any, run_id: str, params: dict[str, Any]) -> None:
@@ -166,7 +185,9 @@ def stage_run(target: TrackingTarget | None, experiment: str, stage: str, params
     try:
         _log_params(client, run_id, {s: params[s] for s in sections if s in params})
         client.log_dict(run_id, provenance, "provenance.json")
-        yield StageRun(client, run_id)
+        handle = StageRun(client, run_id, parent, stage)
+        yield handle
+        handle.log_to_parent()
     except BaseException as exc:
         client.set_tag(run_id, "jiuzhang.error", f"{type(exc).__name__}: {exc}"[:5000])
         client.set_terminated(run_id, "FAILED")
