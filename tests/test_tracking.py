@@ -182,3 +182,19 @@ def test_compare_shows_two_configurations_side_by_side(tmp_path, fixture_corpus,
     assert picked.count(pid_b) == 2
     bad = run_cli("compare", "--params", str(a), "no-such-run", cwd=tmp_path, env=env, check=False)
     assert bad.returncode == 2 and "'no-such-run' matches no pipeline" in bad.stderr and "half-tool" in bad.stderr
+
+
+def test_compare_cells_carry_their_intervals():
+    """Issue 14: the ablation is read with intervals: an accuracy gets its Wilson interval from correct and
+    total, a held-out loss its logged bootstrap interval; the bounds are not rows of their own."""
+    from jiuzhang.tracking.compare import Pipeline, metric_table
+
+    def pipe(pid, correct, nll):
+        metrics = {"nl.accuracy": correct / 8, "nl.correct": correct, "nl.total": 8, "loss.mean_nll": nll,
+                   "loss.ci95.0": nll - 0.2, "loss.ci95.1": nll + 0.2, "items": 8}
+        return Pipeline(pid, f"pipeline smoke {pid}", {}, {"eval@gsm8k": metrics}, set(), 0)
+
+    rows = dict(metric_table([pipe("a", 0, 7.0), pipe("b", 4, 6.5)]))
+    assert rows["eval@gsm8k: nl.accuracy"] == ["0 [0, 0.324]", "0.5 [0.215, 0.785]"]
+    assert rows["eval@gsm8k: loss.mean_nll"] == ["7 [6.8, 7.2]", "6.5 [6.3, 6.7]"]
+    assert not any(".ci95." in k for k in rows) and "eval@gsm8k: items" not in rows  # equal: not shown

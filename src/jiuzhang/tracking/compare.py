@@ -88,15 +88,30 @@ def param_diff(pipes: list[Pipeline]) -> list[tuple[str, list[str]]]:
     return [(k, vals) for k, vals in rows if len(set(vals)) > 1]
 
 
+def interval(metrics: dict[str, float], name: str) -> tuple[float, float] | None:
+    """The 95% interval that goes with a metric: a logged ``<x>.ci95.0/1`` pair next to ``<x>.mean_nll``,
+    or the Wilson interval of an accuracy from its ``correct`` and ``total``."""
+    head, _, leaf = name.rpartition(".")
+    prefix = f"{head}." if head else ""
+    if leaf == "mean_nll" and f"{prefix}ci95.0" in metrics:
+        return metrics[f"{prefix}ci95.0"], metrics[f"{prefix}ci95.1"]
+    if leaf == "accuracy" and f"{prefix}correct" in metrics and f"{prefix}total" in metrics:
+        from jiuzhang.evaluation.stats import wilson
+
+        return wilson(int(metrics[f"{prefix}correct"]), int(metrics[f"{prefix}total"]))
+    return None
+
+
 def metric_table(pipes: list[Pipeline], every: bool = False) -> list[tuple[str, list[str]]]:
-    """Rows ``stage: metric`` -> one cell per pipeline. By default: eval accuracies and what differs;
-    facts of one execution (``run.*``: wall time, throughput) only with ``every``."""
+    """Rows ``stage: metric`` -> one cell per pipeline. By default: eval accuracies and held-out losses
+    (each with its 95% interval) and what differs; facts of one execution (``run.*``: wall time,
+    throughput) only with ``every``. Interval bounds are shown in their metric's cell, not as rows."""
     stages = sorted(set().union(*(p.stages for p in pipes)))
     rows = []
     for stage in stages:
         names = sorted(set().union(*(p.stages.get(stage, {}) for p in pipes)))
         for name in names:
-            if name.startswith("run.") and not every:
+            if (name.startswith("run.") and not every) or ".ci95." in f".{name}":
                 continue
             cells, values = [], []
             for p in pipes:
@@ -104,8 +119,10 @@ def metric_table(pipes: list[Pipeline], every: bool = False) -> list[tuple[str, 
                 source = own if own is not None else next((q.stages[stage] for q in pipes if stage in q.stages), {})
                 value = source.get(name)
                 values.append(value)
-                cells.append("-" if value is None else f"{value:.6g}" + ("" if own is not None else " ="))
-            if every or len(set(values)) > 1 or "accuracy" in name.split("."):
+                ci = interval(source, name) if value is not None else None
+                cell = "-" if value is None else f"{value:.6g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
+                cells.append(cell + ("" if own is not None or value is None else " ="))
+            if every or len(set(values)) > 1 or name.split(".")[-1] in ("accuracy", "mean_nll"):
                 rows.append((f"{stage}: {name}", cells))
     return rows
 
