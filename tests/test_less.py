@@ -194,10 +194,11 @@ def test_a_dead_rank_times_out_and_a_stale_scratch_is_never_reused(tmp_path):
     from jiuzhang.influence.selection import select_less
     from jiuzhang.training.world import World
 
-    model_dir, p, cands, texts = _two_rank_setup(tmp_path, rank_wait_s=1)
+    model_dir, p, cands, texts = _two_rank_setup(tmp_path)
     scratch = tmp_path / "scratch"
+    impatient = p.influence.model_copy(update={"less": p.influence.less.model_copy(update={"rank_wait_s": 1})})
     with pytest.raises(WaitTimeout, match="scored shard .* of rank 1.*influence.less.rank_wait_s=1"):
-        select_less(p.influence, p.kd, cands, texts, model_dir, tmp_path / "dead", World(0, 2), scratch, 0.05)
+        select_less(impatient, p.kd, cands, texts, model_dir, tmp_path / "dead", World(0, 2), scratch, 0.05)
     stale = [d for d in scratch.iterdir()]
     assert len(stale) == 1 and (stale[0] / "checkpoints.pt").is_file()
 

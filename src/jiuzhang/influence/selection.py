@@ -138,7 +138,9 @@ def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, A
     if world.world_size > 1:
         # Keyed by content, not paths: the reference model's bytes, the candidates' and targets' tokens, the
         # settings and the code version; a stale folder of another run can never be taken for this one.
-        key = json_sha256({"cfg": cfg.model_dump(mode="json"), "reference": folder_sha256(reference),
+        settings = cfg.model_dump(mode="json")
+        settings["less"].pop("rank_wait_s")  # how long to wait does not change what is computed
+        key = json_sha256({"cfg": settings, "reference": folder_sha256(reference),
                            "data": [(t.id, t.input_ids, t.labels) for t in data],
                            "targets": {k: [(t.id, t.input_ids, t.labels) for t in v] for k, v in targets.items()},
                            "code": code_sha256(__file__)})[:16]
