@@ -161,6 +161,15 @@ def test_two_processes_without_deepspeed_train_one_model(tiny_model, tmp_path):
     for k in a:
         assert (a[k] - b[k]).abs().max() < 1e-5, k
     assert any((a[k] - start[k]).abs().max() > 1e-3 for k in a)  # it did train
+    # interrupted after 3 steps (one checkpoint, written by the main rank alone), resumed by 2 processes
+    _torchrun([str(tiny_model), str(tmp_path / "x"), str(tmp_path / "ck3"), "0", "3", "torch"], 2, 29633)
+    assert (tmp_path / "ck3" / "last.pt").is_file() and not (tmp_path / "ck3" / "last.pt.tmp").exists()
+    resumed = _torchrun([str(tiny_model), str(tmp_path / "resumed"), str(tmp_path / "ck3"), "0", "-", "torch"], 2,
+                        29634)
+    assert resumed[0]["loss_curve"] == two[0]["loss_curve"]
+    c = load_file(tmp_path / "resumed" / "model.safetensors")
+    for k in b:
+        assert (b[k] - c[k]).abs().max() < 1e-6, k
 
 
 @pytest.mark.parametrize("change", ["lr", "data", "init"])

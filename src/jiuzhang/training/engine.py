@@ -45,11 +45,11 @@ class TorchEngine:
     """Plain AdamW; gradients accumulate over micro-batches, one step per global batch. With several
     processes (an initialised process group) the gradients are averaged over the ranks before the step."""
 
-    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, world_size: int = 1):
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, world_size: int = 1, rank: int = 0):
         self.model = model
         self.optimizer = adamw(model, cfg.lr, cfg.weight_decay)
         self.grad_clip = cfg.grad_clip
-        self.world_size = world_size
+        self.world_size, self.rank = world_size, rank
         if world_size > 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
             raise RuntimeError(f"world size {world_size} without a process group: every rank would train its "
                                f"own model (init_distributed() first)")
@@ -81,6 +81,11 @@ class TorchEngine:
             offset += n
 
     def save(self, folder: Path, step: int, extra: dict[str, Any]) -> None:
+        # Every rank holds the same weights and optimizer state (gradients are averaged), and the data
+        # position is the step: the main rank alone writes the checkpoint that every rank resumes from
+        # (two ranks renaming one temporary file would race).
+        if self.rank != 0:
+            return
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / "last.pt.tmp"
         torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": step,

@@ -82,7 +82,7 @@ def run_training(source: ModelSource, examples: list[Example], cfg: TrainConfig,
     owns_group = False if cfg.deepspeed.enabled else init_distributed(world)
     try:
         engine = (DeepSpeedEngine(model, cfg, world.world_size) if cfg.deepspeed.enabled
-                  else TorchEngine(model, cfg, world.world_size))
+                  else TorchEngine(model, cfg, world.world_size, world.rank))
         result = train_sft(engine, data, cfg, world, checkpoints, on_log, shuffle, stop_after,
                            fingerprint=checkpoint_fingerprint(source, examples, cfg, shuffle))
     finally:
