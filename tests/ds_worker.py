@@ -21,4 +21,7 @@ examples = [Example(f"e{i}", f"Problem {i}: what is {i} plus {i + 1}?", f" Solut
             for i in range(24)]
 metrics = run_training(ModelSource(path=model_dir), examples, cfg, out, ckpt, World.from_env(dict(__import__("os").environ)),
                        stop_after=stop_after)
-print("METRICS " + json.dumps({k: metrics[k] for k in ("final_loss", "steps", "loss_curve")}))
+# One write per line: under torchrun every rank prints to the same pipe, and print() writes the text and
+# its newline separately, so two ranks' lines could interleave.
+__import__("os").write(1, ("METRICS " + json.dumps({k: metrics[k] for k in ("final_loss", "steps", "loss_curve")})
+                           + "\n").encode())
