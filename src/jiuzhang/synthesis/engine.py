@@ -2,8 +2,8 @@
 
 - :class:`HFEngine`: transformers ``generate`` with KV cache on left-padded same-kind batches, sampling
   through :class:`~jiuzhang.synthesis.sampling.SeededSampler` (per-request seeds). CPU or one GPU.
-- :class:`VllmEngine`: vLLM with per-request ``SamplingParams(seed=...)``; imported only when selected,
-  so the package works without the optional extra.
+- :class:`VllmEngine`: vLLM with per-request ``SamplingParams(seed=...)``, in a worker process whose
+  interpreter may belong to another venv (vLLM pins its own transformers).
 
 Both tokenize the prompt the way the synthesizer was trained on it (``<bos> prompt``, no chat template)
 and handle a prompt that does not fit the context the same way (``on_overlong``).
@@ -11,6 +11,7 @@ and handle a prompt that does not fit the context the same way (``on_overlong``)
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -166,62 +167,121 @@ class HFEngine:
 
 
 class VllmEngine:
-    """vLLM on the local GPU(s); one generate call per shard (vLLM batches internally)."""
+    """vLLM in a worker process (``vllm_worker.py``, run by ``synthesize.vllm.python``); one call per shard.
+
+    The prompt is tokenized here, exactly as for :class:`HFEngine`, and sent as token ids with its own
+    ``SamplingParams(seed=...)``, so a record's text depends on its prompt and seed, not on the shard,
+    the batch or the process count.
+    """
 
     name = "vllm"
+    _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                      "GROUP_RANK", "ROLE_RANK", "TORCHELASTIC_RUN_ID", "GROUP_WORLD_SIZE", "ROLE_WORLD_SIZE")
 
     def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0):
-        try:
-            from vllm import LLM  # noqa: F401
-        except ImportError:
-            raise InputDataError("synthesize.engine: vllm is selected but not installed; `pip install .[vllm]` on "
-                                 "a GPU machine, or set synthesize.engine: hf") from None
         import os
+        import subprocess
 
         from transformers import AutoTokenizer
 
-        from vllm import LLM
-
-        # One replica per torchrun process: give it its own GPUs and hide torchrun's variables, which
-        # vLLM would otherwise read as its own (tensor-parallel) process group.
-        tp = cfg.vllm.tensor_parallel_size
-        if "LOCAL_RANK" in os.environ:
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(local_rank * tp + i) for i in range(tp))
-            for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-                        "GROUP_RANK", "ROLE_RANK", "TORCHELASTIC_RUN_ID"):
-                os.environ.pop(var, None)
         self.cfg = cfg
+        python = self.interpreter(cfg)
+        env = {k: v for k, v in os.environ.items() if k not in self._TORCHRUN_VARS}
+        if "LOCAL_RANK" in os.environ:  # one replica per torchrun process, on its own GPUs
+            tp = cfg.vllm.tensor_parallel_size
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(local_rank * tp + i) for i in range(tp))
+        if cfg.vllm.cpu_kv_cache_gib is not None:
+            env["VLLM_CPU_KVCACHE_SPACE"] = f"{cfg.vllm.cpu_kv_cache_gib:g}"
+        env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        self.llm = LLM(model=str(model_dir), tensor_parallel_size=cfg.vllm.tensor_parallel_size,
-                       gpu_memory_utilization=cfg.vllm.gpu_memory_utilization, max_model_len=cfg.vllm.max_model_len,
-                       dtype="bfloat16" if cfg.dtype == "bf16" else "float32", seed=cfg.seed)
-        self.context = cfg.vllm.max_model_len or self.llm.llm_engine.model_config.max_model_len
+        self.proc = subprocess.Popen([python, str(Path(__file__).with_name("vllm_worker.py"))], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sys.stderr, text=True,
+                                     encoding="utf-8")
+        settings = {"model": str(model_dir), "dtype": "bfloat16" if cfg.dtype == "bf16" else "float32",
+                    "seed": cfg.seed, "max_model_len": cfg.vllm.max_model_len,
+                    "tensor_parallel_size": cfg.vllm.tensor_parallel_size,
+                    "gpu_memory_utilization": cfg.vllm.gpu_memory_utilization,
+                    "enforce_eager": cfg.vllm.enforce_eager}
+        ready = self._call(settings, timeout_s=cfg.vllm.start_timeout_s, what="load the model")
+        self.context = int(ready["max_model_len"])
+        self.version = ready["vllm"]
+
+    @staticmethod
+    def interpreter(cfg: SynthesizeConfig) -> str:
+        """The Python that runs the worker; a clear error, before any model loads, when it has no vLLM."""
+        import importlib.util
+
+        if not cfg.vllm.python:
+            if importlib.util.find_spec("vllm") is None:
+                raise InputDataError("synthesize.engine: vllm is selected but not installed; `pip install .[vllm]` "
+                                     "on a GPU machine, or `make vllm-env` and synthesize.vllm.python: "
+                                     ".venv-vllm/bin/python on a CPU, or set synthesize.engine: hf")
+            return sys.executable
+        python = Path(cfg.vllm.python)
+        if not python.is_file():
+            raise InputDataError(f"synthesize.vllm.python: {python} does not exist (relative paths start at the "
+                                 f"project root, {Path.cwd()}); `make vllm-env` creates .venv-vllm")
+        return str(python.absolute())  # not resolve(): a venv's python is a link whose venv is found by its path
+
+    def _call(self, message: dict, timeout_s: float | None = None, what: str = "generate") -> dict:
+        import json
+        import selectors
+
+        self.proc.stdin.write(json.dumps(message) + "\n")
+        self.proc.stdin.flush()
+        if timeout_s is not None:
+            with selectors.DefaultSelector() as sel:
+                sel.register(self.proc.stdout, selectors.EVENT_READ)
+                if not sel.select(timeout_s):
+                    self.close()
+                    raise RuntimeError(f"vLLM worker did not {what} within {timeout_s:g} s "
+                                       f"(synthesize.vllm.start_timeout_s)")
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait()
+            raise RuntimeError(f"vLLM worker exited (code {code}) while trying to {what}; its log is above")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"vLLM worker failed to {what}:\n{answer['error']}")
+        return answer
 
     def plan(self, shard: list[Request]) -> list[list[Request]]:
-        return [shard]
+        return [shard]  # vLLM schedules the batch itself
 
     def generate(self, requests: list[Request]) -> list[Generation]:
-        from vllm import SamplingParams
-
         results: dict[str, Generation] = {}
-        prompts, params, live = [], [], []
+        batch, live = [], []
         for r in requests:
             full = prompt_ids(self.tokenizer, r.prompt)
             ids, cut = fit_prompt(full, r.sampling.max_new_tokens, self.context, self.cfg.on_overlong)
             if ids is None:
                 results[r.id] = Generation(r.id, "", OVERLONG, len(full), 0)
                 continue
-            prompts.append({"prompt_token_ids": ids})
-            params.append(SamplingParams(temperature=r.sampling.temperature, top_p=r.sampling.top_p,
-                                         max_tokens=r.sampling.max_new_tokens, seed=r.seed, stop=list(r.stop) or None))
+            batch.append({"prompt_token_ids": ids, "temperature": r.sampling.temperature, "top_p": r.sampling.top_p,
+                          "max_tokens": r.sampling.max_new_tokens, "seed": r.seed, "stop": list(r.stop)})
             live.append((r, ids, cut))
-        if prompts:
-            outputs = self.llm.generate(prompts, params, use_tqdm=False)
-            for (r, ids, cut), out in zip(live, outputs):
-                o = out.outputs[0]
-                results[r.id] = Generation(r.id, o.text, "length" if o.finish_reason == "length" else "stop",
-                                           len(ids), len(o.token_ids), cut)
+        if batch:
+            outputs = self._call({"requests": batch})["outputs"]
+            for (r, ids, cut), o in zip(live, outputs):
+                results[r.id] = Generation(r.id, o["text"], "length" if o["finish_reason"] == "length" else "stop",
+                                           len(ids), o["new_tokens"], cut)
         return [results[r.id] for r in requests]
+
+    def close(self) -> None:
+        """End the worker (end of input), and kill it if it does not leave within 60 s."""
+        import subprocess
+
+        if self.proc.poll() is None and sys.meta_path is not None:  # not at interpreter shutdown
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+    def __del__(self):
+        if getattr(self, "proc", None) is not None:
+            self.close()
 
 
 def build_engine(model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0):

@@ -61,13 +61,17 @@ def run_job(cfg: SynthesizeConfig, pool: list[dict[str, Any]], model_dir: Path, 
     engine = engine_factory() if todo else None
     bar = tqdm(total=sum(len(shards[k]) for k in todo), unit="rec", desc=f"synthesize rank {world.rank}",
                disable=not progress, file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 10.0)
-    for k in todo:
-        try:
-            _run_shard(k, shards[k], fps[k], store, engine, bar, made, started)
-        except Exception as exc:
-            store.fail(k, world.rank, exc)
-            raise ShardFailed(f"synthesize: shard {k} ({len(shards[k])} prompts) failed on rank {world.rank}: "
-                              f"{type(exc).__name__}: {exc}") from exc
+    try:
+        for k in todo:
+            try:
+                _run_shard(k, shards[k], fps[k], store, engine, bar, made, started)
+            except Exception as exc:
+                store.fail(k, world.rank, exc)
+                raise ShardFailed(f"synthesize: shard {k} ({len(shards[k])} prompts) failed on rank {world.rank}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        if hasattr(engine, "close"):  # a vLLM worker process holds its memory until told to leave
+            engine.close()
     bar.close()
     seconds = time.perf_counter() - started
     _wait_for_all(store, fps, poll_s, cfg.rank_wait_s, world.world_size)  # every rank: later steps (e.g. influence scoring) read all shards
