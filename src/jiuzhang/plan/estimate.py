@@ -237,11 +237,12 @@ class Planner:
         e = self.p.eval
         items = tool_items = scored = 0
         for name, settings in e.benchmarks.items():
-            n = len(load_rows(self.path(self.p.benchmarks.root), name, e.limits.get(name, e.limit)))
+            rows = len(load_rows(self.path(self.p.benchmarks.root), name, e.limit_for(name)))
+            n = {s: min(rows, e.limit_for(name, s) or rows) for s in settings}
             models = 1 + (name in e.base_benchmarks)  # the base model is evaluated on the same items too
-            items += n * len([s for s in settings if s != "loss"]) * models
-            tool_items += n * ("tool" in settings) * models
-            scored += n * ("loss" in settings) * models  # held-out loss: forward passes only, no generation
+            items += sum(k for s, k in n.items() if s != "loss") * models
+            tool_items += n.get("tool", 0) * models
+            scored += n.get("loss", 0) * models  # held-out loss: forward passes only, no generation
         per = min(self.p.plan.eval_tokens_per_item, e.max_new_tokens)
         tokens = items * per
         programs = tool_items * e.tool_rounds
@@ -294,6 +295,10 @@ class Planner:
         if p.base.mode == "hub" and p.base.hub is not None:
             stages.append(StagePlan("base", f"pin {p.base.hub.model_id}@{p.base.hub.revision[:12]} (no download "
                                     "in this stage)", "-", "-"))
+        elif p.base.mode == "gguf" and p.base.gguf is not None:
+            g = p.base.gguf
+            stages.append(StagePlan("base", f"dequantize {g.file or g.path} (sha256 {g.sha256[:12]}) to an fp32 HF "
+                                    "folder", "1 process", "CPU", basis="not costed (CPU, seconds)"))
         else:
             t = p.base.train
             stages.append(self.training_base(t.steps * t.batch_size * t.seq_len))

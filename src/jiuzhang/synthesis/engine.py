@@ -63,7 +63,8 @@ def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
 class HFEngine:
     name = "hf"
 
-    def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0, revision: str | None = None):
+    def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0, revision: str | None = None,
+                 chat_template: bool = False):
         import torch
 
         from jiuzhang.config.training import ModelSource
@@ -81,11 +82,20 @@ class HFEngine:
         self.model, self.tokenizer = load_start(source, cfg.dtype)
         self.model.to(self.device).eval()
         self.context = int(getattr(self.model.config, "max_position_embeddings", 2048))
+        if chat_template and not getattr(self.tokenizer, "chat_template", None):
+            raise InputDataError(f"eval.chat_template: true, but {model_dir} has no chat template (a base model, "
+                                 f"not an instruct one); set it to false")
+        self.chat_template = chat_template
         self._ids: dict[str, list[int]] = {}
 
     def _prompt_ids(self, r: Request) -> list[int]:
         if r.id not in self._ids:
-            self._ids[r.id] = prompt_ids(self.tokenizer, r.prompt)
+            if self.chat_template:  # the template brings its own special tokens (no extra <bos>)
+                self._ids[r.id] = list(self.tokenizer.apply_chat_template(
+                    [{"role": "user", "content": r.prompt}], add_generation_prompt=True, tokenize=True,
+                    return_dict=False))
+            else:
+                self._ids[r.id] = prompt_ids(self.tokenizer, r.prompt)
         return self._ids[r.id]
 
     def prompt_lengths(self, requests: list[Request]) -> dict[str, int]:
