@@ -17,7 +17,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # A clone elsewhere (e.g. CI in /tmp/x) gets ../shared as a link to $(SHARED_DATA).
 SHARED_DATA ?= $(or $(JIUZHANG_SHARED),/work/shared)
 
-.PHONY: install vllm-env repro repro-mini ablation-mini verify-repro test test-fast lock lint clean-venv help shared-data
+.PHONY: install vllm-env browser repro repro-mini ablation-mini verify-repro test test-fast lock lint clean-venv help shared-data
 
 help:
 	@echo "make repro      create .venv, install, run the smoke pipeline (dvc repro) and time each stage"
@@ -48,6 +48,11 @@ $(VLLM_STAMP): requirements-vllm.lock
 	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-vllm.lock
 	$(VLLM_VENV)/bin/python -c "import vllm, transformers; print('vllm', vllm.__version__, 'transformers', transformers.__version__)"
 	touch $(VLLM_STAMP)
+
+# Debian's headless Chromium, for the test that opens reports/report.html in a real browser.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
+	  || { echo "error: could not install Debian's chromium (the report's browser test needs it)" >&2; exit 2; }
 
 shared-data:
 	@if [ ! -e ../shared/corpus ]; then \
@@ -103,7 +108,7 @@ verify-repro: install shared-data
 lint: install
 	$(BIN)/ruff check --no-cache src stages tests benchmarks
 
-test: install vllm-env shared-data lint
+test: install vllm-env browser shared-data lint
 	$(BIN)/python -m pytest -q
 
 test-fast: install shared-data

@@ -27,7 +27,11 @@ def command(params_path: str, raw_dir: str, out: str, metrics_path: str) -> None
     Example:
       jiuzhang filter --raw data/synthetic/raw --out data/synthetic/clean --metrics metrics/filter.json
     """
+    run_filter("filter", params_path, raw_dir, out, metrics_path)
+
+
+def run_filter(stage: str, params_path: str, raw_dir: str, out: str, metrics_path: str) -> None:
     from jiuzhang.synthesis.cleaning import clean
 
-    run_stage("filter", params_path, ("filter", "benchmarks"), {},
-              lambda p, run: clean(p, Path(raw_dir), Path(out)), metrics_path)
+    run_stage(stage, params_path, ("filter", "benchmarks"), {}, lambda p, run: clean(p, Path(raw_dir), Path(out)),
+              metrics_path)

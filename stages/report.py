@@ -21,11 +21,17 @@ from stages.options import params_option
 @click.option("--base-predictions", "base_dir", default="data/eval_base", show_default=True,
               type=click.Path(file_okay=False),
               help="The base model's per-item predictions on eval.base_benchmarks, for the paired comparison.")
-def command(params_path: str, metrics_dir: str, paper: str, out: str, eval_dir: str, base_dir: str) -> None:
-    """Build one table of every benchmark (ours, every setting) against the paper, the held-out loss, the base
-    model vs the trained one with paired intervals (eval.base_benchmarks), a chart and costs.
+@click.option("--template", default="templates/report/report.html.j2", show_default=True,
+              type=click.Path(dir_okay=False), help="Jinja2 template of report.html.")
+def command(params_path: str, metrics_dir: str, paper: str, out: str, eval_dir: str, base_dir: str,
+            template: str) -> None:
+    """Build the run's report: what was run (profile, code commit, experiment, models, volumes), every
+    benchmark and setting with its interval next to the base model and the paper, the base-vs-trained paired
+    differences (eval.base_benchmarks), the held-out loss, the filter's keep rate before and after KD, sample
+    predictions, teacher cost actual vs planned, and charts.
 
-    Open reports/report.html in a browser; `dvc plots show` renders reports/accuracy.csv.
+    Open reports/report.html in a browser (self-contained: it renders offline); results.md is the same
+    tables as Markdown, summary.json the numbers; `dvc plots show` renders reports/accuracy.csv.
 
     \b
     Example:
@@ -34,10 +40,10 @@ def command(params_path: str, metrics_dir: str, paper: str, out: str, eval_dir: 
     from jiuzhang.evaluation.report import write_report
 
     def work(p, run):
-        metrics = write_report(Path(metrics_dir), Path(paper), p.eval.benchmarks, Path(out), p.eval.base_benchmarks,
-                               Path(eval_dir), Path(base_dir))
+        metrics = write_report(Path(metrics_dir), Path(paper), p, Path(out), Path(eval_dir),
+                               Path(base_dir) if p.eval.base_benchmarks else None, Path(template))
         for name in ("report.html", "results.md", "accuracy.png", "summary.json"):
             run.log_artifact(Path(out) / name)
         return metrics
 
-    run_stage("report", params_path, ("eval",), {}, work, None)
+    run_stage("report", params_path, ("eval", "synthesizer", "base", "teacher", "kd", "plan"), {}, work, None)

@@ -33,6 +33,13 @@ def command(params_path: str, model_dir: str, prompts_dir: str, out: str, metric
       # one process per GPU (paper profile, synthesize.launcher):
       torchrun --nproc_per_node 8 --no-python jiuzhang synthesize --model models/synthesizer ...
     """
+    synthesize("synthesize", params_path, model_dir, prompts_dir, out, metrics_path, progress)
+
+
+def synthesize(stage: str, params_path: str, model_dir: str | None, prompts_dir: str, out: str, metrics_path: str,
+               progress: bool) -> None:
+    """Stage ``synthesize`` (the trained synthesizer, ``model_dir``) or ``synthesize_init`` (``model_dir``
+    None: synthesizer.init on the first synthesize.init_prompts prompts of the same seeded sample)."""
     from jiuzhang.config.loader import load_params
     from jiuzhang.kd.items import load_pool
     from jiuzhang.synthesis.engine import build_engine
@@ -41,10 +48,15 @@ def command(params_path: str, model_dir: str, prompts_dir: str, out: str, metric
     w = world()
 
     def work(p, run):
-        cfg = p.synthesize
-        return run_job(cfg, load_pool(Path(prompts_dir)), Path(model_dir), Path(out), w,
-                       lambda: build_engine(model_dir, cfg, w.local_rank), progress=progress)
+        cfg, model, revision = p.synthesize, model_dir, None
+        if model is None:  # a prefix of the same seeded sample: the prompts synthesize answers too
+            init = p.synthesizer.init
+            model, revision = init.path or init.model_id, init.revision
+            cfg = cfg.model_copy(update={"max_prompts": min(cfg.max_prompts or cfg.init_prompts, cfg.init_prompts)})
+        return run_job(cfg, load_pool(Path(prompts_dir)), model, Path(out), w,
+                       lambda: build_engine(model, cfg, w.local_rank, revision), progress=progress,
+                       revision=revision)
 
     params = load_params(params_path)
-    run_stage("synthesize", params_path, ("synthesize",), {"sampling": params.synthesize.seed}, work, metrics_path,
-              params=params)
+    sections = ("synthesize",) if model_dir else ("synthesize", "synthesizer")
+    run_stage(stage, params_path, sections, {"sampling": params.synthesize.seed}, work, metrics_path, params=params)

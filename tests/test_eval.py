@@ -123,53 +123,109 @@ def test_grade_contract(tmp_path):
     assert bad.returncode == 2 and "preds.jsonl:1" in bad.stderr and "'idx'" in bad.stderr
 
 
-def test_report_is_deterministic_and_complete(tmp_path):
+def report_fixture(tmp_path, with_base: bool = False):
+    """Stage outputs as the report reads them: metrics, per-item predictions, params (the smoke profile's
+    shape, eval on gsm8k + aqua)."""
     m = tmp_path / "metrics"
     (m / "eval").mkdir(parents=True)
-    for name, acc in (("gsm8k", 0.5), ("aqua", 0.25)):
-        settings = {"nl": {"accuracy": acc, "correct": 1, "total": 2, "invalid": 0}}
+    rows = {n: load_rows(SHARED / "benchmarks", n, 2) for n in ("gsm8k", "aqua")}
+    for name in ("gsm8k", "aqua"):
+        settings = {"nl": {"accuracy": 0.5, "correct": 1, "total": 2, "invalid": 1, "cut_off": 1}}
         if name == "gsm8k":
             settings["tool"] = {"accuracy": 1.0, "correct": 2, "total": 2, "invalid": 0, "executions": {"ok": 2}}
         (m / "eval" / f"{name}.json").write_text(json.dumps({"benchmark": name, "items": 2, **settings}))
-    kd = {"items": 10, "prompt_tokens": 100, "completion_tokens": 200, "cost_usd": 1.5, "teacher": {"label": "T"}}
+        preds = [{"idx": r["_idx"], "setting": s, "prediction": f"Step 1 <b>{name}</b>. The answer is {TASKS[name].gold(r)}."
+                  if (i == 0 or s == "tool") else "", "extracted": TASKS[name].gold(r) if (i == 0 or s == "tool") else None,
+                  "gold": TASKS[name].gold(r), "correct": i == 0 or s == "tool", "cut_off": i == 1 and s == "nl"}
+                 for s in settings for i, r in enumerate(rows[name])]
+        (tmp_path / "eval" / name).mkdir(parents=True)
+        (tmp_path / "eval" / name / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds))
+    kd = {"items": 10, "kept": 10, "prompt_tokens": 100, "completion_tokens": 200, "cost_usd": 1.5,
+          "teacher": {"label": "OFFLINE TEACHER (stand-in)"}}
     (m / "kd_initial.json").write_text(json.dumps(kd))
     (m / "kd_boost.json").write_text(json.dumps(kd))
     (m / "synthesize.json").write_text(json.dumps({"records": 5, "new_tokens": 50, "projection": {
         "problems": 6000000, "gpu_hours": 300.0, "gpu_tokens_per_s": 2500}}))
-    (m / "filter.json").write_text(json.dumps({"kept": 1}))
-    benches = {"gsm8k": ["nl", "tool"], "aqua": ["nl"]}
-    paper = ROOT / "templates" / "eval" / "paper_results.json"
-    write_report(m, paper, benches, tmp_path / "r1")
-    write_report(m, paper, benches, tmp_path / "r2")
-    for f in ("summary.json", "results.md", "accuracy.csv", "accuracy.png"):
+    by_kind = {"nl": {"input": 4, "kept": 1, "keep_rate": 0.25, "dropped_by_reason": {"truncated": 3}},
+               "tool": {"input": 1, "kept": 0, "keep_rate": 0.0, "dropped_by_reason": {"code_error": 1}}}
+    (m / "filter.json").write_text(json.dumps({"input": 5, "kept": 1, "keep_rate": 0.2, "by_kind": by_kind,
+                                               "dropped_by_reason": {"truncated": 3, "code_error": 1, "empty": 0}}))
+    (m / "filter_init.json").write_text(json.dumps({"input": 5, "kept": 0, "keep_rate": 0.0, "by_kind": {
+        "nl": {"input": 4, "kept": 0, "keep_rate": 0.0, "dropped_by_reason": {"missing_problem": 4}},
+        "tool": {"input": 1, "kept": 0, "keep_rate": 0.0, "dropped_by_reason": {"no_code": 1}}}}))
+    (m / "pretrain.json").write_text(json.dumps({"steps": 3, "tokens_seen": 1200, "final_loss": 2.5,
+                                                 "used_records": 6, "synthetic_records": 1, "supplement_records": 9}))
+    raw = params(benchmarks={"gsm8k": ["nl", "tool"], "aqua": ["nl"]}, base_benchmarks=[])
+    if with_base:
+        raw["eval"].update(benchmarks={"gsm8k": ["nl", "tool", "loss"], "aqua": ["nl"]}, base_benchmarks=["gsm8k"])
+        gsm = json.loads((m / "eval" / "gsm8k.json").read_text())
+        gsm["loss"] = {"mean_nll": 1.5, "ci95": [1.2, 1.8], "items": 2, "total": 2}
+        (m / "eval" / "gsm8k.json").write_text(json.dumps(gsm))
+        (m / "eval_base").mkdir()
+        (m / "eval_base" / "gsm8k.json").write_text(json.dumps({
+            "benchmark": "gsm8k", "items": 2, "nl": {"correct": 0, "total": 2, "invalid": 2},
+            "tool": {"correct": 0, "total": 2, "invalid": 2}, "loss": {"mean_nll": 3.25, "ci95": [3.0, 3.5], "items": 2}}))
+        for folder, correct, nll in (("eval", [True, False], [1.0, 2.0]), ("eval_base", [False, False], [3.0, 3.5])):
+            (tmp_path / folder / "gsm8k").mkdir(parents=True, exist_ok=True)
+            out = [{"idx": r["_idx"], "setting": s, "correct": c, "prediction": "The answer is 1." if c else "x",
+                    "extracted": "1" if c else None, "gold": "18", "cut_off": False}
+                   for s in ("nl", "tool") for r, c in zip(rows["gsm8k"], correct)]
+            out += [{"idx": r["_idx"], "setting": "loss", "nll": v} for r, v in zip(rows["gsm8k"], nll)]
+            (tmp_path / folder / "gsm8k" / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in out))
+    return m, validate_params(raw, "test")
+
+
+def build_report(tmp_path, m, p, name: str):
+    base = tmp_path / "eval_base" if p.eval.base_benchmarks else None
+    return write_report(m, ROOT / "templates" / "eval" / "paper_results.json", p, tmp_path / name, tmp_path / "eval",
+                        base, ROOT / "templates" / "report" / "report.html.j2", ROOT)
+
+
+def test_report_is_deterministic_and_complete(tmp_path):
+    m, p = report_fixture(tmp_path)
+    build_report(tmp_path, m, p, "r1")
+    build_report(tmp_path, m, p, "r2")
+    for f in ("summary.json", "results.md", "accuracy.csv", "accuracy.png", "report.html"):
         assert (tmp_path / "r1" / f).read_bytes() == (tmp_path / "r2" / f).read_bytes(), f
     md = (tmp_path / "r1" / "results.md").read_text()
     assert "Base model vs trained" not in md and "Held-out loss" not in md  # nothing configured, nothing shown
-    assert "| gsm8k | NL | 1 / 2 | 50.0 [9.5, 90.5] | 0 (0) | 88.6 |" in md
-    assert "| gsm8k | tool | 2 / 2 | 100.0 [34.2, 100.0] | 0 (0) |  |" in md
-    assert "| aqua | NL | 1 / 2 | 50.0 [9.5, 90.5] | 0 (0) | 65.4 |" in md
+    assert "| gsm8k | NL | 1 / 2 | 50.0 [9.5, 90.5] | 1 (1) |  | 88.6 |" in md
+    assert "| gsm8k | tool | 2 / 2 | 100.0 [34.2, 100.0] | 0 (0) |  |  |" in md
+    assert "| aqua | NL | 1 / 2 | 50.0 [9.5, 90.5] | 1 (1) |  | 65.4 |" in md
     assert "20 calls" in md and "$3.00" in md
-    assert (tmp_path / "r1" / "report.html").read_text().count("<img") == 1
+    assert "| nl | init model (before KD) | 0 / 4 | 0.0 [0.0, 49.0] | missing_problem 4 |" in md
+    assert "| nl | KD-trained synthesizer | 1 / 4 | 25.0 [4.6, 69.9] | truncated 3 |" in md
+    page = (tmp_path / "r1" / "report.html").read_text()
+    summary = json.loads((tmp_path / "r1" / "summary.json").read_text())
+    # what was run, up top
+    assert "<h1>jiuzhang report: smoke profile</h1>" in page and "tiny stand-ins" in page
+    assert summary["run"]["profile"] == "smoke" and len(summary["run"]["code_commit"]) == 40
+    assert "OFFLINE TEACHER (stand-in)" in page and "workspace (no DVC experiment)" in page
+    # real tables (no <pre> dump of Markdown), one chart (no held-out loss here), escaped model output
+    assert "<pre>|" not in page and page.count("<table>") >= 5 and page.count("<img") == 1
+    assert "Step 1 &lt;b&gt;gsm8k&lt;/b&gt;" in page and "<b>gsm8k</b>" not in page
+    assert "(empty output: the model ended at once)" in page and "wrong</span> (cut off)" in page
+    # teacher cost: actual next to what jiuzhang plan predicts for this profile
+    planned = summary["costs"]["teacher"]["planned"]["rounds"]
+    assert planned["kd_initial"]["calls"] == p.kd.initial.n and planned["kd_boost"]["calls"] == p.kd.boost.n
+    assert [s["benchmark"] for s in summary["samples"]] == ["gsm8k", "gsm8k", "aqua", "aqua"]
+    assert summary["samples"][0]["question"].startswith("Janet")
 
-    # with the held-out loss and the base model on gsm8k: both tables, from the per-item predictions
-    gsm = json.loads((m / "eval" / "gsm8k.json").read_text())
-    gsm["loss"] = {"mean_nll": 1.5, "ci95": [1.2, 1.8], "items": 2, "total": 2}
-    (m / "eval" / "gsm8k.json").write_text(json.dumps(gsm))
-    for folder, correct, nll in (("eval", [True, False], [1.0, 2.0]), ("eval_base", [False, False], [3.0, 3.5])):
-        (tmp_path / folder / "gsm8k").mkdir(parents=True)
-        rows = [{"idx": i, "setting": "nl", "correct": c} for i, c in enumerate(correct)]
-        rows += [{"idx": i, "setting": "tool", "correct": c} for i, c in enumerate(correct)]
-        rows += [{"idx": i, "setting": "loss", "nll": v} for i, v in enumerate(nll)]
-        (tmp_path / folder / "gsm8k" / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    benches["gsm8k"] = ["nl", "tool", "loss"]
-    write_report(m, paper, benches, tmp_path / "r4", ["gsm8k"], tmp_path / "eval", tmp_path / "eval_base")
+
+def test_report_shows_base_vs_trained_and_the_heldout_loss(tmp_path):
+    m, p = report_fixture(tmp_path, with_base=True)
+    build_report(tmp_path, m, p, "r4")
     md = (tmp_path / "r4" / "results.md").read_text()
     assert "| gsm8k | 2 | 1.500 [1.200, 1.800] |" in md
     assert "| gsm8k | NL accuracy | 2 | 0.0 | 50.0 | +50.0 [+0.0, +100.0] |" in md
     assert "| gsm8k | held-out loss | 2 | 3.250 | 1.500 | -1.750 [-2.000, -1.500] |" in md
+    assert "| gsm8k | NL | 1 / 2 | 50.0 [9.5, 90.5] | 1 (1) | 0.0 (0 / 2) | 88.6 |" in md
     summary = json.loads((tmp_path / "r4" / "summary.json").read_text())
     assert [c["setting"] for c in summary["base_vs_trained"]] == ["nl", "tool", "loss"]
+    page = (tmp_path / "r4" / "report.html").read_text()
+    assert page.count("<img") == 2 and '<span class="ok">better</span>' in page  # the loss interval excludes 0
+    assert [x["model"] for x in summary["samples"][0]["models"]] == ["base", "trained"]
 
     (m / "eval" / "aqua.json").unlink()
     with pytest.raises(Exception, match="aqua.json: missing"):
-        write_report(m, paper, benches, tmp_path / "r3")
+        build_report(tmp_path, m, p, "r3")

@@ -107,3 +107,39 @@ def test_base_vs_trained_comparison_pairs_items(tmp_path):
     assert rows["nl"]["base"] == pytest.approx(100 / 6, abs=1e-3) and rows["nl"]["trained"] == 50.0
     assert rows["nl"]["diff"] == pytest.approx(100 * 2 / 6, abs=1e-3) and rows["nl"]["items"] == 6
     assert rows["loss"]["diff"] == pytest.approx(-1.0) and rows["loss"]["diff_ci95"] == [-1.0, -1.0]
+
+
+def test_loss_limit_scores_more_items_than_generation_and_counts_them(tiny):
+    """eval.loss_limit: the cheap loss setting takes its own item count; generation keeps eval.limit."""
+    from jiuzhang.config.evaluation import EvalConfig
+    from jiuzhang.evaluation.evaluator import evaluate
+    from jiuzhang.evaluation.runner import build_eval_engine
+    from jiuzhang.config.loader import validate_params
+
+    from conftest import tiny_params
+
+    folder, _, _ = tiny
+    raw = tiny_params({"x": "unused.jsonl"})
+    raw["eval"].update({"benchmarks": {"svamp": ["nl", "loss"]}, "base_benchmarks": [], "limit": 3, "loss_limit": 7,
+                        "max_new_tokens": 4})
+    p = validate_params(raw, "test")
+    cfg: EvalConfig = p.eval
+    assert (cfg.limit_for("svamp", "nl"), cfg.limit_for("svamp", "loss"), cfg.limit_for("svamp")) == (3, 7, 7)
+    rows = load_rows(SHARED / "benchmarks", "svamp", cfg.limit_for("svamp"))
+    preds, metrics = evaluate(TASKS["svamp"], rows, ("nl", "loss"), build_eval_engine(p, str(folder), None, None, None),
+                              cfg)
+    assert metrics["nl"]["total"] == 3 and metrics["loss"]["items"] == 7
+    assert sum(p["setting"] == "nl" for p in preds) == 3 and sum(p["setting"] == "loss" for p in preds) == 7
+
+
+def test_chat_template_needs_a_model_that_has_one(tiny):
+    from jiuzhang.common.io import InputDataError
+    from jiuzhang.config.loader import validate_params
+    from jiuzhang.synthesis.engine import HFEngine
+
+    from conftest import tiny_params
+
+    folder, _, _ = tiny
+    p = validate_params(tiny_params({"x": "unused.jsonl"}), "test")
+    with pytest.raises(InputDataError, match="eval.chat_template: true, but .* has no chat template"):
+        HFEngine(folder, p.synthesize, chat_template=True)

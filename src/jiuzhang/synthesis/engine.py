@@ -11,6 +11,7 @@ and handle a prompt that does not fit the context the same way (``on_overlong``)
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,9 +189,8 @@ class VllmEngine:
     _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
                       "GROUP_RANK", "ROLE_RANK", "TORCHELASTIC_RUN_ID", "GROUP_WORLD_SIZE", "ROLE_WORLD_SIZE")
 
-    def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0):
+    def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0, revision: str | None = None):
         import os
-        import subprocess
 
         from transformers import AutoTokenizer
 
@@ -203,15 +203,15 @@ class VllmEngine:
         if cfg.vllm.cpu_kv_cache_gib is not None:
             env["VLLM_CPU_KVCACHE_SPACE"] = f"{cfg.vllm.cpu_kv_cache_gib:g}"
         env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), revision=revision)
         self.proc = subprocess.Popen([python, str(Path(__file__).with_name("vllm_worker.py"))], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sys.stderr, text=True,
                                      encoding="utf-8")
-        settings = {"model": str(model_dir), "dtype": "bfloat16" if cfg.dtype == "bf16" else "float32",
+        settings = {"model": str(model_dir), "revision": revision, "dtype": "bfloat16" if cfg.dtype == "bf16" else "float32",
                     "seed": cfg.seed, "max_model_len": cfg.vllm.max_model_len,
                     "tensor_parallel_size": cfg.vllm.tensor_parallel_size,
                     "gpu_memory_utilization": cfg.vllm.gpu_memory_utilization,
-                    "enforce_eager": cfg.vllm.enforce_eager}
+                    "enforce_eager": cfg.vllm.enforce_eager, "chunked_prefill": cfg.vllm.chunked_prefill}
         ready = self._call(settings, timeout_s=cfg.vllm.start_timeout_s, what="load the model")
         self.context = int(ready["max_model_len"])
         self.version = ready["vllm"]
@@ -279,8 +279,6 @@ class VllmEngine:
 
     def close(self) -> None:
         """End the worker (end of input), and kill it if it does not leave within 60 s."""
-        import subprocess
-
         if self.proc.poll() is None and sys.meta_path is not None:  # not at interpreter shutdown
             try:
                 self.proc.stdin.close()
@@ -294,8 +292,11 @@ class VllmEngine:
             self.close()
 
 
-def build_engine(model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0):
-    if not (Path(model_dir) / "config.json").is_file():
+def build_engine(model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0, revision: str | None = None):
+    """The engine ``synthesize.engine`` names; ``model_dir`` is a model folder, or a hub id with ``revision``."""
+    if revision is None and not (Path(model_dir) / "config.json").is_file():
         raise InputDataError(f"{model_dir}: not a model folder (no config.json); run the stage that writes it "
                              f"(dvc repro synthesizer)")
-    return (VllmEngine if cfg.engine == "vllm" else HFEngine)(model_dir, cfg, local_rank)
+    if cfg.engine == "vllm":
+        return VllmEngine(model_dir, cfg, local_rank, revision)
+    return HFEngine(model_dir, cfg, local_rank, revision)

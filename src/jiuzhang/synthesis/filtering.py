@@ -41,6 +41,17 @@ class FilterReport:
     dropped: dict[str, int] = field(default_factory=lambda: {r: 0 for r in REASONS})
     overlap_by_benchmark: dict[str, int] = field(default_factory=dict)
     executions: dict[str, int] = field(default_factory=dict)
+    # kind -> {"input", "kept", "keep_rate", "dropped_by_reason" (non-zero reasons only)}: a keep rate per kind
+    by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def count(self, kind: str, reason: str | None) -> None:
+        k = self.by_kind.setdefault(kind, {"input": 0, "kept": 0, "keep_rate": 0.0, "dropped_by_reason": {}})
+        k["input"] += 1
+        if reason is None:
+            k["kept"] += 1
+        else:
+            k["dropped_by_reason"][reason] = k["dropped_by_reason"].get(reason, 0) + 1
+        k["keep_rate"] = round(k["kept"] / k["input"], 6)
 
 
 Runner = Callable[[str], Execution]
@@ -121,6 +132,7 @@ class RecordFilter:
                     if not ok:
                         c.reason = reason
                         break
+            self.report.count(c.row["kind"], c.reason)
             if c.reason is None:
                 kept.append({"id": c.row["id"], "kind": c.row["kind"], "level": c.row["level"],
                              **to_record(c.problem, c.solution, c.row["kind"])})

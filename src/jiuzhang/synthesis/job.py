@@ -35,22 +35,24 @@ def row(r: Request, g: Generation) -> dict[str, Any]:
             "truncated_prompt": g.truncated_prompt}
 
 
-def identity(cfg: SynthesizeConfig, model_dir: Path) -> dict[str, Any]:
+def identity(cfg: SynthesizeConfig, model_dir: Path | str, revision: str | None = None) -> dict[str, Any]:
     """Everything that decides the generated text; part of every shard's fingerprint."""
-    return {"version": GENERATOR_VERSION, "model": folder_sha256(model_dir), "engine": cfg.engine,
+    model = folder_sha256(Path(model_dir)) if Path(model_dir).is_dir() else f"{model_dir}@{revision}"  # hub id
+    return {"version": GENERATOR_VERSION, "model": model, "engine": cfg.engine,
             "seed": cfg.seed, "nl": cfg.nl.model_dump(), "tool": cfg.tool.model_dump(), "dtype": cfg.dtype,
             "on_overlong": cfg.on_overlong, "batch_size": cfg.batch_size if cfg.engine == "hf" else None}
 
 
-def run_job(cfg: SynthesizeConfig, pool: list[dict[str, Any]], model_dir: Path, out_dir: Path, world: World,
-            engine_factory: Callable[[], Any], progress: bool = True, poll_s: float = 2.0) -> dict[str, Any]:
+def run_job(cfg: SynthesizeConfig, pool: list[dict[str, Any]], model_dir: Path | str, out_dir: Path, world: World,
+            engine_factory: Callable[[], Any], progress: bool = True, poll_s: float = 2.0,
+            revision: str | None = None) -> dict[str, Any]:
     """Generate this rank's shards (skipping finished ones); on the main rank, summarise all shards."""
     requests = plan_requests(pool, cfg)
     if not requests:
         raise UserError("synthesize: the prompt pool is empty; run the prompts stage first (dvc repro prompts)")
     shards = shard_requests(requests, cfg.shard_size)
     store = ShardStore(out_dir)
-    base = identity(cfg, model_dir)
+    base = identity(cfg, model_dir, revision)
     fps = [fingerprint(base, [r.id for r in s]) for s in shards]
     if world.is_main:
         store.remove_beyond(len(shards))

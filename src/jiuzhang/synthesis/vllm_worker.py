@@ -37,6 +37,14 @@ def _answer(channel, obj) -> None:
     channel.flush()
 
 
+def _prefill(settings: dict) -> dict:
+    """Unchunked prefill: a step must hold a whole prompt, so its token budget is at least the context."""
+    if settings.get("chunked_prefill") is not False:
+        return {}
+    return {"enable_chunked_prefill": False,
+            "max_num_batched_tokens": max(settings.get("max_model_len") or 0, 8192)}
+
+
 def main() -> int:
     # The protocol owns the real stdout; anything vLLM (or a C library) prints goes to stderr instead.
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
@@ -50,11 +58,13 @@ def main() -> int:
         import vllm
         from vllm import LLM, SamplingParams
 
-        llm = LLM(model=settings["model"], tokenizer=settings["model"], dtype=settings["dtype"],
+        llm = LLM(model=settings["model"], tokenizer=settings["model"], revision=settings.get("revision"),
+                  tokenizer_revision=settings.get("revision"), dtype=settings["dtype"],
                   seed=settings["seed"], max_model_len=settings["max_model_len"],
                   tensor_parallel_size=settings["tensor_parallel_size"],
                   gpu_memory_utilization=settings["gpu_memory_utilization"],
-                  enforce_eager=settings.get("enforce_eager", False))
+                  enforce_eager=settings.get("enforce_eager", False),
+                  **_prefill(settings))
         context = llm.llm_engine.model_config.max_model_len
     except Exception:  # noqa: BLE001 - the parent turns it into an error naming the setting
         _answer(channel, {"error": traceback.format_exc()})
