@@ -42,6 +42,10 @@ def test_paper_plan_follows_from_params(tmp_path):
     assert syn.device_hours == pytest.approx(6_000_000 * 450 / 2500 / 3600) == pytest.approx(300.0)
     assert syn.wall_hours == pytest.approx(300.0 / 8)
     assert "8 vLLM replicas x tensor parallel 1" in syn.launch
+    # the same prompts before KD: synthesize.init_prompts of them, same engine and rate
+    before = stages["synthesize_init"]
+    assert before.amounts["problems"] == p.synthesize.init_prompts == 1000
+    assert before.device_hours == pytest.approx(1000 * 450 / 2500 / 3600)
 
     # teacher: prompt tokens from the real templates + a full snippet; completion = expected_output_tokens
     kd = stages["kd_initial"]
@@ -135,7 +139,7 @@ def test_cli_prints_and_validates(tmp_path, monkeypatch):
     assert "synthesize  NVIDIA A100-SXM4-80GB 300.0 h (wall 37.5 h)" in res.output
     assert "teacher: 9,300 calls" in res.output
     data = json.loads(CliRunner().invoke(cli, ["plan", "--params", "configs/paper.yaml", "--json"]).stdout)
-    assert data["totals"]["teacher_calls"] == 9300 and len(data["stages"]) == 13
+    assert data["totals"]["teacher_calls"] == 9300 and len(data["stages"]) == 14
     bad = tmp_path / "bad.yaml"
     raw = yaml.safe_load(PAPER.read_text())
     raw["plan"]["mfu"] = 1.5

@@ -140,6 +140,36 @@ def test_default_store_is_sqlite_in_the_project_even_from_a_dvc_temp_workspace(t
     assert len(client.search_runs([exp.experiment_id])) == 2  # parent + stage
 
 
+def test_a_moved_project_still_finds_its_artifacts_and_logs_new_ones_in_place(tmp_path, fixture_corpus,
+                                                                             corpus_dir, write_params):
+    """MLflow keeps absolute artifact paths: after `mv proj moved`, the store in `moved` would point at the
+    old folder (unreadable artifacts, new ones written elsewhere). The first stage run after the move
+    re-points them; old runs' artifacts are then listed from the new place."""
+    import shutil
+
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | TRACKING_ON | {"MLFLOW_TRACKING_URI": ""}
+    project = tmp_path / "proj"
+    project.mkdir()
+    params = write_params(tiny_params(fixture_corpus))
+    _run_prompts(params, corpus_dir, tmp_path / "p1", env, cwd=project)
+    moved = tmp_path / "moved"
+    shutil.move(str(project), str(moved))
+    client = MlflowClient(tracking_uri=f"sqlite:///{moved / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("jiuzhang")
+    first = [r for r in client.search_runs([exp.experiment_id]) if r.info.run_name == "prompts"][0]
+    assert first.info.artifact_uri.startswith(project.resolve().as_uri())  # stale: the folder is gone
+    res = _run_prompts(params, corpus_dir, tmp_path / "p2", env, cwd=moved)
+    assert "the project moved; pointed" in res.stderr
+    client = MlflowClient(tracking_uri=f"sqlite:///{moved / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("jiuzhang")
+    assert exp.artifact_location == (moved.resolve() / "mlartifacts").as_uri()
+    runs = [r for r in client.search_runs([exp.experiment_id]) if r.info.run_name == "prompts"]
+    assert len(runs) == 2 and all(r.info.artifact_uri.startswith(moved.resolve().as_uri()) for r in runs)
+    for r in runs:  # both the old run's and the new run's provenance are readable where the project is now
+        assert "provenance.json" in [a.path for a in client.list_artifacts(r.info.run_id)]
+    assert not project.exists()
+
+
 def test_tracking_can_be_switched_off(tmp_path, fixture_corpus, corpus_dir, write_params):
     params = write_params(tiny_params(fixture_corpus, **{"tracking.enabled": False}))
     _run_prompts(params, corpus_dir, tmp_path / "p", TRACKING_ON | {"MLFLOW_TRACKING_URI": ""}, cwd=tmp_path)

@@ -360,15 +360,9 @@ def chart(summary: dict[str, Any]) -> bytes:
         ax.barh(ys, values, height, xerr=err, capsize=3, label=f"{label} (95% CI)", error_kw={"elinewidth": 0.8})
         for y, v, hi_err, text in zip(ys, values, err[1], texts):
             ax.text(v + hi_err + 0.5, y, text, va="center", fontsize=8)
-    ax.set_yticks(range(len(bars)), [b[0] for b in bars])
-    ax.invert_yaxis()
     ax.set_xlim(0, top * 1.25 + 2)
-    ax.set_xlabel("accuracy (%)")
-    ax.set_title("Accuracy per benchmark: base vs trained (the paper's numbers are in the table)")
-    fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
-    data = _png(fig)
-    plt.close(fig)
-    return data
+    return _finish(plt, fig, ax, [b[0] for b in bars], "accuracy (%)",
+                   "Accuracy per benchmark: base vs trained (the paper's numbers are in the table)")
 
 
 def loss_chart(summary: dict[str, Any]) -> bytes | None:
@@ -386,10 +380,17 @@ def loss_chart(summary: dict[str, Any]) -> bytes | None:
         ax.barh([i + (j - 0.5) * height for i, _, _ in pts], [v for _, v, _ in pts], height,
                 xerr=[[v - ci[0] for _, v, ci in pts], [ci[1] - v for _, v, ci in pts]], capsize=3,
                 label=f"{label} (95% CI)", error_kw={"elinewidth": 0.8})
-    ax.set_yticks(range(len(rows)), [f"{r['benchmark']} ({r['loss_items']} items)" for r in rows])
+    return _finish(plt, fig, ax, [f"{r['benchmark']} ({r['loss_items']} items)" for r in rows],
+                   "mean NLL per token of the gold solution (nats; lower is better)",
+                   "Held-out loss per benchmark: base vs trained")
+
+
+def _finish(plt, fig, ax, labels: list[str], xlabel: str, title: str) -> bytes:
+    """Rows top to bottom, labelled axes and title, the legend below the plot (clear of the bars)."""
+    ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
-    ax.set_xlabel("mean NLL per token of the gold solution (nats; lower is better)")
-    ax.set_title("Held-out loss per benchmark: base vs trained")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
     fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     data = _png(fig)
     plt.close(fig)

@@ -310,6 +310,8 @@ class Planner:
         stages.append(self.training("synthesizer", "synthesizer", s, p.kd.initial.n + p.kd.boost.n, kd_tokens,
                                     "KD examples"))
         stages.append(self.generation("synthesize", pool, "problems"))
+        stages.append(self.generation("synthesize_init", min(pool, p.synthesize.init_prompts),
+                                      "prompts answered by synthesizer.init (before KD)"))
         stages.append(self.filtering(pool))
         stages.append(self.pretraining())
         stages.append(self.evaluation())

@@ -55,6 +55,41 @@ def resolve_tracking(env_uri: str | None, cwd: str | Path, store: str) -> Tracki
     return TrackingTarget(f"sqlite:///{root / store}", (root / "mlartifacts").as_uri())
 
 
+def relocate_store(target: TrackingTarget) -> dict[str, int]:
+    """Point a project-local store's artifact paths at the project's current ``mlartifacts`` folder.
+
+    MLflow records absolute artifact locations (experiments, runs, logged models). After the project folder
+    is moved or copied, the store in it would still point at the old place: its artifacts would be
+    unreadable, and new runs' artifacts would land in the other folder. MLflow has no API to change an
+    experiment's artifact location, so the SQLite file (the project's own store, ``tracking.store``) is
+    rewritten: every ``artifact_location``/``artifact_uri`` under the old ``.../mlartifacts`` gets the new
+    prefix. Remote stores (``MLFLOW_TRACKING_URI``) are never touched. Returns rows changed per table.
+    """
+    import sqlite3
+
+    if target.artifact_root is None or not target.uri.startswith("sqlite:///"):
+        return {}
+    db = Path(target.uri[len("sqlite:///"):])
+    if not db.is_file():
+        return {}
+    new = target.artifact_root.rstrip("/")
+    changed: dict[str, int] = {}
+    with sqlite3.connect(db) as con:
+        columns = [(t, c) for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                   for (_, c, *_) in con.execute(f'PRAGMA table_info("{t}")')
+                   if c in ("artifact_location", "artifact_uri")]
+        olds = {row[0].split("/mlartifacts", 1)[0] + "/mlartifacts"
+                for t, c in columns for row in con.execute(f'SELECT "{c}" FROM "{t}" WHERE "{c}" LIKE ?',
+                                                           ("file://%/mlartifacts%",))}
+        for old in sorted(olds - {new}):
+            for t, c in columns:
+                cur = con.execute(f'UPDATE "{t}" SET "{c}" = ? || substr("{c}", ?) WHERE "{c}" = ? OR "{c}" LIKE ?',
+                                  (new, len(old) + 1, old, old + "/%"))
+                if cur.rowcount:
+                    changed[t] = changed.get(t, 0) + cur.rowcount
+    return changed
+
+
 # Sections that never change an output: two runs differing only there are the same pipeline.
 NOT_PIPELINE = ("tracking", "plan")
 
@@ -171,6 +206,12 @@ def stage_run(target: TrackingTarget | None, experiment: str, stage: str, params
         return
     from mlflow.tracking import MlflowClient
 
+    moved = relocate_store(target)
+    if moved:
+        import sys
+
+        print(f"tracking: the project moved; pointed {sum(moved.values())} artifact path(s) of {target.uri} at "
+              f"{target.artifact_root}", file=sys.stderr)
     client = MlflowClient(tracking_uri=target.uri)
     exp = client.get_experiment_by_name(experiment)
     experiment_id = (exp.experiment_id if exp is not None
