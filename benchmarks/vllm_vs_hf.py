@@ -48,6 +48,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--vllm-python", default=str(ROOT / ".venv-vllm" / "bin" / "python"))
+    ap.add_argument("--reserved-cores", type=int, nargs="*", default=[None],
+                    help="vLLM runs, one per value of synthesize.vllm.cpu_reserved_cores (e.g. 1 0)")
     args = ap.parse_args()
 
     p = load_params(ROOT / "configs" / "mini.yaml")
@@ -55,7 +57,7 @@ def main() -> None:
     cfg = p.synthesize.model_copy(update={
         "batch_size": args.batch_size, "shard_size": max(args.prompts, args.batch_size), "max_prompts": args.prompts,
         "device": "cpu", "threads": args.threads, "nl": greedy, "tool": greedy, "dtype": "fp32",
-        "vllm": p.synthesize.vllm.model_copy(update={"python": args.vllm_python})})
+        "vllm": p.synthesize.vllm.model_copy(update={"python": args.vllm_python, "cpu_reserved_cores": None})})
     requests = plan_requests(load_pool(Path(args.prompts_dir)), cfg)
 
     hf = HFEngine(args.model, cfg)
@@ -63,25 +65,28 @@ def main() -> None:
     t_hf, n_hf, texts_hf = timed(hf, requests)
     del hf
 
-    started = time.perf_counter()
-    vllm = VllmEngine(args.model, cfg)
-    t_start = time.perf_counter() - started
-    vllm.generate(requests[:2])
-    t_vllm, n_vllm, texts_vllm = timed(vllm, requests)
-    vllm.close()
-
-    same = sum(texts_hf[k] == texts_vllm.get(k) for k in texts_hf)
+    runs = {}
+    for reserved in args.reserved_cores:
+        c = cfg.model_copy(update={"vllm": cfg.vllm.model_copy(update={"cpu_reserved_cores": reserved})})
+        started = time.perf_counter()
+        vllm = VllmEngine(args.model, c)
+        t_start = time.perf_counter() - started
+        vllm.generate(requests[:2])
+        t_vllm, n_vllm, texts_vllm = timed(vllm, requests)
+        vllm.close()
+        same = sum(texts_hf[k] == texts_vllm.get(k) for k in texts_hf)
+        runs[f"vllm (cpu_reserved_cores={reserved})"] = {
+            "seconds": round(t_vllm, 2), "records_per_s": round(len(requests) / t_vllm, 3),
+            "tokens_per_s": round(n_vllm / t_vllm, 1), "new_tokens": n_vllm, "startup_s": round(t_start, 1),
+            "version": vllm.version, "identical_texts_to_hf": f"{same}/{len(texts_hf)}",
+            "ratio_tokens_per_s_vs_hf": round((n_vllm / t_vllm) / (n_hf / t_hf), 2),
+            "ratio_records_per_s_vs_hf": round(t_hf / t_vllm, 2)}
     result = {
         "device": f"cpu ({platform.processor() or platform.machine()}, {args.threads} threads)",
         "model": args.model, "prompts": len(requests), "max_new_tokens": args.max_new_tokens,
         "hf": {"seconds": round(t_hf, 2), "records_per_s": round(len(requests) / t_hf, 3),
                "tokens_per_s": round(n_hf / t_hf, 1), "new_tokens": n_hf, "batch_size": args.batch_size},
-        "vllm": {"seconds": round(t_vllm, 2), "records_per_s": round(len(requests) / t_vllm, 3),
-                 "tokens_per_s": round(n_vllm / t_vllm, 1), "new_tokens": n_vllm, "startup_s": round(t_start, 1),
-                 "version": vllm.version},
-        "ratio_tokens_per_s": round((n_vllm / t_vllm) / (n_hf / t_hf), 2),
-        "ratio_records_per_s": round(t_hf / t_vllm, 2),
-        "identical_texts": f"{same}/{len(texts_hf)}",
+        **runs,
         "torch": torch.__version__,
     }
     print(json.dumps(result, indent=2))

@@ -26,6 +26,9 @@ def row(name: str, idx: int) -> dict:
     ("first \\boxed{1} then \\boxed{2}", "2"),
     ("\\boxed 5.", "5"),
     ("She pays 3 + 4 = 7 dollars.\n#### 7", "7"),
+    ("#### Step 1: Calculate the total\nShe pays 3 + 4 = 7 dollars.\n#### 7", "7"),
+    ("#### Step 6: Calculate the Total Cost\n1. Edward spent", "1"),  # the heading is not the answer
+    ("#### $18", "$18"),
     ("Thus the answer is $12$.", "12"),
     ("The final answer is: 3/4", "3/4"),
     ("We get $x = 2$ and then $y = x + 1 = 3$", "3"),

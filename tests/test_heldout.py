@@ -40,7 +40,9 @@ def test_gold_targets_are_solutions_or_answer_statements():
     target = gold_target(gsm, row)
     assert "<<" not in target and "#### 18" in target  # calculator notes removed, the answer kept
     srow = load_rows(SHARED / "benchmarks", "svamp", 1)[0]
-    assert gold_target(svamp, srow) == f"The answer is {svamp.gold(srow)}."
+    assert gold_target(svamp, srow) == "( 290.0 / 2.0 ) = 145. The answer is 145."  # its gold equation
+    mrow = load_rows(SHARED / "benchmarks", "mawps", 1)[0]
+    assert gold_target(TASKS["mawps"], mrow) == "The answer is 43."  # no worked solution in the file
 
 
 def test_heldout_nll_is_the_training_loss_and_does_not_depend_on_the_batch(tiny):

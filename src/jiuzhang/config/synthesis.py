@@ -35,6 +35,9 @@ class VllmConfig(Section):
     cpu_kv_cache_gib: float | None = Field(None, gt=0, description="KV-cache memory on a CPU (vLLM's "
                                            "VLLM_CPU_KVCACHE_SPACE); null = vLLM's default, which takes most of "
                                            "the free memory. Ignored on GPU.")
+    cpu_reserved_cores: int | None = Field(None, ge=0, description="CPU cores vLLM keeps for its scheduler "
+                                           "process (VLLM_CPU_NUM_OF_RESERVED_CPU); null = vLLM's default (one), "
+                                           "which on a 2-core machine leaves one core to compute. Ignored on GPU.")
     start_timeout_s: float = Field(1800, gt=0, description="How long to wait for the worker to load the model.")
 
 

@@ -33,6 +33,7 @@ _CONCLUSION = re.compile(r"(?:^|(?<=[.!\n]))\s*(?:so|thus|therefore|hence|in tot
 # A number that is part of an expression: operators, LaTeX commands and braces around digits.
 _EXPRESSION = re.compile(r"(?:\\[A-Za-z]+|[{}()^_+*/\d.,]|-|\s(?=[-+*/\\\d{(]))+")
 _GSM8K = re.compile(r"####\s*(.+?)\s*$", re.MULTILINE)
+_HEADING = re.compile(r"[A-Za-z]{3,}\b(?![}])")  # a word of 3+ letters first: heading text, not an answer
 _MATH_SEG = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 
 
@@ -86,9 +87,10 @@ def stated_answer(text: str) -> str | None:
     boxed = last_boxed(text)
     if boxed:
         return boxed
-    m = list(_GSM8K.finditer(text))
-    if m:
-        return m[-1].group(1).strip()
+    # GSM8K's "#### 72"; a Markdown heading ("#### Step 1: Add", "#### Solution") is not an answer
+    marks = [m.group(1).strip() for m in _GSM8K.finditer(text) if not _HEADING.match(m.group(1))]
+    if marks:
+        return marks[-1]
     for pattern in (_ANSWER_IS, _ANSWER_COLON):  # "Final Answer: The final answer is X" states X
         for m in reversed(list(pattern.finditer(text))):
             ans = _statement_value(m.group(1))

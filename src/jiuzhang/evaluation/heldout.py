@@ -10,8 +10,10 @@ the left (keeping ``<bos>`` and the question's end, as generation does) so the w
 target that alone fills the context is left unscored (counted in the metrics).
 
 The target is the item's worked gold solution where the test file has one (GSM8K, MATH, MATH-500, ...;
-GSM8K's ``<<48/2=24>>`` calculator notes removed), else the answer statement "The answer is {gold}."
-(SVAMP, MAWPS, ASDiv, ...).
+GSM8K's ``<<48/2=24>>`` calculator notes removed; SVAMP: its gold equation, "( 30.0 - 11.0 ) = 19. The answer
+is 19."), else the answer statement "The answer is {gold}." (MAWPS, ASDiv, ...). A bare answer statement
+mostly measures how readily a model states an answer at once: a model trained to write worked solutions
+can score worse on it while its reasoning improved, so read those rows with that in mind.
 """
 
 from __future__ import annotations

@@ -289,7 +289,8 @@ def markdown(summary: dict[str, Any]) -> str:
                          f"{c['diff_ci95'][1]:+.{digits}f}] |")
     k = summary.get("keep_rates")
     if k:
-        lines += ["", f"Filter keep rate on the same {k['init_prompts']} prompts, before and after KD:", "",
+        lines += ["", f"Filter keep rate before KD (the init model on the first {k['init_prompts']} prompts of the "
+                  f"sample) and after KD (the trained synthesizer on all {k['synthesize_prompts']}, those included):", "",
                   "| kind | model | kept / generated | keep rate % [95% CI] | main drop reasons |", "|---|---|---:|---:|---|"]
         for r in k["rows"]:
             rate = "" if r["keep_rate"] is None else f"{r['keep_rate']:.1f} [{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}]"

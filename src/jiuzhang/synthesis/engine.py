@@ -202,6 +202,8 @@ class VllmEngine:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(local_rank * tp + i) for i in range(tp))
         if cfg.vllm.cpu_kv_cache_gib is not None:
             env["VLLM_CPU_KVCACHE_SPACE"] = f"{cfg.vllm.cpu_kv_cache_gib:g}"
+        if cfg.vllm.cpu_reserved_cores is not None:
+            env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(cfg.vllm.cpu_reserved_cores)
         env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir), revision=revision)
         self.proc = subprocess.Popen([python, str(Path(__file__).with_name("vllm_worker.py"))], env=env,
