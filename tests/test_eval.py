@@ -224,6 +224,8 @@ def test_report_shows_base_vs_trained_and_the_heldout_loss(tmp_path):
     assert [c["setting"] for c in summary["base_vs_trained"]] == ["nl", "tool", "loss"]
     page = (tmp_path / "r4" / "report.html").read_text()
     assert page.count("<img") == 2 and '<span class="ok">better</span>' in page  # the loss interval excludes 0
+    assert "built-in method" not in page and "Undefined" not in page  # every cell a value (Jinja: c["items"])
+    assert '<td class="n">2</td><td class="n">3.250</td><td class="n">1.500</td>' in page
     assert [x["model"] for x in summary["samples"][0]["models"]] == ["base", "trained"]
 
     (m / "eval" / "aqua.json").unlink()
