@@ -184,8 +184,6 @@ def planned_costs(params: Params, root: Path) -> dict[str, Any]:
 
 def collect(metrics_dir: Path, params: Params, paper: dict[str, Any], eval_dir: Path, base_dir: Path | None,
             root: Path = Path(".")) -> dict[str, Any]:
-    from jiuzhang.common.provenance import code_commit
-
     e = params.eval
     published = paper_numbers(paper)
     rows = benchmark_rows(metrics_dir, e.benchmarks, published, e.base_benchmarks)
@@ -204,9 +202,10 @@ def collect(metrics_dir: Path, params: Params, paper: dict[str, Any], eval_dir: 
                      for r, k in kd.items()}
     init = params.synthesizer.init
     pre = training.get("pretrain", {})
-    commit = code_commit(root)
-    run = {"profile": params.profile, "code_commit": commit["commit"], "uncommitted": commit["uncommitted"],
-           "experiment": os.environ.get("DVC_EXP_NAME") or "workspace (no DVC experiment)",
+    # No git commit here: the page is a DVC output and must follow from its declared deps alone (a commit
+    # hash changes with every later commit: a fresh clone's rerun would differ). The commit of each stage
+    # run is in its MLflow provenance.json.
+    run = {"profile": params.profile, "experiment": os.environ.get("DVC_EXP_NAME") or "workspace (no DVC experiment)",
            "models": {"base": _describe_base(params, base),
                       "synthesizer_init": init.path or f"{init.model_id}@{init.revision}",
                       "teacher": teacher.get("label") or teacher.get("model") or params.teacher.model}}
@@ -253,7 +252,7 @@ SETTING_NAMES = {"nl": "NL", "tool": "tool"}
 
 def markdown(summary: dict[str, Any]) -> str:
     r0 = summary["run"]
-    lines = [f"Profile **{r0['profile']}**, code commit {r0['code_commit'] or 'unknown'}, {r0['experiment']}.", "",
+    lines = [f"Profile **{r0['profile']}**, {r0['experiment']}.", "",
              f"| benchmark | setting | correct / items | accuracy % [95% CI] | no answer (cut off) | base model % | "
              f"{summary['paper_model']} NL, paper |", "|---|---|---:|---:|---:|---:|---:|"]
     for r in summary["benchmarks"]:
