@@ -34,20 +34,24 @@ def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoin
       jiuzhang pretrain --init models/base --synthetic data/synthetic/clean --out models/jiuzhang \\
           --checkpoints .cache/checkpoints/pretrain --metrics metrics/pretrain.json
     """
-    from jiuzhang.training.records import load_examples
-    from jiuzhang.training.runner import run_training, shuffled
+    from jiuzhang.training.records import load_examples, pretrain_mix
+    from jiuzhang.training.runner import run_training
 
     def work(p, run):
         cfg = p.pretrain.train
         synthetic_examples = load_examples(synthetic, "input", "output", allow_empty=bool(p.pretrain.supplement))
         supplement = load_examples(p.pretrain.supplement, "input", "output") if p.pretrain.supplement else []
-        examples = shuffled(synthetic_examples + supplement, cfg.seed_data)[:p.pretrain.max_records]
+        mixed, synthetic_used = pretrain_mix(synthetic_examples, supplement, cfg.seed_data,
+                                             p.pretrain.supplement_max_records, p.pretrain.max_records)
+        examples = list(mixed)
         if p.pretrain.sft_tail:
             examples += load_examples(p.pretrain.sft_tail, "input", "output")
         counts = {"synthetic_records": len(synthetic_examples), "supplement_records": len(supplement),
+                  "synthetic_used": synthetic_used, "supplement_used": len(mixed) - synthetic_used,
                   "used_records": len(examples)}
         click.echo(f"pretrain: {len(synthetic_examples)} synthetic records + {len(supplement)} supplement records "
-                   f"-> {len(examples)} used", err=True)
+                   f"-> {len(mixed)} mixed ({synthetic_used} synthetic), {len(examples)} used with the SFT tail",
+                   err=True)
         return counts | train_and_report(run, "pretrain", lambda on_log: run_training(
             ModelSource(path=init_dir), examples, cfg, Path(out), Path(checkpoints), world(), on_log,
             shuffle=False), loss_path)

@@ -102,6 +102,10 @@ class PretrainConfig(Section):
                                    "the synthetic set before the shuffle. Smoke profile only: the paper's released "
                                    "sample of its synthetic data, because a tiny synthesizer's output rarely survives "
                                    "the filter. Paper: null.")
+    supplement_max_records: int | None = Field(None, ge=0, description="Take at most this many supplement records "
+                                               "(a seeded sample, pretrain.train.seed_data) so that our own kept "
+                                               "records are not drowned out: 48 kept records shuffled with the "
+                                               "1,000-record sample and cut to 64 leave ~3 of ours. null = all.")
     sft_tail: str | None = Field(None, description="JSONL/Parquet of {input, output} records read last, in order.")
     max_records: int | None = Field(None, ge=1, description="Use at most this many synthetic records (after the "
                                     "seeded shuffle; smoke profile only, null = all).")

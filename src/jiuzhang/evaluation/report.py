@@ -214,6 +214,8 @@ def collect(metrics_dir: Path, params: Params, paper: dict[str, Any], eval_dir: 
                "kept": filt["kept"], "pretrain_records": pre.get("used_records"),
                "pretrain_synthetic_available": pre.get("synthetic_records"),
                "pretrain_supplement_available": pre.get("supplement_records"),
+               "pretrain_synthetic_used": pre.get("synthetic_used"),
+               "pretrain_supplement_used": pre.get("supplement_used"),
                "pretrain_tokens": pre.get("tokens_seen")}
     costs = {
         "teacher": {"label": run["models"]["teacher"], "actual": actual_rounds, "planned": planned,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -41,3 +42,20 @@ def load_examples(path: str | Path, prompt_field: str, target_field: str, allow_
     if not examples and not allow_empty:
         raise InputDataError(f"{path}: the training set is empty; the stage that writes it produced no records")
     return examples
+
+
+def pretrain_mix(synthetic: list[Example], supplement: list[Example], seed: int, supplement_max: int | None,
+                 max_records: int | None) -> tuple[list[Example], int]:
+    """The pre-training records before any SFT tail, and how many of them are our own synthetic records.
+
+    The supplement is sampled *before* the mix so that our own records keep their share whatever the
+    supplement's size (shuffling 48 kept records into a 1,000-row sample and cutting to 64 leaves ~3 of ours).
+    """
+    rng_supplement, rng_mix = random.Random(seed), random.Random(seed)
+    supplement = list(supplement)
+    rng_supplement.shuffle(supplement)
+    mixed = list(synthetic) + supplement[:supplement_max]
+    rng_mix.shuffle(mixed)
+    mixed = mixed[:max_records]
+    own = {id(e) for e in synthetic}
+    return mixed, sum(1 for e in mixed if id(e) in own)

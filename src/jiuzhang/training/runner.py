@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +103,3 @@ def run_training(source: ModelSource, examples: list[Example], cfg: TrainConfig,
         "timing": {"seconds": round(result.seconds, 2), "resumed_from_step": result.resumed_from,
                    "tokens_per_s": round(result.tokens / max(result.seconds, 1e-9), 1)},
     }
-
-
-def shuffled(examples: list[Example], seed: int) -> list[Example]:
-    out = list(examples)
-    random.Random(seed).shuffle(out)
-    return out
