@@ -4,12 +4,14 @@ OpenAI-compatible endpoint on loopback, the `grade` contract, and the report."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import pytest
 
 from jiuzhang.config.loader import validate_params
 from jiuzhang.evaluation.evaluator import evaluate
+from jiuzhang.evaluation.toolloop import LIMIT_MARKER, capped, cumulative_program
 from jiuzhang.evaluation.report import write_report
 from jiuzhang.evaluation.tasks import TASKS, load_rows
 from jiuzhang.synthesis.engine import Generation
@@ -57,6 +59,43 @@ def test_tool_loop_stops_after_the_round_limit():
     engine = ScriptedEngine(["```python\nprint(1)\n```"])  # writes code forever
     preds, metrics = evaluate(TASKS["gsm8k"], load_rows(SHARED / "benchmarks", "gsm8k", 1), ("tool",), engine, cfg)
     assert preds[0]["prediction"].count("```output") == 2 and metrics["tool"]["executions"] == {"ok": 2}
+    assert preds[0]["prediction"].endswith("```\n" + LIMIT_MARKER)   # the paper's marker ends the problem
+
+
+@dataclass
+class SequenceEngine:
+    """A test double: the n-th generation for a prompt is script[n] (counted by the output blocks seen)."""
+    script: list[str]
+
+    def plan(self, requests):
+        return [requests]
+
+    def generate(self, requests):
+        return [Generation(r.id, self.script[r.prompt.count("```output")], "stop", 0, 0) for r in requests]
+
+
+def test_tool_loop_reuses_earlier_successful_blocks_like_the_paper():
+    """Block 2 uses a variable of block 1; a failed block's import survives; only the new block prints;
+    long output is cut to tool_output_chars around '...'."""
+    cfg = validate_params(params(tool_output_chars=40), "t").eval
+    engine = SequenceEngine(["```python\nimport math\nx = 6\nprint('first')\n```",
+                             "```python\nimport fractions\ny = 1 / 0\n```",
+                             "```python\nprint(x * 7, fractions.Fraction(1, 2), math.pi > 3)\n```",
+                             "```python\nprint('z' * 100)\n```"])
+    preds, metrics = evaluate(TASKS["gsm8k"], load_rows(SHARED / "benchmarks", "gsm8k", 1), ("tool",), engine, cfg)
+    outputs = re.findall(r"```output\n(.*?)\n```", preds[0]["prediction"], re.DOTALL)
+    assert outputs[0] == "first"
+    assert outputs[1].startswith("ZeroDivisionError")
+    assert outputs[2] == "42 1/2 True"           # x from block 1, the failed block's import, no 'first' again
+    assert outputs[3] == "z" * 20 + "..." + "z" * 20
+    assert metrics["tool"]["executions"] == {"ok": 3, "error": 1}
+
+
+def test_cumulative_program_and_cap_units():
+    hist = [("import os\na = 1\nprint(a)", True), ("from math import pi\nb = 1/0", False)]
+    prog = cumulative_program(hist, "print(a + 1)")
+    assert prog.splitlines() == ["from math import pi", "import os", "a = 1", "print(a + 1)"]
+    assert capped("abcdefghij", 4) == "ab...ij" and capped("abc", 4) == "abc"
 
 
 def test_eval_stage_on_a_tiny_model(tmp_path, write_params):

@@ -66,6 +66,8 @@ def test_paper_plan_follows_from_params(tmp_path):
     assert stages["synthesizer"].amounts["train_tokens"] == pytest.approx(
         stages["synthesizer_initial"].amounts["train_tokens"] * 9300 / 5300)
     assert "ZeRO-1" in stages["synthesizer"].launch
+    # one example per sequence, as the paper trained it: 9,300 x 5 / 32 = the paper's ~1,455 steps
+    assert stages["synthesizer"].amounts["steps"] == math.ceil(9300 / 32) * 5 == 1455
 
     # eval: every row of the real test sets x settings (GSM8K has 1,319 rows, both settings)
     assert stages["eval"].amounts["items"] > 2 * 1319

@@ -200,3 +200,34 @@ def test_a_stale_checkpoint_is_discarded_not_resumed(tiny_model, tmp_path, chang
     fresh = run_training(new_src, new_examples, new_cfg, tmp_path / "fresh", tmp_path / "ck_fresh", World())
     assert (tmp_path / "rerun" / "model.safetensors").read_bytes() == (tmp_path / "fresh" / "model.safetensors").read_bytes()
     assert rerun["loss_curve"] == fresh["loss_curve"]
+
+
+def test_adam_betas_come_from_the_config(tiny_model):
+    from jiuzhang.training.engine import TorchEngine
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert TorchEngine(model, cfg(adam_betas=[0.9, 0.999])).optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+    assert TorchEngine(model, cfg()).optimizer.param_groups[0]["betas"] == (0.9, 0.95)
+    with pytest.raises(ValueError, match="adam_betas"):
+        cfg(adam_betas=[0.9, 1.0])
+
+
+def test_unpacked_training_is_one_example_per_sequence_and_learns(tiny_model, tmp_path):
+    """packing: false (the paper's synthesizer): one row per example, each micro-batch cut to its longest
+    example, the loss equal to the loss over full-width padded rows (padding is never attended to)."""
+    src = ModelSource(path=str(tiny_model))
+    packed = run_training(src, examples(), cfg(), tmp_path / "p", tmp_path / "ckp", World())
+    unpacked = run_training(src, examples(), cfg(packing=False), tmp_path / "u", tmp_path / "cku", World())
+    assert unpacked["sequences"] == 24 > packed["sequences"]
+    assert unpacked["steps"] == 2 * 24 // 4
+    assert unpacked["final_loss"] < unpacked["loss_curve"][0]["loss"]
+    # the width cut changes nothing but the compute: the first loss equals a full-width forward pass
+    model, tok = load_start(src, "fp32")
+    stats = PackStats()
+    data = pack(tokenize(examples(), tok, 64, "truncate", stats), 64, tok.pad_token_id, stats, packing=False)
+    from jiuzhang.training.sft import epoch_order
+    first = epoch_order(24, 1, 0)[:4]
+    with torch.no_grad():
+        logits = model(input_ids=data.input_ids[first], position_ids=data.position_ids[first], use_cache=False).logits
+    targets = torch.nn.functional.pad(data.labels[first], (0, 1), value=IGNORE)[:, 1:]
+    full = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+    assert unpacked["loss_curve"][0]["loss"] == pytest.approx(full.item(), rel=1e-4)

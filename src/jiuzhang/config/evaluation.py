@@ -34,7 +34,10 @@ class EvalConfig(Section):
     max_new_tokens: int = Field(1024, ge=1, description="Per generation round (paper: 1,024).")
     stop: tuple[str, ...] = Field(("\n\n## Question", "</s>"), strict=False, description=(
         "Stop strings: the model starting the next question. Not '---' (it cuts solutions with a rule)."))
-    tool_rounds: int = Field(4, ge=1, description="Code blocks run per problem in the tool setting (paper: 4).")
+    tool_rounds: int = Field(4, ge=1, description="Code blocks run per problem in the tool setting; after the "
+                             "last, 'Reach max function call limit.' ends the problem (paper: 4).")
+    tool_output_chars: int = Field(400, ge=8, description="Fed-back program output is cut to this many characters, "
+                                   "head and tail kept around '...' (paper: 400).")
     exec_timeout_s: float = Field(5.0, gt=0, description="Sandbox wall-clock limit per program (paper: 5 s).")
     exec_memory_mb: int = Field(1024, ge=64, description="Sandbox address-space limit per program.")
     exec_workers: int = Field(2, ge=1, description="Programs run at once.")

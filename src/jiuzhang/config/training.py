@@ -35,13 +35,20 @@ class TrainConfig(Section):
                               "(paper: 32); gradient accumulation = global / (micro x world size).")
     epochs: float = Field(gt=0, description="Passes over the data (paper: 5 synthesizer, 1 pre-training).")
     lr: float = Field(gt=0, description="Peak learning rate (paper: 1e-5).")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on matrices (paper: 0.1).")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on matrices (paper: 0.1 synthesizer, "
+                                "0 pre-training).")
+    adam_betas: list[float] = Field([0.9, 0.95], min_length=2, max_length=2, description="AdamW (beta1, beta2). Default: nanoGPT's and "
+                                            "LLaMA's 0.95; paper: [0.9, 0.999] (HF Trainer's default, both stages).")
     schedule: Literal["cosine", "wsd"] = Field(description="'cosine': warm-up then cosine to min_lr_ratio; "
                                                "'wsd': warm-up, stable to stable_until, linear decay to min_lr_ratio.")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of steps warming up (synthesizer 0, WSD 0.03).")
     stable_until: float = Field(0.85, gt=0, le=1, description="wsd: end of the stable phase as a share of steps.")
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="Final lr as a share of lr (WSD: 0.1).")
     grad_clip: float = Field(1.0, gt=0, description="Gradient-norm clip.")
+    packing: bool = Field(True, description="Pack examples greedily into max_length sequences (no cross-attention, "
+                          "positions restart). false: one example per sequence, each micro-batch cut to its longest "
+                          "example, as the paper's synthesizer training ran (2 x 5.3k examples -> ~1,455 steps at "
+                          "batch 32 over 5 epochs, where packing gives far fewer).")
     dtype: Literal["fp32", "bf16"] = Field("fp32", description="fp32 on CPU (bf16 autocast is ~19x slower "
                                            "there), bf16 on GPU.")
     on_overlong: Literal["error", "truncate", "skip"] = Field("error", description="An example longer than "
@@ -61,6 +68,8 @@ class TrainConfig(Section):
         if self.global_batch % self.micro_batch:
             raise ValueError(f"global_batch ({self.global_batch}) must be a multiple of micro_batch "
                              f"({self.micro_batch})")
+        if not all(0 <= b < 1 for b in self.adam_betas):
+            raise ValueError(f"adam_betas must each be in [0, 1), got {list(self.adam_betas)}")
         if self.schedule == "wsd" and self.stable_until <= self.warmup_ratio:
             raise ValueError("stable_until must be above warmup_ratio")
         return self

@@ -46,7 +46,8 @@ def evaluate(task: Task, rows: list[dict[str, Any]], settings: tuple[str, ...], 
                             0, greedy, tuple(cfg.stop)) for r in rows]
         executions: dict[str, int] = {}
         if setting == "tool":
-            texts, executions, cut_off = run_tool_loop(engine, requests, cfg.tool_rounds, limits, cfg.exec_workers)
+            texts, executions, cut_off = run_tool_loop(engine, requests, cfg.tool_rounds, limits, cfg.exec_workers,
+                                                       cfg.tool_output_chars)
         else:
             texts, cut_off = {}, set()
             for batch in engine.plan(requests):

@@ -160,10 +160,13 @@ class Planner:
         launch = parse_launcher(train.launcher, f"{stage.split('_')[0]}.train.launcher")
         per_example = min(tokens_per_example, train.max_length)
         tokens = examples * per_example * train.epochs
-        steps = int(math.ceil(math.ceil(examples * per_example / train.max_length) / train.global_batch) * train.epochs)
+        # packed: sequences of max_length tokens; unpacked (the paper's synthesizer): one example per sequence
+        sequences = math.ceil(examples * per_example / train.max_length) if train.packing else math.ceil(examples)
+        steps = int(math.ceil(sequences / train.global_batch) * train.epochs)
         ds = f"DeepSpeed ZeRO-{train.deepspeed.zero_stage}" if train.deepspeed.enabled else "no DeepSpeed"
         plan = StagePlan(stage, f"{examples:,.0f} {what} x {per_example:,.0f} tokens x {train.epochs:g} epoch(s) = "
-                         f"{tokens / 1e6:,.1f}M tokens, ~{steps:,} steps of {train.global_batch} x {train.max_length}",
+                         f"{tokens / 1e6:,.1f}M tokens, ~{steps:,} steps of {train.global_batch} x "
+                         + (f"{train.max_length} packed" if train.packing else f"1 example (<= {train.max_length})"),
                          f"{launch.describe()}, {ds}, {train.dtype}", self.acc.name,
                          amounts={"train_tokens": tokens, "steps": steps})
         return self.timed(plan, tokens, self.train_rate(stage, self.n_params(role), launch), launch.processes)

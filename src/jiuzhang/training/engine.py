@@ -24,11 +24,12 @@ import torch
 from jiuzhang.config.training import TrainConfig
 
 
-def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+def adamw(model: torch.nn.Module, lr: float, weight_decay: float,
+          betas: tuple[float, float] = (0.9, 0.95)) -> torch.optim.AdamW:
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95), eps=1e-8,
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=tuple(betas), eps=1e-8,
                              fused=True)  # one kernel for all parameters, on CPU as on GPU
 
 
@@ -47,7 +48,7 @@ class TorchEngine:
 
     def __init__(self, model: torch.nn.Module, cfg: TrainConfig, world_size: int = 1, rank: int = 0):
         self.model = model
-        self.optimizer = adamw(model, cfg.lr, cfg.weight_decay)
+        self.optimizer = adamw(model, cfg.lr, cfg.weight_decay, cfg.adam_betas)
         self.grad_clip = cfg.grad_clip
         self.world_size, self.rank = world_size, rank
         if world_size > 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
@@ -133,7 +134,7 @@ class DeepSpeedEngine:
         import deepspeed  # optional at import time: only the DeepSpeed path needs it
 
         self.engine, self.optimizer, _, _ = deepspeed.initialize(
-            model=model, optimizer=adamw(model, cfg.lr, cfg.weight_decay),
+            model=model, optimizer=adamw(model, cfg.lr, cfg.weight_decay, cfg.adam_betas),
             config=deepspeed_config(cfg, world_size))
         self.accum = cfg.global_batch // (cfg.micro_batch * world_size)
 

@@ -74,7 +74,7 @@ def run_training(source: ModelSource, examples: list[Example], cfg: TrainConfig,
     model, tokenizer = load_start(source, cfg.dtype)
     stats = PackStats()
     data = pack(tokenize(examples, tokenizer, cfg.max_length, cfg.on_overlong, stats), cfg.max_length,
-                tokenizer.pad_token_id, stats)
+                tokenizer.pad_token_id, stats, packing=cfg.packing)
     if torch.cuda.is_available():
         model = model.to(f"cuda:{world.local_rank}")
     # DeepSpeed sets up its own process group; the plain path joins the launcher's (data parallelism).

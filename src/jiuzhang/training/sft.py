@@ -107,6 +107,9 @@ def train_sft(engine, data: Packed, cfg: TrainConfig, world: World, checkpoints:
         for i in range(0, len(mine), cfg.micro_batch):
             idx = mine[i:i + cfg.micro_batch]
             ids, labels, pos = data.input_ids[idx], data.labels[idx], data.position_ids[idx]
+            if not cfg.packing:  # one example per row, padding at the end: compute only up to the longest
+                width = int(data.real[idx].sum(dim=1).max())
+                ids, labels, pos = ids[:, :width], labels[:, :width], pos[:, :width]
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.dtype == "bf16" and ids.is_cuda):
                 # use_cache=False matters: with a KV cache, transformers ignores the restarting position ids
                 # and examples packed together would attend to each other (tests/test_training.py).
