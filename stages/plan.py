@@ -31,11 +31,17 @@ def command(params_path: str, templates: str, measured: str | None, as_json: boo
       jiuzhang plan --params configs/paper.yaml --json > plan.json
     """
     from jiuzhang.config.loader import load_params
+    from jiuzhang.plan.checks import blockers
     from jiuzhang.plan.estimate import Planner
     from jiuzhang.plan.report import render
 
     params = load_params(params_path)
     for warning in params.warnings():  # e.g. unpinned hub revisions: the plan holds, the data may drift
         click.echo(f"warning: {warning}", err=True)
+    found = blockers(params, Path.cwd(), Path(templates))
+    for line in found:
+        click.echo(f"blocker: {line}", err=True)
+    if found:
+        raise SystemExit(2)
     plan = Planner(params, Path.cwd(), Path(templates), Path(measured) if measured else None).build()
     click.echo(json.dumps(plan.as_dict(), indent=2) if as_json else render(plan, params_path))

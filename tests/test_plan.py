@@ -163,3 +163,50 @@ def test_eval_plan_counts_the_base_model_and_the_heldout_loss(tmp_path):
     assert moved["eval"].amounts["items"] == base["eval"].amounts["items"] + 1319 * gsm8k_settings
     assert moved["eval"].amounts["heldout_items"] == 2 * 1319 and base["eval"].amounts["heldout_items"] == 0
     assert "eval_base@<benchmark>" in moved["eval"].launch
+
+
+def _check(tmp_path, edit, args=("config", "check", "-q")):
+    raw = yaml.safe_load(PAPER.read_text())
+    edit(raw)
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return CliRunner().invoke(cli, [*args, "--params", str(path)])
+
+
+def test_settings_that_cannot_fit_the_context_are_refused(tmp_path, monkeypatch):
+    """The paper profile as first written: vLLM's max_model_len 8,192 on a 4,096-token model (vLLM would
+    not start) and 5,000-token tool generations that every tool prompt would be skipped for."""
+    monkeypatch.chdir(ROOT)
+    ok = CliRunner().invoke(cli, ["config", "check", "-q", "--params", "configs/paper.yaml"])
+    assert ok.exit_code == 0 and "blocker" not in ok.output
+
+    def as_first_written(raw):
+        raw["synthesize"]["vllm"]["max_model_len"] = 8192
+        raw["synthesize"]["fill_context"] = False
+    for args in (("config", "check", "-q"), ("plan",)):
+        res = _check(tmp_path, as_first_written, args)
+        assert res.exit_code == 2, res.output
+        assert "synthesize.vllm.max_model_len 8,192 exceeds the synthesizer's context 4,096" in res.output
+        assert "every tool prompt would be skipped" in res.output and "synthesize.fill_context: true" in res.output
+        assert "every nl prompt" not in res.output          # 2,500 + a prompt fits 4,096
+
+    res = _check(tmp_path, lambda raw: raw["pretrain"]["train"].update(max_length=65536))
+    assert res.exit_code == 2 and "pretrain.train.max_length 65,536 exceeds the base model's context 32,768" in res.output
+    res = _check(tmp_path, lambda raw: raw["plan"]["model_context"].update(synthesizer=2048))
+    assert res.exit_code == 2 and "synthesizer.train.max_length 2,048" not in res.output
+    assert "max_model_len 4,096 exceeds the synthesizer's context 2,048" in res.output
+
+
+def test_a_local_model_folder_states_its_own_context(tmp_path):
+    from jiuzhang.plan.checks import model_context
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"max_position_embeddings": 1234}))
+    raw = yaml.safe_load(PAPER.read_text())
+    raw["synthesizer"]["init"] = {"path": str(folder)}
+    del raw["plan"]["model_context"]["synthesizer"]
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert model_context(load_params(path), "synthesizer", ROOT) == (1234, str(folder / "config.json"))
+    smoke = load_params(ROOT / "params.yaml")          # starts from models/base, built by base.arch
+    assert model_context(smoke, "synthesizer", ROOT)[1] == "base.arch.max_position_embeddings"

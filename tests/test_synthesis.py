@@ -85,10 +85,41 @@ def test_top_p_and_greedy():
 
 def test_overlong_prompts_are_skipped_or_truncated_keeping_bos_and_the_end():
     ids = list(range(100))
-    assert fit_prompt(ids, 20, 64, "skip") == (None, False)
-    cut, truncated = fit_prompt(ids, 20, 64, "truncate")
-    assert truncated and len(cut) == 44 and cut[0] == 0 and cut[-1] == 99
-    assert fit_prompt(ids[:40], 20, 64, "skip") == (ids[:40], False)
+    assert fit_prompt(ids, 20, 64, "skip") == (None, False, 0)
+    cut, truncated, max_new = fit_prompt(ids, 20, 64, "truncate")
+    assert truncated and len(cut) == 44 and cut[0] == 0 and cut[-1] == 99 and max_new == 20
+    assert fit_prompt(ids[:40], 20, 64, "skip") == (ids[:40], False, 20)
+
+
+def test_fill_context_clamps_new_tokens_to_the_room_left():
+    """The paper's case: tool prompts asking for 5,000 new tokens in a 4,096-token context. Without
+    fill_context every one is overlong; with it each generates until the context is full."""
+    prompt = list(range(900))
+    assert fit_prompt(prompt, 5000, 4096, "skip") == (None, False, 0)
+    assert fit_prompt(prompt, 5000, 4096, "skip", fill_context=True, min_new=256) == (prompt, False, 4096 - 900)
+    assert fit_prompt(prompt, 2500, 4096, "skip", fill_context=True, min_new=256) == (prompt, False, 2500)
+    # a prompt that leaves less than min_new is still overlong (skipped, or truncated to leave min_new)
+    long = list(range(4000))
+    assert fit_prompt(long, 5000, 4096, "skip", fill_context=True, min_new=256) == (None, False, 0)
+    cut, truncated, max_new = fit_prompt(long, 5000, 4096, "truncate", fill_context=True, min_new=256)
+    assert truncated and len(cut) == 4096 - 256 and max_new == 256 and cut[-1] == 3999
+
+
+def test_hf_engine_fills_the_context(tiny_model):
+    """A tiny model with a 64-token context: prompts of ~30 tokens asking for 200 new tokens generate up
+    to the context's end instead of being skipped."""
+    long = {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 200}
+    p = params(nl=long, tool=long, fill_context=True, min_new_tokens=8)
+    engine = HFEngine(tiny_model, p.synthesize)
+    engine.context = 64
+    reqs = plan_requests(pool(3), p.synthesize)
+    gens = engine.generate(reqs)
+    assert all(g.finish_reason != "overlong" for g in gens)
+    width = max(g.prompt_tokens for g in gens)
+    assert all(g.new_tokens <= 64 - width for g in gens) and any(g.new_tokens == 64 - width for g in gens)
+    skipped = HFEngine(tiny_model, params(nl=long, tool=long).synthesize)
+    skipped.context = 64
+    assert {g.finish_reason for g in skipped.generate(reqs)} == {"overlong"}
 
 
 def test_engine_matches_plain_generate_one_prompt_at_a_time(tiny_model):

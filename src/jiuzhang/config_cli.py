@@ -20,21 +20,33 @@ def config() -> None:
 @config.command("check")
 @click.option("--params", "params_path", default="params.yaml", show_default=True,
               type=click.Path(dir_okay=False), help="Params file to validate.")
+@click.option("--templates", default="templates/prompts", show_default=True, type=click.Path(file_okay=False),
+              help="Prompt templates (their lengths decide whether prompts fit the model's context).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing on success (exit status only).")
-def check(params_path: str, quiet: bool) -> None:
+def check(params_path: str, templates: str, quiet: bool) -> None:
     """Validate a params file and print the resolved configuration (defaults filled in).
 
     Unknown keys, wrong types and impossible values are reported all at once, each as
-    FILE:LINE: KEY: problem (and fix); the exit status is 2.
+    FILE:LINE: KEY: problem (and fix); the exit status is 2. So are settings that validate but cannot
+    run ("blocker"), e.g. a vLLM max_model_len above the model's context, or prompts that cannot fit it.
 
     \b
     Examples:
       jiuzhang config check
       jiuzhang config check --params configs/paper.yaml
     """
+    from pathlib import Path
+
+    from jiuzhang.plan.checks import blockers
+
     params = load_params(params_path)
     for warning in params.warnings():
         click.echo(f"warning: {params_path}: {warning}", err=True)
+    found = blockers(params, Path.cwd(), Path(templates))
+    if found:
+        for line in found:
+            click.echo(f"blocker: {params_path}: {line}", err=True)
+        raise SystemExit(2)
     if not quiet:
         for line in params.training_plan():
             click.echo(f"# {line}")

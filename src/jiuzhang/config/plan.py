@@ -33,6 +33,10 @@ class PlanConfig(Section):
         "Parameter counts of hub models by role ('synthesizer', 'base'), from their config.json "
         "(deepseek-math-7b: 6.91e9, Mistral-7B: 7.24e9). Roles missing here are counted from base.arch "
         "(smoke profile)."))
+    model_context: dict[Literal["synthesizer", "base"], Annotated[int, Field(ge=16)]] = Field(default_factory=dict, strict=False, description=(
+        "Context length (max_position_embeddings) of hub models by role, from their config.json "
+        "(deepseek-math-7b: 4,096; Mistral-7B: 32,768); `config check` refuses settings that cannot fit it. "
+        "A local model folder's config.json is read instead."))
     eval_tokens_per_item: float = Field(400.0, gt=0, description="Stated mean generated tokens per benchmark item "
                                         "and setting (capped at eval.max_new_tokens).")
     sandbox_s_per_program: float = Field(0.08, gt=0, description="Seconds one sandboxed program takes "

@@ -73,6 +73,13 @@ class SynthesizeConfig(Section):
     on_overlong: Literal["skip", "truncate"] = Field("skip", description="A prompt whose tokens plus max_new_tokens "
                                                       "exceed the context: 'skip' it (counted), or 'truncate' it "
                                                       "from the left so its closing instruction stays.")
+    fill_context: bool = Field(False, description="A prompt whose tokens plus max_new_tokens exceed the context "
+                               "generates until the context is full (max_new_tokens clamped to the room left), as "
+                               "the paper's vLLM run did (its tool prompts asked for 5,000 new tokens in 4,096); "
+                               "only a prompt leaving fewer than min_new_tokens is overlong. false: on_overlong "
+                               "applies whenever prompt + max_new_tokens does not fit.")
+    min_new_tokens: int = Field(256, ge=1, description="fill_context: a prompt must leave at least this many tokens "
+                                "of context to be generated for.")
     dtype: Literal["fp32", "bf16"] = Field("fp32", description="Model weights dtype (bf16 on GPU).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="HF engine device; 'auto' picks CUDA when "
                                                     "available (the rank's local GPU).")

@@ -111,6 +111,15 @@ class Planner:
         share = self.p.prompts.tool_share
         return (1 - share) * sum(nl) / len(nl) + share * estimate_prompt_tokens(files["tool"] + snippet)
 
+    def prompt_tokens_by_kind(self) -> dict[str, float]:
+        """The longest filled prompt of each kind (template + a full snippet): what must fit the context."""
+        files = {f.stem: f.read_text(encoding="utf-8") for f in sorted(self.templates.glob("*.txt"))}
+        if "tool" not in files or len(files) < 2:
+            raise UserError(f"{self.templates}: expected one template per level plus tool.txt")
+        snippet = "x" * self.p.corpus.max_chars
+        return {"nl": max(estimate_prompt_tokens(t + snippet) for name, t in files.items() if name != "tool"),
+                "tool": estimate_prompt_tokens(files["tool"] + snippet)}
+
     def new_tokens(self) -> float:
         """Mean new tokens per generation: the stated projection figure, capped by what sampling allows."""
         s, share = self.p.synthesize, self.p.prompts.tool_share

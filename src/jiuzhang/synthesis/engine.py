@@ -45,14 +45,21 @@ class Engine(Protocol):
     def generate(self, requests: list[Request]) -> list[Generation]: ...
 
 
-def fit_prompt(ids: list[int], max_new: int, context: int, on_overlong: str) -> tuple[list[int] | None, bool]:
-    """(prompt ids that fit, truncated?); None when the prompt is skipped."""
-    room = context - max_new
+def fit_prompt(ids: list[int], max_new: int, context: int, on_overlong: str, fill_context: bool = False,
+               min_new: int = 16) -> tuple[list[int] | None, bool, int]:
+    """(prompt ids that fit or None when the prompt is skipped, truncated?, new tokens allowed).
+
+    ``fill_context``: a prompt whose tokens plus ``max_new`` exceed the context may still generate until
+    the context is full (the paper's vLLM run did so: its tool prompts asked for 5,000 new tokens in a
+    4,096-token context); only a prompt leaving fewer than ``min_new`` tokens is overlong."""
+    if fill_context and context - len(ids) >= min_new:
+        return ids, False, min(max_new, context - len(ids))
+    room = context - (min_new if fill_context else max_new)
     if len(ids) <= room:
-        return ids, False
+        return ids, False, max_new
     if on_overlong == "skip" or room < 16:
-        return None, False
-    return ids[:1] + ids[len(ids) - room + 1:], True  # keep <bos> and the prompt's end (its instruction)
+        return None, False, 0
+    return ids[:1] + ids[len(ids) - room + 1:], True, context - room  # keep <bos> and the prompt's end (its instruction)
 
 
 def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
@@ -113,7 +120,8 @@ class HFEngine:
         results: dict[str, Generation] = {}
         live: list[tuple[Request, list[int], bool]] = []
         for r in requests:
-            ids, cut = fit_prompt(self._prompt_ids(r), max_new, self.context, self.cfg.on_overlong)
+            ids, cut, _ = fit_prompt(self._prompt_ids(r), max_new, self.context, self.cfg.on_overlong,
+                                     self.cfg.fill_context, self.cfg.min_new_tokens)
             if ids is None:
                 results[r.id] = Generation(r.id, "", OVERLONG, len(self._prompt_ids(r)), 0)
             else:
@@ -121,6 +129,9 @@ class HFEngine:
         if live:
             pad = self.tokenizer.pad_token_id
             width = max(len(ids) for _, ids, _ in live)
+            # fill_context: the batch generates until its longest prompt fills the context (batches hold
+            # prompts of similar length, sorted within a shard)
+            max_new = min(max_new, self.context - width)
             input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids, _ in live], device=self.device)
             mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids, _ in live], device=self.device)
             sampler = SeededSampler([r.seed for r, _, _ in live], [r.sampling.temperature for r, _, _ in live],
@@ -265,12 +276,13 @@ class VllmEngine:
         batch, live = [], []
         for r in requests:
             full = prompt_ids(self.tokenizer, r.prompt)
-            ids, cut = fit_prompt(full, r.sampling.max_new_tokens, self.context, self.cfg.on_overlong)
+            ids, cut, max_new = fit_prompt(full, r.sampling.max_new_tokens, self.context, self.cfg.on_overlong,
+                                           self.cfg.fill_context, self.cfg.min_new_tokens)
             if ids is None:
                 results[r.id] = Generation(r.id, "", OVERLONG, len(full), 0)
                 continue
             batch.append({"prompt_token_ids": ids, "temperature": r.sampling.temperature, "top_p": r.sampling.top_p,
-                          "max_tokens": r.sampling.max_new_tokens, "seed": r.seed, "stop": list(r.stop)})
+                          "max_tokens": max_new, "seed": r.seed, "stop": list(r.stop)})
             live.append((r, ids, cut))
         if batch:
             outputs = self._call({"requests": batch})["outputs"]

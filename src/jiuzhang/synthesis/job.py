@@ -40,7 +40,9 @@ def identity(cfg: SynthesizeConfig, model_dir: Path | str, revision: str | None 
     model = folder_sha256(Path(model_dir)) if Path(model_dir).is_dir() else f"{model_dir}@{revision}"  # hub id
     return {"version": GENERATOR_VERSION, "model": model, "engine": cfg.engine,
             "seed": cfg.seed, "nl": cfg.nl.model_dump(), "tool": cfg.tool.model_dump(), "dtype": cfg.dtype,
-            "on_overlong": cfg.on_overlong, "batch_size": cfg.batch_size if cfg.engine == "hf" else None}
+            "on_overlong": cfg.on_overlong,
+            **({"fill_context": True, "min_new_tokens": cfg.min_new_tokens} if cfg.fill_context else {}),
+            "batch_size": cfg.batch_size if cfg.engine == "hf" else None}
 
 
 def run_job(cfg: SynthesizeConfig, pool: list[dict[str, Any]], model_dir: Path | str, out_dir: Path, world: World,

@@ -1,0 +1,70 @@
+"""Settings that validate but cannot run: `jiuzhang config check` and `jiuzhang plan` refuse them.
+
+Each check needs a model fact (context length): read from a local model folder's ``config.json`` when
+there is one, else stated in ``plan.model_context`` (hub models are not downloaded to be checked).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from jiuzhang.config.root import Params
+from jiuzhang.plan.estimate import Planner
+
+
+BASE_OUTPUT = "models/base"  # the base stage's output (dvc.yaml); the smoke and mini synthesizers start from it
+
+
+def model_context(params: Params, role: str, root: Path) -> tuple[int | None, str]:
+    """(context length, where it came from) of the 'synthesizer' or 'base' model; (None, why) if unknown.
+
+    A stated ``plan.model_context`` wins; the base stage's own output is judged by how this profile
+    builds it (its folder on disk may come from another profile's run); another local folder by its
+    config.json."""
+    stated = params.plan.model_context.get(role)
+    if stated:
+        return stated, f"plan.model_context.{role}"
+    local = params.synthesizer.init.path if role == "synthesizer" else BASE_OUTPUT
+    if local is not None and Path(local).as_posix().rstrip("/") == BASE_OUTPUT:
+        if params.base.mode == "train":
+            return params.base.arch.max_position_embeddings, "base.arch.max_position_embeddings"
+        return None, f"plan.model_context.{role} is not set"
+    if local:
+        config = (Path(local) if Path(local).is_absolute() else root / local) / "config.json"
+        if config.is_file():
+            value = json.loads(config.read_text()).get("max_position_embeddings")
+            return (int(value), str(config)) if value else (None, f"{config} has no max_position_embeddings")
+    return None, f"plan.model_context.{role} is not set"
+
+
+def blockers(params: Params, root: Path, templates: Path) -> list[str]:
+    """Each setting that would make a stage fail or silently do nothing, with the key to change."""
+    out: list[str] = []
+    ctx, where = model_context(params, "synthesizer", root)
+    s = params.synthesize
+    if ctx is not None:
+        if s.engine == "vllm" and s.vllm.max_model_len and s.vllm.max_model_len > ctx:
+            out.append(f"synthesize.vllm.max_model_len {s.vllm.max_model_len:,} exceeds the synthesizer's context "
+                       f"{ctx:,} ({where}): vLLM refuses to start (synthesize, synthesize_init, influence); set it "
+                       f"to {ctx:,} or less")
+        context = min(ctx, s.vllm.max_model_len or ctx) if s.engine == "vllm" else ctx
+        prompts = Planner(params, root, templates).prompt_tokens_by_kind()
+        for kind in ("nl", "tool"):
+            need_new = s.min_new_tokens if s.fill_context else getattr(s, kind).max_new_tokens
+            if prompts[kind] + need_new > context and s.on_overlong == "skip":
+                fix = ("lower synthesize.min_new_tokens or corpus.max_chars" if s.fill_context else
+                       f"set synthesize.fill_context: true (generate until the context is full, as the paper did) "
+                       f"or lower synthesize.{kind}.max_new_tokens")
+                out.append(f"synthesize.{kind}: a full {kind} prompt (~{prompts[kind]:,.0f} tokens) + "
+                           f"{need_new:,} new tokens exceeds the context {context:,}: every {kind} prompt would be "
+                           f"skipped as overlong (synthesize.on_overlong: skip); {fix}")
+        for key, length in (("synthesizer.train.max_length", params.synthesizer.train.max_length),
+                            ("influence.less.max_length", params.influence.less.max_length)):
+            if length > ctx:
+                out.append(f"{key} {length:,} exceeds the synthesizer's context {ctx:,} ({where}); lower it")
+    base_ctx, base_where = model_context(params, "base", root)
+    if base_ctx is not None and params.pretrain.train.max_length > base_ctx:
+        out.append(f"pretrain.train.max_length {params.pretrain.train.max_length:,} exceeds the base model's "
+                   f"context {base_ctx:,} ({base_where}); lower it")
+    return out
