@@ -230,7 +230,7 @@ def test_report_is_deterministic_and_complete(tmp_path):
     assert "Base model vs trained" not in md and "Held-out loss" not in md  # nothing configured, nothing shown
     assert "| gsm8k | NL | 1 / 2 | 50.0 [9.5, 90.5] | 1 (1) |  | 88.6 |" in md
     assert "| gsm8k | tool | 2 / 2 | 100.0 [34.2, 100.0] | 0 (0) |  |  |" in md
-    assert "| aqua | NL | 1 / 2 | 50.0 [9.5, 90.5] | 1 (1) |  | 65.4 |" in md
+    assert "| aqua | NL | 1 / 2 | 50.0 [9.5, 90.5] | 1 (1) |  |  |" in md  # no traceable published AQuA number
     assert "20 calls" in md and "$3.00" in md
     assert "| nl | init model (before KD) | 0 / 4 | 0.0 [0.0, 49.0] | missing_problem 4 |" in md
     assert "| nl | KD-trained synthesizer | 1 / 4 | 25.0 [4.6, 69.9] | truncated 3 |" in md
@@ -270,3 +270,14 @@ def test_report_shows_base_vs_trained_and_the_heldout_loss(tmp_path):
     (m / "eval" / "aqua.json").unlink()
     with pytest.raises(Exception, match="aqua.json: missing"):
         build_report(tmp_path, m, p, "r3")
+
+
+def test_published_numbers_carry_their_source():
+    """Every number the report shows as published comes from one stated table (the JiuZhang3.0 README at a
+    pinned commit); figures without a traceable source (TabMWP, AQuA, SAT-Math) are gone."""
+    from jiuzhang.evaluation.report import paper_numbers
+    paper = json.loads((ROOT / "templates" / "eval" / "paper_results.json").read_text())
+    assert re.search(r"RUCAIBox/JiuZhang3\.0 README\.md @ [0-9a-f]{40}", paper["_source"])
+    published = paper_numbers(paper)
+    assert published == {"gsm8k": 88.6, "math500": 52.8, "svamp": 90.4, "asdiv": 92.6, "mawps": 97.3, "carp_en": 51.0}
+    assert not {"tabmwp", "aqua", "sat_math", "mmlu_stem"} & {b for m in paper.values() if isinstance(m, dict) for b in m}
