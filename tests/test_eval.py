@@ -281,3 +281,24 @@ def test_published_numbers_carry_their_source():
     published = paper_numbers(paper)
     assert published == {"gsm8k": 88.6, "math500": 52.8, "svamp": 90.4, "asdiv": 92.6, "mawps": 97.3, "carp_en": 51.0}
     assert not {"tabmwp", "aqua", "sat_math", "mmlu_stem"} & {b for m in paper.values() if isinstance(m, dict) for b in m}
+
+
+def test_questions_use_the_papers_formats():
+    """MMLU-STEM's options were joined with spaces and no letters (meaningless accuracy); every
+    multiple-choice set and TabMWP now reads as the paper's parser writes it (eval/parser.py)."""
+    mmlu = TASKS["mmlu_stem"].question(load_rows(SHARED / "benchmarks", "mmlu_stem", 1)[0])
+    assert re.search(r"\nAnswer Choices: \(A\) .+ \(B\) .+ \(C\) .+ \(D\) .+$", mmlu)
+    sat = TASKS["sat_math"].question(load_rows(SHARED / "benchmarks", "sat_math", 1)[0])
+    assert sat.endswith("\nAnswer Choices: (A) $f(-6)=0$ (B) $f(6)=-6$ (C) $f(-6)=6$ (D) $f(0)=-6$")
+    aqua = TASKS["aqua"].question({"question": "What is 1 + 1? ", "options": ["A)1", "B)2", "C)3", "D)4", "E)5"],
+                                   "correct": "B"})
+    assert aqua == "What is 1 + 1?Answer Choices: (A) 1 (B) 2 (C) 3 (D) 4 (E) 5"   # no separator, as the paper
+    tab = load_rows(SHARED / "benchmarks", "tabmwp", 5)
+    assert TASKS["tabmwp"].question(tab[0]).startswith('Read the following table regarding "Coin collections" '
+                                                       'and answer a question:\nName | Number of coins\n')
+    assert TASKS["tabmwp"].question(tab[4]).endswith("(Yes or No)")          # its gold answer is "yes"
+    assert TASKS["aqua"].shots == 4 and TASKS["mmlu_stem"].shots == TASKS["sat_math"].shots == 5
+    from jiuzhang.evaluation.prompting import build_prompt, load_fewshot
+    shots = load_fewshot(ROOT / "templates" / "eval" / "fewshot", TASKS["mmlu_stem"])
+    prompt = build_prompt(TASKS["mmlu_stem"], load_rows(SHARED / "benchmarks", "mmlu_stem", 1)[0], "nl", shots)
+    assert prompt.count("Answer Choices: (A) ") == 6 and prompt.count("## Question") == 6

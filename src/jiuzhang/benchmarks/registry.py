@@ -1,7 +1,8 @@
 """Registry of the benchmark test sets: where each file is and how its question text is built.
 
-The question builders follow ``../shared/benchmarks/SOURCES.md`` (e.g. SVAMP = Body + "." + Question,
-TabMWP = title + table + question). The evaluation stage extends each entry with gold-answer extraction;
+The question builders follow ``../shared/benchmarks/SOURCES.md`` (e.g. SVAMP = Body + "." + Question) and,
+for multiple-choice sets and TabMWP, the paper's own formats (RUCAIBox/JiuZhang3.0 @ aae2f911,
+``eval/parser.py``: ``Answer Choices: (A) ...``, the TabMWP lead-in), so scores are comparable. The evaluation stage extends each entry with gold-answer extraction;
 the corpus and filter stages use the questions for the 13-gram "test sets filter".
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +39,40 @@ def _options(raw: Any) -> str:
 
 
 def _tabmwp(r: dict[str, Any]) -> str:
-    parts = [r.get("table_title") or "", r.get("table") or "", r["question"]]
+    """The paper's TabMWP lead-in (RUCAIBox/JiuZhang3.0 eval/parser.py ``parse_question``); the choices are
+    printed as the Python list they are, as there."""
+    title = f'regarding "{r["table_title"]}" ' if r.get("table_title") else ""
+    question = f"Read the following table {title}and answer a question:\n{r['table']}\n{r['question']}"
     choices = r.get("choices")
     if choices and choices != "None":
-        parts.append(_options(choices))
-    return "\n".join(p for p in parts if p)
+        question += f" Please select from the following options: {choices}"
+    return question
+
+
+def _lettered(options: list[str]) -> str:
+    """``Answer Choices: (A) x (B) y ...``: the paper's multiple-choice format (MMLU-STEM, SAT-Math, AQuA)."""
+    return "Answer Choices: " + " ".join(f"({letter}) {str(o).strip()}" for letter, o in zip("ABCDE", options))
+
+
+def _mmlu(r: dict[str, Any]) -> str:
+    choices = r["choices"] if isinstance(r["choices"], list) else ast.literal_eval(r["choices"])
+    return f"{r['question'].strip()}\n{_lettered(choices)}"
+
+
+def _sat(r: dict[str, Any]) -> str:
+    """Options come as one string "A) .. B) ..": each letter gets its parenthesis, as the paper's parser does."""
+    options = "(" + r["options"].strip()
+    for letter in "BCD":
+        options = re.sub(f" {letter}\\) ", f" ({letter}) ", options)
+    return f"{r['question'].strip()}\nAnswer Choices: {options}"
+
+
+def _aqua(r: dict[str, Any]) -> str:
+    """The paper's AQuA format, byte for byte: its parser appends "Answer Choices: ..." to the question with no
+    separator (``question.strip() + choice``), and its published AQuA number was measured so."""
+    options = r["options"] if isinstance(r["options"], list) else ast.literal_eval(r["options"])
+    choice = ("(" + "(".join(options)).replace("(", " (").replace(")", ") ").strip()
+    return r["question"].strip() + "Answer Choices: " + choice
 
 
 @dataclass(frozen=True)
@@ -60,11 +91,11 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in [
     Benchmark("mawps", "mawps/test.jsonl", lambda r: r["input"]),
     Benchmark("carp_en", "carp_en/test.jsonl", lambda r: r["content"]),
     Benchmark("tabmwp", "tabmwp/test.jsonl", _tabmwp),
-    Benchmark("aqua", "aqua/test.jsonl", lambda r: f"{r['question']}\n{_options(r['options'])}"),
-    Benchmark("sat_math", "sat_math/test.jsonl", lambda r: f"{r['question']}\n{r['options']}"),
+    Benchmark("aqua", "aqua/test.jsonl", _aqua),
+    Benchmark("sat_math", "sat_math/test.jsonl", _sat),
     Benchmark("sat_math_agieval", "sat_math_agieval/test.jsonl",
               lambda r: f"{r.get('passage') or ''}\n{r['question']}\n{_options(r['options'])}".strip()),
-    Benchmark("mmlu_stem", "mmlu_stem/test.jsonl", lambda r: f"{r['question']}\n{_options(r['choices'])}"),
+    Benchmark("mmlu_stem", "mmlu_stem/test.jsonl", _mmlu),
     Benchmark("minerva_math", "minerva_math/test.jsonl", lambda r: r["problem"]),
     Benchmark("gsm_hard", "gsm_hard/test.jsonl", lambda r: r["input"]),
 ]}

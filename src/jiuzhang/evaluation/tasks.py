@@ -42,12 +42,17 @@ class Task:
     name: str
     kind: str                                         # numeric | symbolic | choice | mixed
     gold: Callable[[dict[str, Any]], str]
-    shots: int = 0                                    # paper: 5-shot for AQuA, SAT-Math, MMLU-STEM
+    shots: int = 0                                    # paper: AQuA 4 (its 4 exemplars), SAT-Math and MMLU-STEM 5
     options: Callable[[dict[str, Any]], list[str]] | None = None
     solution: Callable[[dict[str, Any]], str | None] | None = None   # a worked gold solution, if the file has one
 
     def question(self, row: dict[str, Any]) -> str:
-        return BENCHMARKS[self.name].question(row)
+        """The benchmark's question; a True/False or Yes/No item says so, as the paper's parser appends."""
+        text = BENCHMARKS[self.name].question(row)
+        gold = self.gold(row).strip().lower()
+        suffix = {"true": " (True or False)", "false": " (True or False)", "yes": " (Yes or No)",
+                  "no": " (Yes or No)"}.get(gold, "")
+        return text.strip() + suffix
 
 
 TASKS: dict[str, Task] = {t.name: t for t in [
@@ -63,7 +68,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     Task("carp_en", "symbolic", lambda r: r["answer"], solution=lambda r: r["steps"]),
     Task("tabmwp", "mixed", lambda r: str(r["answer"]), options=lambda r: options_of(r.get("choices")),
          solution=lambda r: r.get("solution")),
-    Task("aqua", "choice", lambda r: r["correct"].strip(), shots=5, options=lambda r: options_of(r["options"])),
+    Task("aqua", "choice", lambda r: r["correct"].strip(), shots=4, options=lambda r: options_of(r["options"])),
     Task("sat_math", "choice", lambda r: r["Answer"].strip(), shots=5, options=lambda r: options_of(r["options"])),
     Task("sat_math_agieval", "choice", lambda r: r["label"].strip(), options=lambda r: options_of(r["options"]),
          solution=lambda r: ((r.get("other") or {}).get("solution"))),
