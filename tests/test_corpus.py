@@ -158,3 +158,23 @@ def test_corpus_stage_writes_metrics_and_provenance(tmp_path, fixture_corpus, wr
     # only the packages that shape the output: upgrading mlflow or dvc must not change its hash (issue 13.7)
     assert set(prov["packages"]) == {"datasets", "datasketch", "numpy", "pyarrow"}
     assert timing["packages"]["mlflow"] and timing["packages"]["dvc"]  # the rest: run facts
+
+
+def test_mmiqc_rows_filtered_to_stackexchange_and_joined_question_answer(tmp_path):
+    """The paper reads only MMIQC's StackExchange rows, each as question + answer (1,000 chars each)."""
+    from jiuzhang.config.corpus import SourceConfig
+    from jiuzhang.corpus.documents import DocumentReader
+    rows = [{"instruction": f"Question {i} " + "q" * 30, "output": f"Answer {i} " + "a" * 30,
+             "source": "stackexchange-math" if i % 2 else "MetaMathQA"} for i in range(5)]
+    path = write_jsonl(tmp_path / "mmiqc.jsonl", rows)
+    src = SourceConfig.model_validate({"name": "mmiqc", "format": "jsonl", "path": str(path), "split_by": "document",
+                                       "text_fields": ["instruction", "output"], "field_max_chars": 12,
+                                       "row_filter": {"field": "source", "contains": "stackexchange"},
+                                       "id_field": None})
+    reader = DocumentReader(src, tmp_path, "error")
+    docs = list(reader)
+    assert [d.text for d in docs] == ["Question 1 q\n\nAnswer 1 aaa", "Question 3 q\n\nAnswer 3 aaa"]
+    assert reader.filtered == 3 and not reader.bad
+    missing = write_jsonl(tmp_path / "bad.jsonl", [{"instruction": "only a question", "source": "stackexchange"}])
+    with pytest.raises(InputDataError, match="'instruction' / 'output'"):
+        list(DocumentReader(src.model_copy(update={"path": str(missing)}), tmp_path, "error"))

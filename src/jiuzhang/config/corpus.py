@@ -12,6 +12,13 @@ from jiuzhang.config.base_model import Section
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
+class RowFilter(Section):
+    """Keep a row when ``field`` (a string) contains ``contains``."""
+
+    field: str = Field(description="Row field to test, e.g. 'source'.")
+    contains: str = Field(min_length=1, description="Substring the field must contain, e.g. 'stackexchange'.")
+
+
 class SourceConfig(Section):
     """One input source of math text."""
 
@@ -29,6 +36,14 @@ class SourceConfig(Section):
     data_files: tuple[str, ...] | None = Field(None, strict=False, description="hf: files inside the dataset repo.")
     split: str = Field("train", description="hf: split to read.")
     text_field: str = Field("text", description="Field holding the document text.")
+    text_fields: tuple[str, ...] | None = Field(None, strict=False, min_length=1, description="Instead of text_field: "
+                                                "join these fields with a blank line, e.g. MMIQC's [instruction, "
+                                                "output] (the paper's snippet: question + answer).")
+    field_max_chars: int | None = Field(None, ge=1, description="text_fields: cut each field to its first N "
+                                        "characters before joining (paper, MMIQC: 1,000 each).")
+    row_filter: RowFilter | None = Field(None, description="Keep only rows whose field contains a string (MMIQC: "
+                                         "source contains 'stackexchange', as the paper reads it); others are "
+                                         "counted as filtered, not as bad.")
     id_field: str | None = Field("id", description="Field holding a stable document id; null = the line/row number.")
     max_docs: int | None = Field(None, ge=1, description="Read at most this many documents (null = all).")
     all_levels: bool = Field(False, description="Give this source's snippets all 8 prompt levels "

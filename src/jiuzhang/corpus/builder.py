@@ -88,6 +88,7 @@ def build_corpus(cfg: CorpusConfig, root: Path, bench_root: Path, bench_names: t
                 counts["kept"] += 1
                 kept_chars += len(text)
         per_source[source.name] = {"documents": reader.documents, "bad_records": dict(reader.bad),
+                                   **({"filtered_rows": reader.filtered} if source.row_filter else {}),
                                    **{k: counts[k] for k in sorted(counts)}}
     writer.close()
     if writer.rows == 0:

@@ -32,6 +32,7 @@ class DocumentReader:
         self.on_bad_record = on_bad_record
         self.bad: Counter[str] = Counter()
         self.documents = 0
+        self.filtered = 0          # rows left out by row_filter (not bad, just not this source's subset)
 
     @property
     def location(self) -> str:
@@ -77,10 +78,26 @@ class DocumentReader:
         for i, record in enumerate(ds):
             yield f"{self.location} row {i}", dict(record) | {"__row__": i}
 
+    def _text(self, record: dict[str, Any]) -> str | None:
+        s = self.source
+        if s.text_fields is None:
+            text = record.get(s.text_field)
+            return text if isinstance(text, str) and text.strip() else None
+        parts = [record.get(f) for f in s.text_fields]
+        if not all(isinstance(p, str) and p.strip() for p in parts):
+            return None
+        return "\n\n".join(p.strip()[:s.field_max_chars] for p in parts)
+
     def _document(self, where: str, record: dict[str, Any]) -> Document | None:
-        text = record.get(self.source.text_field)
-        if not isinstance(text, str) or not text.strip():
-            self._bad(where, "missing_text", f"record has no non-empty string field '{self.source.text_field}'")
+        rf = self.source.row_filter
+        if rf is not None and rf.contains not in str(record.get(rf.field) or ""):
+            self.filtered += 1
+            return None
+        text = self._text(record)
+        if text is None:
+            fields = self.source.text_fields or (self.source.text_field,)
+            self._bad(where, "missing_text", f"record has no non-empty string field "
+                      f"{' / '.join(repr(f) for f in fields)}")
             return None
         id_field = self.source.id_field
         if id_field is None:
