@@ -178,3 +178,19 @@ def test_mmiqc_rows_filtered_to_stackexchange_and_joined_question_answer(tmp_pat
     missing = write_jsonl(tmp_path / "bad.jsonl", [{"instruction": "only a question", "source": "stackexchange"}])
     with pytest.raises(InputDataError, match="'instruction' / 'output'"):
         list(DocumentReader(src.model_copy(update={"path": str(missing)}), tmp_path, "error"))
+
+
+def test_a_source_may_cut_longer_snippets(tmp_path):
+    """The paper's tool seeds (ProofWiki) are 2,000 chars where the other snippets are 1,000."""
+    text = " ".join(f"Sentence number {i} of a long proof about primes." for i in range(200))
+    path = write_jsonl(tmp_path / "long.jsonl", [{"id": "p", "text": text}])
+    raw = tiny_params({"short": str(path), "long": str(path)})
+    raw["corpus"]["sources"][1]["max_chars"] = 2000
+    raw["corpus"]["dedup"].update(exact=False, near=False)
+    params = validate_params(raw, "test")
+    out = tmp_path / "corpus"
+    build_corpus(params.corpus, ROOT, Path(params.benchmarks.root), (), out, progress=False)
+    rows = [r for f in sorted(out.glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    short = max(r["n_chars"] for r in rows if r["source"] == "short")
+    long = max(r["n_chars"] for r in rows if r["source"] == "long")
+    assert short <= 1000 < long <= 2000

@@ -101,3 +101,58 @@ def test_missing_corpus_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputDataError, match="no 'part-\\*.parquet' shards"):
         build_prompts(PromptsConfig(seed=1), tmp_path / "empty", TEMPLATES, tmp_path / "out")
+
+
+def _corpus_sources(folder: Path, sources: dict[str, int]) -> None:
+    rows = [{"id": f"{src}/doc{i}#0.0", "source": src, "doc_id": f"doc{i}", "text": f"{src} snippet {i}",
+             "n_chars": 10, "all_levels": False} for src, n in sources.items() for i in range(n)]
+    writer = ShardWriter(folder, CORPUS_SCHEMA, 1000)
+    writer.write_many(rows)
+    writer.close()
+
+
+def test_tool_prompts_draw_their_example_from_the_pool_and_tool_sources_are_all_tool(tmp_path):
+    """The paper: every ProofWiki seed gets the tool prompt, each with a worked example drawn from a pool
+    (MMOS there, ours here), not one fixed example."""
+    _corpus_sources(tmp_path / "corpus", {"proofwiki": 60, "web": 200})
+    cfg = PromptsConfig(seed=5, tool_share=0.25, tool_sources=("proofwiki",))
+    metrics = build_prompts(cfg, tmp_path / "corpus", TEMPLATES, tmp_path / "out")
+    rows = [r for f in sorted((tmp_path / "out").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    assert all(r["level"] == "tool" for r in rows if r["source"] == "proofwiki")
+    web_tool = sum(r["level"] == "tool" for r in rows if r["source"] == "web")
+    assert 25 < web_tool < 75                                  # tool_share still applies to the other sources
+    assert metrics["by_level"]["tool"] == 60 + web_tool
+    pool = [line for line in (TEMPLATES / "tool_examples.jsonl").read_text().splitlines() if line.strip()]
+    seen = Counter()
+    for r in rows:
+        if r["level"] == "tool":
+            assert "{example}" not in r["prompt"] and "{content}" not in r["prompt"]
+            seen[r["prompt"].split("[Problem]: ", 1)[1].split("\n", 1)[0]] += 1
+    assert len(seen) == len(pool) >= 5                          # every example drawn, none fixed
+    again = tmp_path / "again"
+    build_prompts(cfg, tmp_path / "corpus", TEMPLATES, again)
+    assert [r["prompt"] for f in sorted(again.glob("*.parquet")) for r in pq.read_table(f).to_pylist()] == \
+        [r["prompt"] for r in rows]                             # seeded by snippet id: the same every run
+
+
+def test_missing_or_bad_example_pool_is_a_clear_error(tmp_path):
+    import shutil
+    shutil.copytree(TEMPLATES, tmp_path / "t")
+    _corpus_sources(tmp_path / "corpus", {"web": 20})
+    cfg = PromptsConfig(seed=5, tool_share=0.5)
+    (tmp_path / "t" / "tool_examples.jsonl").write_text('{"problem": "p", "solution": "s"}\n{"problem": 3}\n')
+    with pytest.raises(InputDataError, match=r"tool_examples.jsonl:2: expected a JSON object"):
+        build_prompts(cfg, tmp_path / "corpus", tmp_path / "t", tmp_path / "out")
+    (tmp_path / "t" / "tool_examples.jsonl").unlink()
+    with pytest.raises(InputDataError, match="prompts.tool_examples"):
+        build_prompts(cfg, tmp_path / "corpus", tmp_path / "t", tmp_path / "out")
+
+
+def test_unknown_tool_source_is_refused():
+    import yaml
+    from jiuzhang.config.loader import validate_params
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["prompts"]["tool_sources"] = ["nope"]
+    from jiuzhang.config.errors import ConfigError
+    with pytest.raises(ConfigError, match="tool_sources"):
+        validate_params(raw, "params.yaml")

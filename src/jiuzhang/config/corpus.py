@@ -46,6 +46,8 @@ class SourceConfig(Section):
                                          "counted as filtered, not as bad.")
     id_field: str | None = Field("id", description="Field holding a stable document id; null = the line/row number.")
     max_docs: int | None = Field(None, ge=1, description="Read at most this many documents (null = all).")
+    max_chars: int | None = Field(None, ge=1, description="This source's snippet length, instead of "
+                                  "corpus.max_chars (paper: ProofWiki tool seeds 2,000 chars, others 1,000).")
     all_levels: bool = Field(False, description="Give this source's snippets all 8 prompt levels "
                              "(the paper does so for Wikipedia/ProofWiki).")
 

@@ -20,6 +20,13 @@ class PromptsConfig(Section):
                                                      "level (null = uniform, as in the paper).")
     tool_share: float = Field(0.0, ge=0.0, le=1.0, description="Share of snippets that get the tool (Python) "
                               "prompt instead of a natural-language level, drawn from the same seed.")
+    tool_sources: tuple[str, ...] = Field((), strict=False, description="corpus.sources names whose every "
+                                          "snippet gets the tool prompt (paper: ProofWiki, its tool seed source); "
+                                          "tool_share still applies to the other sources.")
+    tool_examples: str = Field("tool_examples.jsonl", description="JSONL of {problem, solution} worked examples, "
+                               "in the templates folder: a tool template with '{example}' shows one of them per "
+                               "prompt, drawn by (seed, snippet id) - the paper draws one per prompt from a pool "
+                               "(MMOS) instead of one fixed example.")
     shard_rows: int = Field(5000, ge=1, description="Rows per output Parquet shard.")
 
     @model_validator(mode="after")

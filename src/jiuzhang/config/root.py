@@ -44,6 +44,10 @@ class Params(Section):
         if self.kd.boost.n > self.influence.pool_size:
             raise ValueError(f"kd.boost.n ({self.kd.boost.n}) exceeds influence.pool_size ({self.influence.pool_size}): "
                              f"the boosting round selects its prompts from that pool; raise pool_size or lower n")
+        names = {s.name for s in self.corpus.sources}
+        unknown = [t for t in self.prompts.tool_sources if t not in names]
+        if unknown:
+            raise ValueError(f"prompts.tool_sources {unknown} name no corpus.sources entry; known: {sorted(names)}")
         return self
 
     def warnings(self) -> list[str]:

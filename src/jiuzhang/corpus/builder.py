@@ -74,7 +74,7 @@ def build_corpus(cfg: CorpusConfig, root: Path, bench_root: Path, bench_names: t
         reader = DocumentReader(source, root, cfg.on_bad_record)
         counts = Counter()
         for doc in tqdm(reader, desc=f"corpus/{source.name}", unit="doc", disable=not progress, mininterval=2):
-            for local_id, text in snippets(doc.text, source.split_by, cfg.cut, cfg.max_chars,
+            for local_id, text in snippets(doc.text, source.split_by, cfg.cut, source.max_chars or cfg.max_chars,
                                            cfg.max_snippets_per_doc):
                 counts["snippets"] += 1
                 snippet_id = f"{source.name}/{doc.doc_id}#{local_id}"

@@ -7,12 +7,14 @@ snippets and templates are full of LaTeX braces.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from jiuzhang.common.io import InputDataError
 
 PLACEHOLDER = "{content}"
+EXAMPLE = "{example}"      # tool template: one worked example drawn from prompts.tool_examples
 REQUIRED_MARKERS = ("[Problem]", "[Solution]")
 TOOL = "tool"
 
@@ -22,8 +24,33 @@ class Template:
     name: str
     text: str
 
-    def fill(self, content: str) -> str:
-        return self.text.replace(PLACEHOLDER, content)
+    def fill(self, content: str, example: str | None = None) -> str:
+        text = self.text.replace(EXAMPLE, example) if example is not None else self.text
+        return text.replace(PLACEHOLDER, content)
+
+    @property
+    def wants_example(self) -> bool:
+        return EXAMPLE in self.text
+
+
+def load_examples(path: str | Path) -> list[str]:
+    """The worked examples a tool template draws from, rendered as the template shows them."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"{path}: missing; the tool template has '{EXAMPLE}' and draws one worked example per "
+                             f"prompt from this JSONL of {{\"problem\", \"solution\"}} (prompts.tool_examples)")
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            out.append(f"[Problem]: {row['problem'].strip()}\n[Solution]:\n{row['solution'].strip()}")
+        except (ValueError, KeyError, AttributeError) as e:
+            raise InputDataError(f"{path}:{n}: expected a JSON object with string 'problem' and 'solution' ({e})")
+    if not out:
+        raise InputDataError(f"{path}: no examples; add at least one {{\"problem\", \"solution\"}} line")
+    return out
 
 
 def load_templates(folder: str | Path, names: tuple[str, ...]) -> dict[str, Template]:

@@ -87,8 +87,10 @@ class OfflineTeacher:
                 raise InputDataError(f"{p}: offline-teacher bank not found; fix teacher.offline in the params file")
         self.nl_low, self.tool = _gsm8k(Path(gsm8k_train))
         self.high = _samples(Path(samples))
-        # Each template's text before '{content}' identifies the level of a filled prompt.
-        self.prefixes = sorted(((t.split("{content}")[0], lv) for lv, t in templates.items()), key=lambda x: -len(x[0]))
+        # Each template's text before its first placeholder ('{content}', or the tool template's drawn
+        # '{example}') identifies the level of a filled prompt.
+        self.prefixes = sorted(((t.split("{content}")[0].split("{example}")[0], lv) for lv, t in templates.items()),
+                               key=lambda x: -len(x[0]))
         self.latency_s = latency_s
         self.requests = 0
 
