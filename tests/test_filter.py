@@ -69,6 +69,29 @@ def test_switches_turn_checks_off(gsm8k_index):
     assert {k["id"] for k in kept} >= {"g10", "g11", "g17"}
 
 
+def test_paper_preset_keeps_what_the_paper_kept(gsm8k_index):
+    """preset paper: no answer requirement, tool code not run (outputs as written), no near-dedup; the
+    test-sets filter stays. A runner that fails proves nothing is executed."""
+    p = params(preset="paper")
+    assert (p.filter.require_answer, p.filter.tool_output, p.filter.near_dedup) == (False, "keep", False)
+    rows = fixture_rows()
+    def no_run(code):
+        raise AssertionError("preset paper must not run tool code")
+    f = RecordFilter(p.filter, p.corpus.dedup, gsm8k_index, no_run)
+    kept, drops = f.process({k: v for k, v in r.items() if k != "expect"} | {"seed": 0} for r in rows)
+    reasons = {d["reason"] for d in drops}
+    kept_ids = {k["id"] for k in kept}
+    ours = {r["id"] for r in rows if r["expect"] in ("missing_answer", "output_mismatch", "code_error",
+                                                     "code_timeout", "near_duplicate")}
+    assert ours <= kept_ids                                # what only our checks drop is kept
+    assert "benchmark_overlap" in reasons and not reasons & {"missing_answer", "output_mismatch", "code_error",
+                                                            "code_timeout", "near_duplicate"}
+    assert f.report.executions == {}
+    raw = tiny_params({"x": "unused.jsonl"})
+    raw["filter"].update(preset="paper", require_answer=True)
+    assert "filter.require_answer: True -> False (filter.preset paper sets it)" in validate_params(raw, "t").warnings()
+
+
 @pytest.mark.parametrize("stored, printed, same", [("10", "10.0\n", True), ("0.5", "0.6", False),
                                                     ("a = 1\nb = 2", "a = 1  \nb = 2\n", True), ("x", "", False)])
 def test_output_matching(stored, printed, same):

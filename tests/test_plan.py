@@ -37,15 +37,22 @@ def test_paper_plan_follows_from_params(tmp_path):
     totals = plan.totals()
     assert totals["teacher_calls"] == p.kd.initial.n + p.kd.boost.n == 9300
 
-    # synthesis: 6M problems x 450 new tokens / 2,500 tokens/s per GPU = 300 GPU-hours on 8 vLLM replicas
+    # synthesis: 6M generations x 770 new tokens (the paper's 4.6B tokens / 6M records) / 2,500 tokens/s per GPU
     syn = stages["synthesize"]
-    assert syn.device_hours == pytest.approx(6_000_000 * 450 / 2500 / 3600) == pytest.approx(300.0)
-    assert syn.wall_hours == pytest.approx(300.0 / 8)
+    assert syn.device_hours == pytest.approx(6_000_000 * 770 / 2500 / 3600)
+    assert syn.wall_hours == pytest.approx(syn.device_hours / 8)
     assert "8 vLLM replicas x tensor parallel 1" in syn.launch
     # the same prompts before KD: synthesize.init_prompts of them, same engine and rate
     before = stages["synthesize_init"]
     assert before.amounts["problems"] == p.synthesize.init_prompts == 1000
-    assert before.device_hours == pytest.approx(1000 * 450 / 2500 / 3600)
+    assert before.device_hours == pytest.approx(1000 * 770 / 2500 / 3600)
+
+    # filter (preset paper): every generation kept, 4.38M CoT + 1.62M tool; pre-training = kept x tokens/record
+    kept = stages["filter"].amounts
+    assert kept["kept_nl"] == pytest.approx(6e6 * 0.73) and kept["kept_tool"] == pytest.approx(6e6 * 0.27)
+    assert stages["pretrain"].amounts["train_tokens"] == pytest.approx(4.38e6 * 869 + 1.62e6 * 496)
+    assert 4.5e9 < stages["pretrain"].amounts["train_tokens"] < 4.7e9          # the paper's 4.6B synthetic tokens
+    assert plan.warnings == []
 
     # teacher: prompt tokens from the real templates + a full snippet; completion = expected_output_tokens
     kd = stages["kd_initial"]
@@ -57,10 +64,11 @@ def test_paper_plan_follows_from_params(tmp_path):
     # pre-training: 6 N D at the stated MFU and peak, on the 32 processes the launcher starts, ZeRO-2
     pt = stages["pretrain"]
     flops_per_s = 0.35 * 312e12
-    assert pt.device_hours == pytest.approx(6 * 7.24e9 * 5.37e9 / flops_per_s / 3600)
+    tokens = pt.amounts["train_tokens"]
+    assert pt.device_hours == pytest.approx(6 * 7.24e9 * tokens / flops_per_s / 3600)
     assert pt.wall_hours == pytest.approx(pt.device_hours / 32)
     assert "32 processes (4 nodes x 8)" in pt.launch and "ZeRO-2" in pt.launch and "bf16" in pt.launch
-    assert pt.amounts["steps"] == math.ceil(5.37e9 / 2048 / 512)
+    assert pt.amounts["steps"] == math.ceil(math.ceil(tokens / 2048) / 512)
 
     # the synthesizer: (5,300 + 4,000) examples x 5 epochs, ZeRO-1 on 8 GPUs
     assert stages["synthesizer"].amounts["train_tokens"] == pytest.approx(
@@ -98,7 +106,7 @@ def test_measured_rates_replace_stated_ones(tmp_path):
     stages, _ = paper_plan(tmp_path, measured=run)
     pt = stages["pretrain"]
     assert pt.basis == f"measured: {run / 'pretrain.json'}"
-    assert pt.wall_hours == pytest.approx(5.37e9 / 100_000 / 3600)
+    assert pt.wall_hours == pytest.approx(pt.amounts["train_tokens"] / 100_000 / 3600)
     assert "stated" in stages["synthesize"].basis
 
 
@@ -138,7 +146,8 @@ def test_cli_prints_and_validates(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     res = CliRunner().invoke(cli, ["plan", "--params", "configs/paper.yaml"])
     assert res.exit_code == 0, res.output
-    assert "synthesize  NVIDIA A100-SXM4-80GB 300.0 h (wall 37.5 h)" in res.output
+    assert "synthesize  NVIDIA A100-SXM4-80GB 513.3 h (wall 64.2 h)" in res.output
+    assert "inconsistencies" not in res.output
     assert "teacher: 9,300 calls" in res.output
     data = json.loads(CliRunner().invoke(cli, ["plan", "--params", "configs/paper.yaml", "--json"]).stdout)
     assert data["totals"]["teacher_calls"] == 9300 and len(data["stages"]) == 14
@@ -210,3 +219,28 @@ def test_a_local_model_folder_states_its_own_context(tmp_path):
     assert model_context(load_params(path), "synthesizer", ROOT) == (1234, str(folder / "config.json"))
     smoke = load_params(ROOT / "params.yaml")          # starts from models/base, built by base.arch
     assert model_context(smoke, "synthesizer", ROOT)[1] == "base.arch.max_position_embeddings"
+
+
+def test_keep_rates_decide_the_kept_volume_and_stated_tokens_are_checked(tmp_path):
+    """filter.preset ours keeps ~25% CoT / ~30% tool (plan.keep_rates, measured on the released records);
+    a stated pretrain.planned_tokens far from the kept volume, or too few new tokens per generation to
+    write a record, are flagged."""
+    def ours(raw):
+        raw["filter"]["preset"] = "ours"
+        raw["pretrain"]["planned_tokens"] = 5.37e9
+        raw["synthesize"]["projection"]["new_tokens_per_problem"] = 300
+    stages, plan = paper_plan(tmp_path, ours)
+    kept = stages["filter"].amounts
+    assert kept["kept_nl"] == pytest.approx(4.38e6 * 0.246) and kept["kept_tool"] == pytest.approx(1.62e6 * 0.296)
+    assert stages["filter"].amounts["programs"] == pytest.approx(1.62e6)       # ours runs every tool program
+    assert any("planned_tokens 5,370,000,000 disagrees" in w for w in plan.warnings)
+    assert any("new_tokens_per_problem 300 is under half a kept record" in w for w in plan.warnings)
+    assert stages["pretrain"].amounts["train_tokens"] == pytest.approx(5.37e9)  # the stated figure, flagged
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "filter.json").write_text(json.dumps({"by_kind": {"nl": {"input": 100, "kept": 50},
+                                                                  "tool": {"input": 10, "kept": 1}}}))
+    measured, _ = paper_plan(tmp_path, lambda raw: raw["filter"].update(preset="ours"), measured=run)
+    assert measured["filter"].amounts["kept_nl"] == pytest.approx(4.38e6 * 0.5)
+    assert f"measured: {tmp_path / 'filter.json'}" in measured["filter"].basis

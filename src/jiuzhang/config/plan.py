@@ -37,6 +37,16 @@ class PlanConfig(Section):
         "Context length (max_position_embeddings) of hub models by role, from their config.json "
         "(deepseek-math-7b: 4,096; Mistral-7B: 32,768); `config check` refuses settings that cannot fit it. "
         "A local model folder's config.json is read instead."))
+    keep_rates: dict[Literal["nl", "tool"], Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=lambda: {"nl": 0.246, "tool": 0.296}, strict=False, description=(
+            "Share of generations the filter keeps with filter.preset 'ours', by kind (measured on the paper's "
+            "released records by benchmarks/filter_keep_rates.py: the answer requirement drops 75.4% of CoT, "
+            "output verification 69.6% of tool). 'plan --measured' reads a run's metrics/filter.json instead; "
+            "preset 'paper' keeps all."))
+    tokens_per_record: dict[Literal["nl", "tool"], Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: {"nl": 598.0, "tool": 341.1}, strict=False, description=(
+            "Mean tokens of a kept record (question + solution), by kind; pre-training tokens = kept records x "
+            "this (default: the released records at 4 chars per token, benchmarks/filter_keep_rates.py)."))
     eval_tokens_per_item: float = Field(400.0, gt=0, description="Stated mean generated tokens per benchmark item "
                                         "and setting (capped at eval.max_new_tokens).")
     sandbox_s_per_program: float = Field(0.08, gt=0, description="Seconds one sandboxed program takes "

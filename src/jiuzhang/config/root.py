@@ -54,6 +54,7 @@ class Params(Section):
         """Things that are valid but risky, printed by ``jiuzhang config check``."""
         out = [f"corpus.sources[{i}] '{s.name}': revision {s.revision!r} is not a commit SHA; the data can "
                f"change under you - pin the dataset commit" for i, s in enumerate(self.corpus.sources) if s.unpinned()]
+        out += [f"{o} (filter.preset paper sets it)" for o in self.filter._overridden]
         if self.synthesizer.init.unpinned():
             out.append(f"synthesizer.init.revision {self.synthesizer.init.revision!r} is not a commit SHA; pin it")
         if self.base.mode == "hub" and self.base.hub is not None and self.base.hub.unpinned():

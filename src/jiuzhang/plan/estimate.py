@@ -50,6 +50,7 @@ class Plan:
     profile: str
     accelerator: str
     stages: list[StagePlan]
+    warnings: list[str] = field(default_factory=list)   # stated figures that disagree with the derived ones
 
     def totals(self) -> dict[str, float]:
         def total(key: str, device: str | None = None) -> float:
@@ -65,7 +66,7 @@ class Plan:
 
     def as_dict(self) -> dict[str, Any]:
         return {"profile": self.profile, "accelerator": self.accelerator,
-                "stages": [asdict(s) for s in self.stages], "totals": self.totals()}
+                "stages": [asdict(s) for s in self.stages], "totals": self.totals(), "warnings": self.warnings}
 
 
 def arch_parameters(params: Params, vocab_size: int) -> float:
@@ -270,28 +271,59 @@ class Planner:
         plan.basis += "; mean new tokens per item stated: plan.eval_tokens_per_item"
         return plan
 
-    def filtering(self, problems: int) -> StagePlan:
-        f = self.p.filter
-        programs = problems * self.p.prompts.tool_share
-        cpu_h = programs * self.p.plan.sandbox_s_per_program / 3600
-        return StagePlan("filter", f"{problems:,} generations parsed, dedup and decontamination; ~{programs:,.0f} tool "
-                         f"programs run (prompts.tool_share)", f"{f.exec_workers} sandbox workers", "CPU",
-                         device_hours=cpu_h, wall_hours=cpu_h / f.exec_workers, usd=None,
-                         basis=f"{self.p.plan.sandbox_s_per_program:g} s per program (plan.sandbox_s_per_program)",
-                         amounts={"programs": programs})
+    def keep_rates(self) -> tuple[dict[str, float], str]:
+        """The filter's keep rate by kind, and where it came from."""
+        if self.p.filter.preset == "paper":
+            return {"nl": 1.0, "tool": 1.0}, "filter.preset paper keeps every parsed record"
+        if self.measured is not None:
+            f = self.measured.parent / "filter.json"
+            by_kind = json.loads(f.read_text()).get("by_kind", {}) if f.is_file() else {}
+            if all(by_kind.get(k, {}).get("input") for k in ("nl", "tool")):
+                return {k: by_kind[k]["kept"] / by_kind[k]["input"] for k in ("nl", "tool")}, f"measured: {f}"
+        return dict(self.p.plan.keep_rates), "stated: plan.keep_rates"
 
-    def pretraining(self) -> StagePlan:
-        pt = self.p.pretrain
-        if pt.planned_tokens:
-            return self.training("pretrain", "base", pt.train, pt.planned_tokens / pt.train.max_length,
-                                 pt.train.max_length, "packed sequences")
+    def filtering(self, generations: int) -> StagePlan:
+        f = self.p.filter
+        share = self.p.prompts.tool_share
+        gens = {"nl": generations * (1 - share), "tool": generations * share}
+        rates, source = self.keep_rates()
+        kept = {k: gens[k] * rates[k] for k in gens}
+        programs = gens["tool"] if f.tool_output != "keep" else 0.0
+        cpu_h = programs * self.p.plan.sandbox_s_per_program / 3600
+        return StagePlan("filter", f"{generations:,} generations -> ~{sum(kept.values()):,.0f} kept records "
+                         f"({kept['nl']:,.0f} CoT at {rates['nl']:.1%}, {kept['tool']:,.0f} tool at {rates['tool']:.1%}; "
+                         f"filter.preset {f.preset}); ~{programs:,.0f} tool programs run",
+                         f"{f.exec_workers} sandbox workers", "CPU", device_hours=cpu_h, wall_hours=cpu_h / f.exec_workers,
+                         usd=None, basis=f"keep rates {source}; {self.p.plan.sandbox_s_per_program:g} s per program "
+                         "(plan.sandbox_s_per_program)",
+                         amounts={"programs": programs, "kept": sum(kept.values()), "kept_nl": kept["nl"],
+                                  "kept_tool": kept["tool"]})
+
+    def pretraining(self, kept: dict[str, float]) -> tuple[StagePlan, list[str]]:
+        """The pretrain stage from the kept volume (x plan.tokens_per_record); a stated planned_tokens that
+        disagrees with it by more than 10% is flagged."""
+        pt, warnings = self.p.pretrain, []
+        per = self.p.plan.tokens_per_record
+        derived = kept["nl"] * per["nl"] + kept["tool"] * per["tool"]
         if pt.supplement and pt.max_records:
             f = self.path(pt.supplement)
             with f.open(encoding="utf-8") as fh:
                 lens = [estimate_prompt_tokens(line) for _, line in zip(range(pt.max_records), fh)]
             return self.training("pretrain", "base", pt.train, len(lens), sum(lens) / max(1, len(lens)),
-                                 "records (pretrain.supplement)")
-        raise UserError("pretrain.planned_tokens: set it (training tokens) so the pretrain stage can be planned")
+                                 "records (pretrain.supplement)"), warnings
+        if pt.planned_tokens:
+            if derived and abs(pt.planned_tokens / derived - 1) > 0.10:
+                warnings.append(f"pretrain.planned_tokens {pt.planned_tokens:,.0f} disagrees with the configured volume: "
+                                f"~{kept['nl'] + kept['tool']:,.0f} kept records x plan.tokens_per_record = "
+                                f"{derived:,.0f} tokens; the plan uses planned_tokens (remove it to use the derived figure)")
+            return self.training("pretrain", "base", pt.train, pt.planned_tokens / pt.train.max_length,
+                                 pt.train.max_length, "packed sequences (pretrain.planned_tokens)"), warnings
+        if not derived:
+            raise UserError("pretrain: nothing to plan (no kept records expected); check plan.keep_rates or set "
+                            "pretrain.planned_tokens")
+        return self.training("pretrain", "base", pt.train, derived / pt.train.max_length, pt.train.max_length,
+                             f"packed sequences from ~{kept['nl'] + kept['tool']:,.0f} kept records "
+                             f"(x plan.tokens_per_record {per['nl']:g} CoT / {per['tool']:g} tool)"), warnings
 
     def build(self) -> Plan:
         p = self.p
@@ -321,14 +353,23 @@ class Planner:
         stages.append(self.teacher_round("kd_boost", p.kd.boost.n))
         stages.append(self.training("synthesizer", "synthesizer", s, p.kd.initial.n + p.kd.boost.n, kd_tokens,
                                     "KD examples"))
-        stages.append(self.generation("synthesize", pool, "problems"))
+        stages.append(self.generation("synthesize", pool, "generations (prompts answered)"))
         stages.append(self.generation("synthesize_init", min(pool, p.synthesize.init_prompts),
                                       "prompts answered by synthesizer.init (before KD)"))
-        stages.append(self.filtering(pool))
-        stages.append(self.pretraining())
+        filtered = self.filtering(pool)
+        stages.append(filtered)
+        pretrain, warnings = self.pretraining({"nl": filtered.amounts["kept_nl"], "tool": filtered.amounts["kept_tool"]})
+        stages.append(pretrain)
+        new_tokens = p.synthesize.projection.new_tokens_per_problem
+        per = p.plan.tokens_per_record
+        record = (1 - p.prompts.tool_share) * per["nl"] + p.prompts.tool_share * per["tool"]
+        if new_tokens and new_tokens < 0.5 * record:
+            warnings.append(f"synthesize.projection.new_tokens_per_problem {new_tokens:g} is under half a kept record "
+                            f"(~{record:,.0f} tokens by plan.tokens_per_record): generation cannot write the records "
+                            f"the pre-training volume assumes")
         stages.append(self.evaluation())
         stages.append(StagePlan("report", "one table, plots, costs", "1 process", "-"))
-        return Plan(p.profile, self.acc.name, stages)
+        return Plan(p.profile, self.acc.name, stages, warnings)
 
     def training_base(self, tokens: float) -> StagePlan:
         launch = Launch("one process", 1, 1)

@@ -25,4 +25,6 @@ def render(plan: Plan, params_path: str) -> str:
               f"    {plan.accelerator}: {t['accelerator_hours']:,.1f} device-hours, ${t['accelerator_usd']:,.2f}",
               f"    CPU (sandbox): {t['cpu_hours']:,.2f} core-hours",
               f"    all: ${t['usd']:,.2f}; {t['wall_hours_sequential']:,.1f} h wall if the stages run one after another"]
+    if plan.warnings:
+        lines += ["", "inconsistencies:"] + [f"    {w}" for w in plan.warnings]
     return "\n".join(lines)

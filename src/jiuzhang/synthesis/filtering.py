@@ -89,6 +89,8 @@ def _check(c: Candidate, cfg: FilterConfig, index: NgramIndex | None, report: Fi
 
 
 def _execute(candidates: list[Candidate], cfg: FilterConfig, runner: Runner, report: FilterReport) -> None:
+    if cfg.tool_output == "keep":  # the paper: outputs stay as the model wrote them, nothing runs
+        return
     tool = [c for c in candidates if c.reason is None and c.row["kind"] == "tool"]
     codes = [program(c.solution) for c in tool]
     distinct = list(dict.fromkeys(codes))  # each distinct program runs once
