@@ -23,7 +23,8 @@ from stages.training_common import (checkpoints_option, loss_curve_option, out_m
 @loss_curve_option
 def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoints: str, metrics_path: str,
             loss_path: str | None) -> None:
-    """Pre-train on the shuffled synthetic records (+ pretrain.supplement), then pretrain.sft_tail in order.
+    """Pre-train on the shuffled synthetic records (+ pretrain.supplement), then pretrain.sft_tail (shuffled once
+    with its own seed) after them, in one run.
 
     1 epoch, WSD schedule.
 
@@ -34,7 +35,7 @@ def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoin
       jiuzhang pretrain --init models/base --synthetic data/synthetic/clean --out models/jiuzhang \\
           --checkpoints .cache/checkpoints/pretrain --metrics metrics/pretrain.json
     """
-    from jiuzhang.training.records import load_examples, pretrain_mix
+    from jiuzhang.training.records import load_examples, load_sft_tail, pretrain_mix
     from jiuzhang.training.runner import run_training
 
     def work(p, run):
@@ -44,11 +45,11 @@ def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoin
         mixed, synthetic_used = pretrain_mix(synthetic_examples, supplement, cfg.seed_data,
                                              p.pretrain.supplement_max_records, p.pretrain.max_records)
         examples = list(mixed)
-        if p.pretrain.sft_tail:
-            examples += load_examples(p.pretrain.sft_tail, "input", "output")
+        tail = load_sft_tail(p.pretrain.sft_tail, Path.cwd()) if p.pretrain.sft_tail else []
+        examples += tail
         counts = {"synthetic_records": len(synthetic_examples), "supplement_records": len(supplement),
                   "synthetic_used": synthetic_used, "supplement_used": len(mixed) - synthetic_used,
-                  "used_records": len(examples)}
+                  "sft_tail_records": len(tail), "used_records": len(examples)}
         click.echo(f"pretrain: {len(synthetic_examples)} synthetic records + {len(supplement)} supplement records "
                    f"-> {len(mixed)} mixed ({synthetic_used} synthetic), {len(examples)} used with the SFT tail",
                    err=True)

@@ -55,6 +55,9 @@ class Params(Section):
         out = [f"corpus.sources[{i}] '{s.name}': revision {s.revision!r} is not a commit SHA; the data can "
                f"change under you - pin the dataset commit" for i, s in enumerate(self.corpus.sources) if s.unpinned()]
         out += [f"{o} (filter.preset paper sets it)" for o in self.filter._overridden]
+        tail = self.pretrain.sft_tail
+        if tail is not None and tail.unpinned():
+            out.append(f"pretrain.sft_tail.revision {tail.revision!r} is not a commit SHA; pin the dataset commit")
         if self.synthesizer.init.unpinned():
             out.append(f"synthesizer.init.revision {self.synthesizer.init.revision!r} is not a commit SHA; pin it")
         if self.base.mode == "hub" and self.base.hub is not None and self.base.hub.unpinned():

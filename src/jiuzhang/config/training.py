@@ -102,6 +102,38 @@ class SynthesizerConfig(Section):
                                "2,048 tokens, bf16, ZeRO-1.")
 
 
+class SftTailConfig(Section):
+    """Records read after the synthetic ones: a local JSONL/Parquet file or a pinned HF hub dataset,
+    shuffled once with a named seed (the paper shuffles its SFT mix before concatenating it)."""
+
+    format: Literal["jsonl", "hf"] = Field(description="'jsonl': a local JSONL file or Parquet-shard folder "
+                                           "(spell it in dvc.yaml's pretrain deps); 'hf': a hub dataset.")
+    path: str | None = Field(None, description="jsonl: the file or folder, relative to the project root.")
+    dataset: str | None = Field(None, description="hf: dataset id, e.g. ToheartZhang/JiuZhang3.0-Corpus-SFT.")
+    revision: str | None = Field(None, description="hf: the dataset commit (config check warns until it is a SHA).")
+    split: str = Field("train", description="hf: split to read.")
+    data_files: tuple[str, ...] | None = Field(None, strict=False, description="hf: files inside the dataset repo.")
+    input_field: str = Field("input", description="Field holding the prompt (the paper: '## Question ...').")
+    output_field: str = Field("output", description="Field holding the target.")
+    shuffle_seed: int | None = Field(0, ge=0, description="Seed of the one shuffle of the tail; null = file order.")
+    max_rows: int | None = Field(None, ge=1, description="Use the first N rows after the shuffle (null = all).")
+    planned_rows: int | None = Field(None, ge=1, description="hf: rows the plan counts (the paper: 2,860,000); "
+                                     "a local file is counted exactly.")
+    planned_tokens_per_row: float | None = Field(None, gt=0, description="hf: mean tokens per row for the plan "
+                                                 "(the paper: 0.77B / 2.86M = 269).")
+
+    @model_validator(mode="after")
+    def _check(self) -> "SftTailConfig":
+        if self.format == "jsonl" and (not self.path or self.dataset):
+            raise ValueError("a jsonl sft_tail needs 'path' (and no 'dataset')")
+        if self.format == "hf" and (not self.dataset or not self.revision or self.path):
+            raise ValueError("an hf sft_tail needs 'dataset' and 'revision' (and no 'path')")
+        return self
+
+    def unpinned(self) -> bool:
+        return self.format == "hf" and not re.fullmatch(r"[0-9a-f]{40}", self.revision or "")
+
+
 class PretrainConfig(Section):
     """Pre-training the base model on the synthetic records (then an optional SFT tail, in order)."""
 
@@ -115,7 +147,9 @@ class PretrainConfig(Section):
                                                "(a seeded sample, pretrain.train.seed_data) so that our own kept "
                                                "records are not drowned out: 48 kept records shuffled with the "
                                                "1,000-record sample and cut to 64 leave ~3 of ours. null = all.")
-    sft_tail: str | None = Field(None, description="JSONL/Parquet of {input, output} records read last, in order.")
+    sft_tail: SftTailConfig | None = Field(None, description="The SFT mix trained after the synthetic records, "
+                                           "in the same run (the paper: ToheartZhang/JiuZhang3.0-Corpus-SFT, "
+                                           "~2.86M rows, ~0.77B tokens; its published scores are after it).")
     max_records: int | None = Field(None, ge=1, description="Use at most this many synthetic records (after the "
                                     "seeded shuffle; smoke profile only, null = all).")
     planned_tokens: float | None = Field(None, gt=0, description="Expected training tokens (paper: 4.6e9 synthetic "

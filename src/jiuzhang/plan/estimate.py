@@ -311,6 +311,9 @@ class Planner:
                 lens = [estimate_prompt_tokens(line) for _, line in zip(range(pt.max_records), fh)]
             return self.training("pretrain", "base", pt.train, len(lens), sum(lens) / max(1, len(lens)),
                                  "records (pretrain.supplement)"), warnings
+        tail_rows, tail_tokens = self.sft_tail()
+        derived += tail_tokens
+        tail_note = f" + SFT tail {tail_rows:,.0f} rows / {tail_tokens / 1e6:,.1f}M tokens" if tail_rows else ""
         if pt.planned_tokens:
             if derived and abs(pt.planned_tokens / derived - 1) > 0.10:
                 warnings.append(f"pretrain.planned_tokens {pt.planned_tokens:,.0f} disagrees with the configured volume: "
@@ -323,7 +326,22 @@ class Planner:
                             "pretrain.planned_tokens")
         return self.training("pretrain", "base", pt.train, derived / pt.train.max_length, pt.train.max_length,
                              f"packed sequences from ~{kept['nl'] + kept['tool']:,.0f} kept records "
-                             f"(x plan.tokens_per_record {per['nl']:g} CoT / {per['tool']:g} tool)"), warnings
+                             f"(x plan.tokens_per_record {per['nl']:g} CoT / {per['tool']:g} tool){tail_note}"), warnings
+
+    def sft_tail(self) -> tuple[float, float]:
+        """(rows, tokens) of the configured SFT tail: a local file counted exactly, a hub dataset as stated."""
+        t = self.p.pretrain.sft_tail
+        if t is None:
+            return 0.0, 0.0
+        if t.format == "jsonl":
+            from jiuzhang.training.records import load_examples
+            examples = load_examples(self.path(t.path), t.input_field, t.output_field)[:t.max_rows]
+            return float(len(examples)), float(sum(estimate_prompt_tokens(e.prompt + e.target) for e in examples))
+        if not (t.planned_rows and t.planned_tokens_per_row):
+            raise UserError("pretrain.sft_tail: a hub dataset is not downloaded to be planned; state planned_rows "
+                            "and planned_tokens_per_row (the paper: 2,860,000 rows x 269 tokens)")
+        rows = min(t.planned_rows, t.max_rows or t.planned_rows)
+        return float(rows), rows * t.planned_tokens_per_row
 
     def build(self) -> Plan:
         p = self.p

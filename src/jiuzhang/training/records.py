@@ -59,3 +59,26 @@ def pretrain_mix(synthetic: list[Example], supplement: list[Example], seed: int,
     mixed = mixed[:max_records]
     own = {id(e) for e in synthetic}
     return mixed, sum(1 for e in mixed if id(e) in own)
+
+
+def load_sft_tail(cfg, root: Path) -> list[Example]:
+    """The SFT tail's examples, shuffled once with ``cfg.shuffle_seed``; hub rows are read with ``datasets``
+    at the pinned revision (nothing else in the smoke and mini profiles touches the hub)."""
+    if cfg.format == "jsonl":
+        path = Path(cfg.path) if Path(cfg.path).is_absolute() else root / cfg.path
+        examples = load_examples(path, cfg.input_field, cfg.output_field)
+    else:
+        import datasets
+
+        ds = datasets.load_dataset(cfg.dataset, split=cfg.split, revision=cfg.revision,
+                                   data_files=list(cfg.data_files) if cfg.data_files else None)
+        examples = []
+        for i, r in enumerate(ds):
+            prompt, target = r.get(cfg.input_field), r.get(cfg.output_field)
+            if not isinstance(prompt, str) or not isinstance(target, str) or not target.strip():
+                raise InputDataError(f"hf://{cfg.dataset}@{cfg.revision} row {i}: needs string fields "
+                                     f"'{cfg.input_field}' and a non-empty '{cfg.output_field}' (pretrain.sft_tail)")
+            examples.append(Example(f"sft/{i}", prompt, target))
+    if cfg.shuffle_seed is not None:
+        random.Random(cfg.shuffle_seed).shuffle(examples)
+    return examples[:cfg.max_rows]
