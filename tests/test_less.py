@@ -210,3 +210,40 @@ def test_a_dead_rank_times_out_and_a_stale_scratch_is_never_reused(tmp_path):
     assert two["selected"] == fresh["selected"]
     assert (tmp_path / "two" / "scores.parquet").read_bytes() == (tmp_path / "fresh" / "scores.parquet").read_bytes()
     assert [d for d in scratch.iterdir()] == stale  # the new run used (and removed) a folder of its own
+
+
+def test_placement_one_rank_per_device_bf16_on_gpu_fp32_on_cpu(monkeypatch):
+    import torch
+
+    from jiuzhang.common.io import InputDataError
+    from jiuzhang.influence.selection import placement
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert placement("auto", "auto", 3) == ("cpu", "fp32")
+    assert placement("cpu", "bf16", 0) == ("cpu", "bf16")
+    with pytest.raises(InputDataError, match="no GPU is visible"):
+        placement("cuda", "auto", 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    assert placement("auto", "auto", 11) == ("cuda:3", "bf16")        # LOCAL_RANK 11 on an 8-GPU node
+    assert placement("auto", "fp32", 2) == ("cuda:2", "fp32")
+
+
+def test_bf16_weights_take_the_same_code_path_and_keep_the_ranking(tmp_path):
+    """influence.less.dtype bf16 (what a GPU gets) runs the same path on the CPU: LoRA in bf16, checkpoints
+    and Adam moments in fp32 on the CPU, features and projection in fp32; the top of the ranking holds."""
+    import pyarrow.parquet as pq
+
+    from jiuzhang.influence.selection import select_less
+
+    model_dir, p, cands, texts = _two_rank_setup(tmp_path)
+    fp32 = select_less(p.influence, p.kd, cands, texts, model_dir, tmp_path / "fp32")
+    bf16_cfg = p.influence.model_copy(update={"less": p.influence.less.model_copy(update={"dtype": "bf16"})})
+    bf16 = select_less(bf16_cfg, p.kd, cands, texts, model_dir, tmp_path / "bf16")
+    assert fp32["selected"] == bf16["selected"] == 6
+    a = pq.read_table(tmp_path / "fp32" / "scores.parquet").to_pydict()
+    b = pq.read_table(tmp_path / "bf16" / "scores.parquet").to_pydict()
+    assert a["id"] == b["id"] and a["score"] != b["score"]                      # really computed in bf16
+    from jiuzhang.influence.scoring import spearman
+    import torch
+    assert spearman(torch.tensor(a["score"]), torch.tensor(b["score"])) > 0.8

@@ -35,6 +35,11 @@ class LessConfig(Section):
     projection_seed: int = Field(0, ge=0, description="Seed of the count-sketch projector (drawn on the CPU).")
     adam_variant: Literal["paper", "less_code"] = Field("paper", description="Candidates' Adam direction: "
                                                           "'paper' bias-corrected, 'less_code' as LESS's code.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the reference model, LoRA, "
+                                                   "gradients and projection run: 'auto' = the rank's GPU "
+                                                   "(cuda:LOCAL_RANK, one rank per device) when there is one.")
+    dtype: Literal["auto", "fp32", "bf16"] = Field("auto", description="Model weights: 'auto' = bf16 on a GPU (as "
+                                                  "LESS), fp32 on a CPU (bf16 there is slow and lossy).")
     shard_size: int = Field(1000, ge=1, description="Candidates whose features are held in memory at once.")
     rank_wait_s: float = Field(21600, gt=0, description="Under several ranks: how long a rank waits for the main "
                                "rank's warm-up checkpoints, and the main rank for the other ranks' scored shards, "

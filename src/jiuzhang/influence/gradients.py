@@ -17,6 +17,11 @@ import torch
 from jiuzhang.training.packing import IGNORE, Tokenized
 
 
+def device_of(model) -> torch.device:
+    """Where the model's weights are: every input tensor is built there (one code path, CPU or GPU)."""
+    return next(model.parameters()).device
+
+
 def lora_parameters(model) -> dict[str, torch.nn.Parameter]:
     """The trainable LoRA weights by name (sorted, so flattening order is fixed)."""
     return dict(sorted((n, p) for n, p in model.named_parameters() if p.requires_grad))
@@ -29,8 +34,8 @@ def _check(examples: list[Tokenized]) -> None:
 
 
 def _example_loss(model, ex: Tokenized) -> torch.Tensor:
-    ids = torch.tensor([ex.input_ids])
-    labels = torch.tensor([ex.labels])
+    ids = torch.tensor([ex.input_ids], device=device_of(model))
+    labels = torch.tensor([ex.labels], device=device_of(model))
     logits = model(input_ids=ids).logits[:, :-1].float()
     target = labels[:, 1:]
     mask = target != IGNORE
@@ -86,9 +91,10 @@ def per_example_batched(model, examples: list[Tokenized], batch_size: int = 16) 
         batch = examples[start:start + batch_size]
         width = max(len(e.input_ids) for e in batch)
         pad = lambda seq, value: seq + [value] * (width - len(seq))  # noqa: E731 - right padding
-        ids = torch.tensor([pad(e.input_ids, 0) for e in batch])
-        labels = torch.tensor([pad(e.labels, IGNORE) for e in batch])
-        mask = torch.tensor([pad([1] * len(e.input_ids), 0) for e in batch])
+        device = device_of(model)
+        ids = torch.tensor([pad(e.input_ids, 0) for e in batch], device=device)
+        labels = torch.tensor([pad(e.labels, IGNORE) for e in batch], device=device)
+        mask = torch.tensor([pad([1] * len(e.input_ids), 0) for e in batch], device=device)
         captures = {n: _Capture(m) for n, m in owners.items()}
         try:
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
@@ -105,4 +111,4 @@ def per_example_batched(model, examples: list[Tokenized], batch_size: int = 16) 
                 c.close()
     model.zero_grad(set_to_none=True)
     n_params = sum(p.numel() for p in params.values())
-    return torch.cat(rows) if rows else torch.zeros(0, n_params)
+    return torch.cat(rows) if rows else torch.zeros(0, n_params, device=device_of(model))

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from jiuzhang.common.waiting import wait_for
-from jiuzhang.influence.gradients import lora_parameters, per_example_batched
+from jiuzhang.influence.gradients import device_of, lora_parameters, per_example_batched
 from jiuzhang.influence.projection import CountSketch
 from jiuzhang.influence.scoring import adam_direction, lr_weights, normalise, task_direction
 from jiuzhang.training.packing import IGNORE, Example, PackStats, Tokenized, tokenize
@@ -61,10 +61,10 @@ def tokenize_all(examples: list[Example], tokenizer, max_length: int) -> list[To
 
 
 def _batch_loss(model, batch: list[Tokenized]) -> torch.Tensor:
-    width = max(len(t.input_ids) for t in batch)
-    ids = torch.tensor([t.input_ids + [0] * (width - len(t.input_ids)) for t in batch])
-    labels = torch.tensor([t.labels + [IGNORE] * (width - len(t.labels)) for t in batch])
-    mask = torch.tensor([[1] * len(t.input_ids) + [0] * (width - len(t.input_ids)) for t in batch])
+    width, device = max(len(t.input_ids) for t in batch), device_of(model)
+    ids = torch.tensor([t.input_ids + [0] * (width - len(t.input_ids)) for t in batch], device=device)
+    labels = torch.tensor([t.labels + [IGNORE] * (width - len(t.labels)) for t in batch], device=device)
+    mask = torch.tensor([[1] * len(t.input_ids) + [0] * (width - len(t.input_ids)) for t in batch], device=device)
     return model(input_ids=ids, attention_mask=mask, labels=labels).loss
 
 
@@ -99,9 +99,10 @@ def warmup(model, data: list[Tokenized], epochs: int, lr: float, warmup_ratio: f
             opt.step()
             step += 1
         state = {name: opt.state[p] for name, p in params.items()}
-        checkpoints.append(Checkpoint({n: p.detach().clone() for n, p in params.items()},
-                                      {n: s["exp_avg"].clone() for n, s in state.items()},
-                                      {n: s["exp_avg_sq"].clone() for n, s in state.items()},
+        # kept on the CPU in fp32: device memory holds the model, and checkpoints load on any device
+        checkpoints.append(Checkpoint({n: p.detach().float().cpu() for n, p in params.items()},
+                                      {n: s["exp_avg"].float().cpu() for n, s in state.items()},
+                                      {n: s["exp_avg_sq"].float().cpu() for n, s in state.items()},
                                       step, sum(lrs) / len(lrs)))
     model.eval()
     return checkpoints
@@ -110,7 +111,7 @@ def warmup(model, data: list[Tokenized], epochs: int, lr: float, warmup_ratio: f
 def _load(model, ckpt: Checkpoint) -> None:
     with torch.no_grad():
         for name, p in lora_parameters(model).items():
-            p.copy_(ckpt.lora[name])
+            p.copy_(ckpt.lora[name])  # CPU fp32 -> the parameter's device and dtype
 
 
 def _flat(d: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -123,8 +124,8 @@ def features(model, ckpt: Checkpoint, data: list[Tokenized], projector, adam: bo
     _load(model, ckpt)
     grads = per_example_batched(model, data, batch_size)
     if adam:
-        grads = adam_direction(grads, _flat(ckpt.exp_avg), _flat(ckpt.exp_avg_sq), ckpt.step, (0.9, 0.999), 1e-8,
-                               variant)
+        grads = adam_direction(grads, _flat(ckpt.exp_avg).to(grads.device), _flat(ckpt.exp_avg_sq).to(grads.device),
+                               ckpt.step, (0.9, 0.999), 1e-8, variant)
     return normalise(projector(grads))
 
 
@@ -152,7 +153,7 @@ def score_candidates(model, checkpoints: list[Checkpoint], candidates: list[Toke
         for w, c, dirs in zip(weights, checkpoints, task_dirs):
             feats = features(model, c, shard, projector, True, variant, batch_size)
             for t, d in dirs.items():
-                part[t] += w * (feats @ d)
+                part[t] += w * (feats @ d).cpu()  # scores gather on the CPU (features stay on the device)
         if world.world_size > 1:
             _save_atomic(part, scratch / f"shard-{k:05d}.pt")
         for t in targets:

@@ -21,10 +21,12 @@ class CountSketch:
         self.signs = torch.randint(0, 2, (input_dim,), generator=g).float() * 2 - 1
 
     def __call__(self, grads: torch.Tensor) -> torch.Tensor:
-        """(n, input_dim) -> (n, dim)."""
+        """(n, input_dim) -> (n, dim), on the gradients' device (the sketch is copied there once)."""
         grads = grads.float()
+        if self.buckets.device != grads.device:
+            self.buckets, self.signs = self.buckets.to(grads.device), self.signs.to(grads.device)
         out = torch.zeros(grads.shape[0], self.dim, dtype=torch.float32, device=grads.device)
-        out.index_add_(1, self.buckets.to(grads.device), grads * self.signs.to(grads.device))
+        out.index_add_(1, self.buckets, grads * self.signs)
         return out
 
 

@@ -105,6 +105,17 @@ def release_scratch(scratch: Path, world, poll_s: float, deadline_s: float) -> N
     shutil.rmtree(scratch)
 
 
+def placement(device: str, dtype: str, local_rank: int) -> tuple[str, str]:
+    """(torch device, weights dtype) of this rank's LESS run: one rank per GPU, bf16 there; fp32 on a CPU."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputDataError("influence.less.device is 'cuda' but no GPU is visible; set it to 'auto' or 'cpu'")
+    on_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    where = f"cuda:{local_rank % torch.cuda.device_count()}" if on_gpu else "cpu"
+    return where, ("bf16" if on_gpu else "fp32") if dtype == "auto" else dtype
+
+
 def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, Any]], texts: dict[str, str],
                 reference: Path, out_dir: Path, world=None, scratch: Path | None = None,
                 poll_s: float = 1.0) -> dict[str, Any]:
@@ -125,16 +136,18 @@ def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, A
     from jiuzhang.training.runner import load_start
 
     less = cfg.less
+    world = world or World()
+    device, dtype = placement(less.device, less.dtype, world.local_rank)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    model, tokenizer = load_start(ModelSource(path=str(reference)), "fp32")
+    model, tokenizer = load_start(ModelSource(path=str(reference)), dtype)
     targets = _targets(cfg, tokenizer)  # bad target data fails before any training
-    model = with_lora(model, less.r, less.alpha, cfg.seed)
+    # LoRA A is drawn on the CPU from our seeded generator, then everything moves to the rank's device
+    model = with_lora(model, less.r, less.alpha, cfg.seed).to(device)
     data = tokenize_all([_candidate_example(r["id"], texts[r["id"]]) for r in candidates
                          if texts.get(r["id"], "").strip()], tokenizer, less.max_length)
     if not data:
         raise InputDataError("influence: no candidate has data with a token to learn from; check the synthesize "
                              "settings (max_new_tokens) and data/influence/candidates")
-    world = world or World()
     if world.world_size > 1:
         # Keyed by content, not paths: the reference model's bytes, the candidates' and targets' tokens, the
         # settings and the code version; a stale folder of another run can never be taken for this one.
