@@ -231,3 +231,52 @@ def test_unpacked_training_is_one_example_per_sequence_and_learns(tiny_model, tm
     targets = torch.nn.functional.pad(data.labels[first], (0, 1), value=IGNORE)[:, 1:]
     full = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
     assert unpacked["loss_curve"][0]["loss"] == pytest.approx(full.item(), rel=1e-4)
+
+
+def test_token_store_serves_exactly_the_in_memory_rows_and_the_same_weights(tiny_model, tmp_path):
+    """The on-disk store (memory-mapped shards, written once) gives the rows pack() gives in memory, and
+    training on it reaches byte-identical weights (same packing, same order, same loss)."""
+    from jiuzhang.training.engine import TorchEngine
+    from jiuzhang.training.sft import train_sft
+    from jiuzhang.training.tokenstore import TokenStore, build_store
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    c = cfg(max_length=48)
+    mem_stats, disk_stats = PackStats(), PackStats()
+    mem = pack(tokenize(examples(), tok, 48, "truncate", mem_stats), 48, tok.pad_token_id, mem_stats)
+    disk = build_store(tokenize(examples(), tok, 48, "truncate", disk_stats), 48, tok.pad_token_id, tmp_path / "store",
+                       shard_rows=3, stats=disk_stats)                   # several shards
+    assert len(disk) == len(mem) and vars(disk_stats) == vars(mem_stats) and len(disk.meta) and disk.meta["shards"] > 1
+    idx = [5, 0, len(mem) - 1, 3]
+    for a, b in zip(mem.gather(idx), disk.gather(idx)):
+        assert torch.equal(a, b)
+    assert mem.target_counts(idx) == disk.target_counts(idx)
+    reopened = TokenStore(tmp_path / "store")
+    assert torch.equal(reopened.gather([1])[0], mem.gather([1])[0])
+
+    weights = []
+    for name, data in (("mem", mem), ("disk", disk)):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model)
+        train_sft(TorchEngine(model, c), data, c, World(), tmp_path / f"ck_{name}")
+        weights.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+
+
+def test_a_half_written_store_is_rebuilt_and_a_finished_one_reused(tiny_model, tmp_path):
+    src = ModelSource(path=str(tiny_model))
+    run_training(src, examples(), cfg(), tmp_path / "a", tmp_path / "ck", World(), stop_after=2)
+    stores = tmp_path / "ck.tokens"
+    (store,) = list(stores.iterdir())
+    stamp = (store / "ids-00000.npy").stat().st_mtime_ns
+    (stores / "deadbeef.partial").mkdir()                                 # a build that died elsewhere
+    (stores / "0123456789abcdef").mkdir()                                 # a store of other data
+    run_training(src, examples(), cfg(), tmp_path / "a", tmp_path / "ck", World(), stop_after=1)
+    assert (store / "ids-00000.npy").stat().st_mtime_ns == stamp          # reused, not rebuilt
+    # the others are swept when a store is built, and all of it when training finishes
+    assert sorted(p.name for p in stores.iterdir()) == sorted([store.name, "deadbeef.partial", "0123456789abcdef"])
+    (stores / store.name / "meta.json").unlink()                          # unfinished now: rebuilt, others swept
+    run_training(src, examples(), cfg(), tmp_path / "a", tmp_path / "ck", World(), stop_after=1)
+    assert [p.name for p in stores.iterdir()] == [store.name] and (store / "meta.json").is_file()
+    done = run_training(src, examples(), cfg(), tmp_path / "b", tmp_path / "ck", World())
+    assert done["steps"] == 4 and not stores.exists()                     # finished: store and checkpoints go

@@ -59,6 +59,8 @@ class TrainConfig(Section):
     save_every: int = Field(50, ge=1, description="Checkpoint every N optimizer steps (resume after a crash).")
     log_every: int = Field(5, ge=1, description="Log loss and lr every N steps.")
     deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig, description="DeepSpeed ZeRO.")
+    rank_wait_s: float = Field(21600, gt=0, description="How long the other ranks wait for the main rank's token "
+                               "store (it tokenizes and packs the data once, on disk) before failing.")
     launcher: str = Field("", description="Command prefix dvc.yaml puts before `jiuzhang <stage>` (interpolated "
                           "as ${...train.launcher}): '' = one process; e.g. 'torchrun --nproc_per_node 8 "
                           "--no-python' or 'deepspeed --num_gpus 8 --no_python'.")

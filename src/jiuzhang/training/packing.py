@@ -83,39 +83,60 @@ def tokenize(examples: Iterable[Example], tokenizer, max_length: int, on_overlon
 
 @dataclass
 class Packed:
+    """Packed sequences held in memory (tests, small data); :class:`~jiuzhang.training.tokenstore.TokenStore`
+    serves the same ``gather`` from memory-mapped shards on disk."""
+
     input_ids: torch.Tensor     # [n, max_length]
     labels: torch.Tensor
     position_ids: torch.Tensor
     real: torch.Tensor          # True on real tokens, False on padding
 
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
 
-def pack(items: Iterable[Tokenized], max_length: int, pad_id: int, stats: PackStats, packing: bool = True) -> Packed:
-    """Greedy in-order packing (``packing=False``: one example per sequence, for comparison)."""
-    rows_ids, rows_labels, rows_pos, rows_real = [], [], [], []
+    def gather(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.input_ids[idx], self.labels[idx], self.position_ids[idx], self.real[idx]
+
+    def target_counts(self, idx: list[int]) -> int:
+        """Supervised tokens of rows ``idx`` (labels after the shift): the loss's denominator."""
+        return int((self.labels[idx][:, 1:] != IGNORE).sum())
+
+
+Row = tuple[list[int], list[int], list[int], int]   # ids, labels, position ids (all max_length), real length
+
+
+def pack_rows(items: Iterable[Tokenized], max_length: int, pad_id: int, stats: PackStats,
+              packing: bool = True) -> Iterator[Row]:
+    """Greedy in-order packing, one row at a time (``packing=False``: one example per row). Padding goes at
+    the end of a row and is its own segment (position ids restart): it attends to nothing real."""
     cur_ids: list[int] = []
     cur_labels: list[int] = []
     cur_pos: list[int] = []
 
-    def close() -> None:
+    def close() -> Row:
         pad = max_length - len(cur_ids)
         stats.padding += pad
         stats.tokens += len(cur_ids)
-        rows_ids.append(cur_ids + [pad_id] * pad)
-        rows_labels.append(cur_labels + [IGNORE] * pad)
-        rows_pos.append(cur_pos + list(range(pad)))  # padding is its own segment: it attends to nothing real
-        rows_real.append([True] * len(cur_ids) + [False] * pad)
+        stats.sequences += 1
+        return (cur_ids + [pad_id] * pad, cur_labels + [IGNORE] * pad, cur_pos + list(range(pad)), len(cur_ids))
 
     for item in items:
         if cur_ids and (not packing or len(cur_ids) + len(item.input_ids) > max_length):
-            close()
+            yield close()
             cur_ids, cur_labels, cur_pos = [], [], []
         cur_ids += item.input_ids
         cur_labels += item.labels
         cur_pos += list(range(len(item.input_ids)))
     if cur_ids:
-        close()
-    if not rows_ids:
+        yield close()
+
+
+def pack(items: Iterable[Tokenized], max_length: int, pad_id: int, stats: PackStats, packing: bool = True) -> Packed:
+    """All rows of :func:`pack_rows` as in-memory tensors."""
+    rows = list(pack_rows(items, max_length, pad_id, stats, packing))
+    if not rows:
         raise InputDataError("the training set is empty after tokenization (no examples, or all skipped); "
                              "check the input records and on_overlong")
-    stats.sequences = len(rows_ids)
-    return Packed(torch.tensor(rows_ids), torch.tensor(rows_labels), torch.tensor(rows_pos), torch.tensor(rows_real))
+    ids, labels, pos, real = zip(*rows)
+    return Packed(torch.tensor(ids), torch.tensor(labels), torch.tensor(pos),
+                  torch.tensor([[True] * n + [False] * (len(r) - n) for r, n in zip(ids, real)]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ from jiuzhang.common.digest import code_sha256, folder_sha256, json_sha256
 from jiuzhang.common.io import InputDataError, reset_dir
 from jiuzhang.config.training import ModelSource, TrainConfig
 from jiuzhang.training.engine import DeepSpeedEngine, TorchEngine
-from jiuzhang.training.packing import Example, PackStats, pack, tokenize
+from jiuzhang.common.waiting import wait_for
+from jiuzhang.training.packing import Example, PackStats, tokenize
+from jiuzhang.training.tokenstore import TokenStore, build_store, is_finished
 from jiuzhang.training.sft import plan_steps, train_sft
 from jiuzhang.training.world import World, init_distributed
 
@@ -51,17 +54,51 @@ def load_start(source: ModelSource, dtype: str):
     return model, tokenizer
 
 
-def checkpoint_fingerprint(source: ModelSource, examples: list[Example], cfg: TrainConfig, shuffle: bool) -> str:
-    """What a checkpoint must have been trained with to be resumed: the resolved training params, the
-    examples (ids, prompts, targets, in order), the starting model's bytes (or its pinned hub revision) and
-    the trainer's code version. Resuming under anything else would silently mix two runs."""
+def _digests(source: ModelSource, examples: list[Example]) -> tuple[str, str]:
+    """(starting model's bytes or pinned hub revision, the examples: ids, prompts, targets, in order)."""
     start = resolve(source)
     model = folder_sha256(Path(start.path)) if start.path else f"{start.model_id}@{start.revision}"
     data = hashlib.sha256()
     for e in examples:
         data.update(json.dumps([e.id, e.prompt, e.target], ensure_ascii=False).encode() + b"\n")
-    return json_sha256({"config": cfg.model_dump(mode="json"), "shuffle": shuffle, "model": model,
-                        "data": data.hexdigest(), "code": code_sha256(__file__)})
+    return model, data.hexdigest()
+
+
+def checkpoint_fingerprint(source: ModelSource, examples: list[Example], cfg: TrainConfig, shuffle: bool,
+                           digests: tuple[str, str] | None = None) -> str:
+    """What a checkpoint must have been trained with to be resumed: the resolved training params, the
+    examples (ids, prompts, targets, in order), the starting model's bytes (or its pinned hub revision) and
+    the trainer's code version. Resuming under anything else would silently mix two runs."""
+    model, data = digests or _digests(source, examples)
+    config = cfg.model_dump(mode="json", exclude={"rank_wait_s"})  # how long to wait changes nothing computed
+    return json_sha256({"config": config, "shuffle": shuffle, "model": model,
+                        "data": data, "code": code_sha256(__file__)})
+
+
+def store_key(cfg: TrainConfig, digests: tuple[str, str]) -> str:
+    """Everything that decides a token store's bytes (the model folder includes its tokenizer)."""
+    from jiuzhang.training import packing, tokenstore
+
+    model, data = digests
+    return json_sha256({"model": model, "data": data, "max_length": cfg.max_length, "on_overlong": cfg.on_overlong,
+                        "packing": cfg.packing, "code": [code_sha256(packing.__file__),
+                                                         code_sha256(tokenstore.__file__)]})[:16]
+
+
+def token_store(examples: list[Example], tokenizer, cfg: TrainConfig, folder: Path, world: World) -> TokenStore:
+    """The main rank tokenizes and packs once into ``folder`` (reused when finished); the other ranks wait
+    for it and map it."""
+    if world.is_main and not is_finished(folder):
+        if folder.parent.exists():
+            for old in folder.parent.iterdir():  # stores of other data or settings: never read again
+                if old != folder:
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
+        stats = PackStats()  # one object: tokenize counts examples/truncations, packing counts rows/padding
+        build_store(tokenize(examples, tokenizer, cfg.max_length, cfg.on_overlong, stats), cfg.max_length,
+                    tokenizer.pad_token_id, folder, cfg.packing, stats=stats)
+    wait_for(lambda: is_finished(folder), lambda: f"the main rank's token store {folder}", cfg.rank_wait_s, 1.0,
+             "train.rank_wait_s")
+    return TokenStore(folder)
 
 
 def run_training(source: ModelSource, examples: list[Example], cfg: TrainConfig, out_dir: Path, checkpoints: Path,
@@ -72,9 +109,10 @@ def run_training(source: ModelSource, examples: list[Example], cfg: TrainConfig,
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     model, tokenizer = load_start(source, cfg.dtype)
-    stats = PackStats()
-    data = pack(tokenize(examples, tokenizer, cfg.max_length, cfg.on_overlong, stats), cfg.max_length,
-                tokenizer.pad_token_id, stats, packing=cfg.packing)
+    digests = _digests(source, examples)
+    stores = checkpoints.with_name(checkpoints.name + ".tokens")
+    data = token_store(examples, tokenizer, cfg, stores / store_key(cfg, digests), world)
+    stats = data.stats
     if torch.cuda.is_available():
         model = model.to(f"cuda:{world.local_rank}")
     # DeepSpeed sets up its own process group; the plain path joins the launcher's (data parallelism).
@@ -83,12 +121,13 @@ def run_training(source: ModelSource, examples: list[Example], cfg: TrainConfig,
         engine = (DeepSpeedEngine(model, cfg, world.world_size) if cfg.deepspeed.enabled
                   else TorchEngine(model, cfg, world.world_size, world.rank))
         result = train_sft(engine, data, cfg, world, checkpoints, on_log, shuffle, stop_after,
-                           fingerprint=checkpoint_fingerprint(source, examples, cfg, shuffle))
+                           fingerprint=checkpoint_fingerprint(source, examples, cfg, shuffle, digests))
     finally:
         if owns_group:
             torch.distributed.destroy_process_group()
     per_epoch, total = plan_steps(stats.sequences, cfg)
     if stop_after is None and world.is_main:
+        shutil.rmtree(stores, ignore_errors=True)  # finished (every rank is past the barrier in train_sft)
         out = reset_dir(out_dir)
         engine.module().save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)

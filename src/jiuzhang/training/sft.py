@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from jiuzhang.common.io import write_json
 from jiuzhang.config.training import TrainConfig
 from jiuzhang.training.packing import IGNORE, Packed
+from jiuzhang.training.tokenstore import TokenStore
 from jiuzhang.training.schedule import lr_at
 from jiuzhang.training.world import World
 
@@ -70,14 +71,14 @@ def discard_stale(checkpoints: Path, fingerprint: str, world: World) -> None:
     _barrier(world)  # no rank looks for a checkpoint before the main rank has decided
 
 
-def train_sft(engine, data: Packed, cfg: TrainConfig, world: World, checkpoints: Path,
+def train_sft(engine, data: Packed | TokenStore, cfg: TrainConfig, world: World, checkpoints: Path,
               on_log: Callable[[int, float, float], None] | None = None, shuffle: bool = True,
               stop_after: int | None = None, fingerprint: str | None = None) -> SftResult:
     """Train until the planned number of steps; checkpoint every ``cfg.save_every`` steps and resume
     from ``checkpoints`` if a checkpoint of this same run (``fingerprint``) is there; a checkpoint of
     another run is discarded. ``shuffle=False`` keeps the data order (pre-training's SFT tail comes
     last). ``stop_after`` ends early (tests simulate an interruption with it)."""
-    n = data.input_ids.shape[0]
+    n = len(data)
     per_epoch, total = plan_steps(n, cfg)
     if fingerprint is not None:
         discard_stale(checkpoints, fingerprint, world)
@@ -99,16 +100,16 @@ def train_sft(engine, data: Packed, cfg: TrainConfig, world: World, checkpoints:
         if shuffle and epoch != order_epoch:  # one shuffle per epoch, not per step (O(n) each time)
             order_epoch, order = epoch, epoch_order(n, cfg.seed_data, epoch)
         batch = order[index * cfg.global_batch:(index + 1) * cfg.global_batch]
-        n_target = int((data.labels[batch][:, 1:] != IGNORE).sum())
+        n_target = data.target_counts(batch)
         mine = batch[world.rank::world.world_size]
         lr = lr_at(step, total, cfg.lr, cfg.schedule, cfg.warmup_ratio, cfg.stable_until, cfg.min_lr_ratio)
         engine.set_lr(lr)
         loss_total = 0.0
         for i in range(0, len(mine), cfg.micro_batch):
             idx = mine[i:i + cfg.micro_batch]
-            ids, labels, pos = data.input_ids[idx], data.labels[idx], data.position_ids[idx]
+            ids, labels, pos, real = data.gather(idx)
             if not cfg.packing:  # one example per row, padding at the end: compute only up to the longest
-                width = int(data.real[idx].sum(dim=1).max())
+                width = int(real.sum(dim=1).max())
                 ids, labels, pos = ids[:, :width], labels[:, :width], pos[:, :width]
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.dtype == "bf16" and ids.is_cuda):
                 # use_cache=False matters: with a KV cache, transformers ignores the restarting position ids
@@ -122,7 +123,7 @@ def train_sft(engine, data: Packed, cfg: TrainConfig, world: World, checkpoints:
             # gradients are averaged over processes by DDP/DeepSpeed: scale by world size to keep a token mean
             engine.backward(loss_sum * world.world_size / max(1, n_target))
             loss_total += loss_sum.item()
-            tokens += int(data.real[idx].sum())
+            tokens += int(real.sum())
             target_tokens += int((labels[:, 1:] != IGNORE).sum())
         engine.finish_step()
         value = _global_sum(loss_total, world) / max(1, n_target)
