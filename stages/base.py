@@ -16,9 +16,12 @@ from stages.options import metrics_option, params_option
               help="Corpus folder written by the corpus stage (the training text in mode: train).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output HF model folder.")
 @metrics_option
+@click.option("--checkpoints", default=".cache/checkpoints/base", show_default=True, type=click.Path(file_okay=False),
+              help="Scratch folder for resumable checkpoints of mode: train (deleted when training ends).")
 @click.option("--loss-curve", "loss_path", type=click.Path(dir_okay=False), default=None,
               help="CSV of step, loss, lr (declared as a DVC plot).")
-def command(params_path: str, corpus_dir: str, out: str, metrics_path: str, loss_path: str | None) -> None:
+def command(params_path: str, corpus_dir: str, out: str, metrics_path: str, checkpoints: str,
+            loss_path: str | None) -> None:
     """Build the base model.
 
     mode: train (smoke profile) trains a byte-level BPE tokenizer and a tiny Llama from scratch on the
@@ -41,7 +44,7 @@ def command(params_path: str, corpus_dir: str, out: str, metrics_path: str, loss
             run.log_metrics({"train.loss": loss, "train.lr": lr}, step=step)
             click.echo(f"base: step {step + 1}/{p.base.train.steps} loss {loss:.4f} lr {lr:.2e}", err=True)
 
-        metrics = build_base(p.base, Path(corpus_dir), Path(out), on_log)
+        metrics = build_base(p.base, Path(corpus_dir), Path(out), on_log, Path(checkpoints))
         curve = metrics.pop("loss_curve", [])
         if loss_path:
             write_csv(loss_path, curve, ("step", "loss", "lr"))

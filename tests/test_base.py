@@ -60,13 +60,36 @@ def test_hub_mode_pins_without_downloading(tmp_path):
 
 
 @pytest.mark.timeout(30)
-def test_fewer_windows_than_the_batch_is_an_error_not_a_hang():
+def test_fewer_windows_than_the_batch_is_an_error_not_a_hang(tmp_path, fixture_corpus):
     """Issue 13.3: a corpus with fewer seq_len windows than the batch size used to loop forever."""
-    import torch
-
-    from jiuzhang.base.builder import batch_stream
     from jiuzhang.common.io import InputDataError
 
-    with pytest.raises(InputDataError, match="cannot fill one batch of 8"):
-        next(batch_stream(torch.zeros(3, 4, dtype=torch.long), 8, 0))
-    assert next(batch_stream(torch.zeros(8, 4, dtype=torch.long), 8, 0)).shape == (8, 4)
+    params = _corpus_and_params(tmp_path, fixture_corpus)
+    big = validate_params(tiny_params(fixture_corpus, **{"base.train.batch_size": 100000}), "test")
+    with pytest.raises(InputDataError, match="fewer than base.train.batch_size=100000"):
+        build_base(big.base, tmp_path / "corpus", tmp_path / "x")
+    assert params.base.train.batch_size < 100000
+
+
+def test_base_training_resumes_to_the_same_weights(tmp_path, fixture_corpus):
+    """The base stage trains through the one training loop: a killed run resumes from its checkpoint and
+    ends with the uninterrupted run's bytes."""
+    from jiuzhang.base import builder
+
+    params = _corpus_and_params(tmp_path, fixture_corpus)
+    build_base(params.base, tmp_path / "corpus", tmp_path / "full")
+    real = builder.train_sft
+    def killed(*args, **kw):
+        real(*args, stop_after=3, **kw)
+        raise KeyboardInterrupt
+    builder.train_sft = killed
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            build_base(params.base, tmp_path / "corpus", tmp_path / "resumed", checkpoints=tmp_path / "ck")
+    finally:
+        builder.train_sft = real
+    assert (tmp_path / "ck").is_dir()
+    m = build_base(params.base, tmp_path / "corpus", tmp_path / "resumed", checkpoints=tmp_path / "ck")
+    assert m["steps"] == params.base.train.steps and not (tmp_path / "ck").exists()
+    assert (tmp_path / "full" / "model.safetensors").read_bytes() == \
+        (tmp_path / "resumed" / "model.safetensors").read_bytes()

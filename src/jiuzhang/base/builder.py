@@ -7,8 +7,8 @@ Output is a standard HF folder: ``AutoModelForCausalLM.from_pretrained(out)`` an
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterator
+import hashlib
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,12 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from jiuzhang.config.base import BaseConfig
 from jiuzhang.base.tokenizer import train_tokenizer
 from jiuzhang.common.io import InputDataError, read_shards, reset_dir, write_json
-from jiuzhang.training.loop import LoopSettings, train_lm
+from jiuzhang.common.digest import code_sha256, json_sha256
+from jiuzhang.config.training import TrainConfig
+from jiuzhang.training.engine import TorchEngine
+from jiuzhang.training.packing import Packed
+from jiuzhang.training.sft import train_sft
+from jiuzhang.training.world import World
 
 
 def corpus_texts(corpus_dir: Path, max_chars: int | None) -> list[str]:
@@ -39,19 +44,6 @@ def token_windows(ids: list[int], seq_len: int) -> torch.Tensor:
     return torch.tensor(ids[: n * seq_len], dtype=torch.long).view(n, seq_len)
 
 
-def batch_stream(windows: torch.Tensor, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
-    """Endless batches; each epoch is a fresh permutation from ``seed + epoch``."""
-    if len(windows) < batch_size:
-        raise InputDataError(f"{len(windows)} windows cannot fill one batch of {batch_size}")
-    epoch = 0
-    while True:
-        order = list(range(len(windows)))
-        random.Random(seed + epoch).shuffle(order)
-        for i in range(0, len(order) - batch_size + 1, batch_size):
-            yield windows[order[i:i + batch_size]]
-        epoch += 1
-
-
 def build_model(cfg: BaseConfig, vocab_size: int, special: dict[str, int]) -> LlamaForCausalLM:
     a = cfg.arch
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=a.hidden_size, num_hidden_layers=a.num_layers,
@@ -62,7 +54,27 @@ def build_model(cfg: BaseConfig, vocab_size: int, special: dict[str, int]) -> Ll
     return LlamaForCausalLM(config)
 
 
-def build_base(cfg: BaseConfig, corpus_dir: Path, out_dir: Path, on_log=None) -> dict[str, Any]:
+def base_train_config(cfg: BaseConfig) -> TrainConfig:
+    """The base stage's settings in the terms of the one training loop (``training/sft.py``): a fixed step
+    budget over shuffled full-length windows, cosine to 10% after a linear warm-up, AdamW (0.9, 0.95)."""
+    t = cfg.train
+    return TrainConfig(max_length=t.seq_len, micro_batch=t.batch_size, global_batch=t.batch_size, epochs=1,
+                       max_steps=t.steps, lr=t.lr, weight_decay=t.weight_decay, schedule="cosine",
+                       warmup_ratio=t.warmup_steps / t.steps, min_lr_ratio=0.1, grad_clip=t.grad_clip,
+                       seed_data=t.seed_data, seed_dropout=t.seed_init, threads=t.threads,
+                       save_every=max(1, t.steps // 4), log_every=t.log_every)
+
+
+def windows_as_rows(windows: torch.Tensor) -> Packed:
+    """Full windows, every token a target (plain next-token loss): rows of the training loop's data."""
+    n, width = windows.shape
+    return Packed(windows, windows.clone(), torch.arange(width).repeat(n, 1), torch.ones(n, width, dtype=torch.bool))
+
+
+def build_base(cfg: BaseConfig, corpus_dir: Path, out_dir: Path, on_log=None,
+               checkpoints: Path | None = None) -> dict[str, Any]:
+    """The base model in ``out_dir``; mode train checkpoints in ``checkpoints`` (resumable; None = a
+    temporary folder, no resume)."""
     if cfg.mode == "hub":
         out = reset_dir(out_dir)
         write_json(out / "hub_model.json", {"model_id": cfg.hub.model_id, "revision": cfg.hub.revision})
@@ -82,7 +94,7 @@ def build_base(cfg: BaseConfig, corpus_dir: Path, out_dir: Path, on_log=None) ->
         ids.extend(enc)
         ids.append(tokenizer.eos_token_id)
     windows = token_windows(ids, t.seq_len)
-    if len(windows) < t.batch_size:  # batch_stream would never yield a batch (and loop forever)
+    if len(windows) < t.batch_size:  # not one full batch: the settings do not fit this corpus
         raise InputDataError(f"the corpus gives {len(windows)} windows of base.train.seq_len={t.seq_len} tokens, "
                              f"fewer than base.train.batch_size={t.batch_size}; lower batch_size or seq_len, or "
                              f"add text")
@@ -90,9 +102,13 @@ def build_base(cfg: BaseConfig, corpus_dir: Path, out_dir: Path, on_log=None) ->
     special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
                "pad_token_id": tokenizer.pad_token_id}
     model = build_model(cfg, len(tokenizer), special)
-    settings = LoopSettings(steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps, weight_decay=t.weight_decay,
-                            grad_clip=t.grad_clip, log_every=t.log_every)
-    result = train_lm(model, batch_stream(windows, t.batch_size, t.seed_data), settings, on_log)
+    train = base_train_config(cfg)
+    # a checkpoint of other settings, corpus or code is never resumed (as in the other training stages)
+    fingerprint = json_sha256({"config": cfg.model_dump(mode="json"), "windows": hashlib.sha256(
+        windows.numpy().tobytes()).hexdigest(), "code": code_sha256(__file__)})
+    with tempfile.TemporaryDirectory() as scratch:
+        result = train_sft(TorchEngine(model, train), windows_as_rows(windows), train, World(),
+                           checkpoints or Path(scratch) / "base", on_log, fingerprint=fingerprint)
 
     out = reset_dir(out_dir)
     model.save_pretrained(out, safe_serialization=True)
@@ -106,6 +122,7 @@ def build_base(cfg: BaseConfig, corpus_dir: Path, out_dir: Path, on_log=None) ->
         "tokens_seen": result.tokens,
         "epochs_over_corpus": round(result.tokens / (len(windows) * t.seq_len), 4),
         "first_loss": round(result.losses[0][1], 6),
+        "steps": result.steps,
         "final_loss": round(sum(tail) / len(tail), 6),
         "loss_curve": [{"step": s, "loss": round(v, 6), "lr": lr} for s, v, lr in result.losses],
         "timing": {"seconds": round(result.seconds, 2), "tokens_per_s": round(result.tokens / result.seconds, 1)},

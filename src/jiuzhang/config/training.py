@@ -39,8 +39,12 @@ class TrainConfig(Section):
                                 "0 pre-training).")
     adam_betas: list[float] = Field([0.9, 0.95], min_length=2, max_length=2, description="AdamW (beta1, beta2). Default: nanoGPT's and "
                                             "LLaMA's 0.95; paper: [0.9, 0.999] (HF Trainer's default, both stages).")
-    schedule: Literal["cosine", "wsd"] = Field(description="'cosine': warm-up then cosine to min_lr_ratio; "
-                                               "'wsd': warm-up, stable to stable_until, linear decay to min_lr_ratio.")
+    schedule: Literal["cosine", "wsd", "linear"] = Field(description="'cosine': warm-up then cosine to "
+                                                         "min_lr_ratio; 'wsd': warm-up, stable to stable_until, "
+                                                         "linear decay to min_lr_ratio; 'linear': warm-up, then "
+                                                         "linear decay to min_lr_ratio.")
+    max_steps: int | None = Field(None, ge=1, description="Total optimizer steps instead of epochs x batches per "
+                                  "epoch (the base stage's fixed step budget); null = from epochs.")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of steps warming up (synthesizer 0, WSD 0.03).")
     stable_until: float = Field(0.85, gt=0, le=1, description="wsd: end of the stable phase as a share of steps.")
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="Final lr as a share of lr (WSD: 0.1).")

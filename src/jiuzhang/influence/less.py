@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,10 @@ from typing import Any
 import torch
 
 from jiuzhang.common.waiting import wait_for
-from jiuzhang.influence.gradients import device_of, lora_parameters, per_example_batched
+from jiuzhang.influence.gradients import lora_parameters, per_example_batched
 from jiuzhang.influence.projection import CountSketch
 from jiuzhang.influence.scoring import adam_direction, lr_weights, normalise, task_direction
-from jiuzhang.training.packing import IGNORE, Example, PackStats, Tokenized, tokenize
+from jiuzhang.training.packing import IGNORE, Example, Packed, PackStats, Tokenized, tokenize
 from jiuzhang.training.world import World
 
 
@@ -60,50 +59,41 @@ def tokenize_all(examples: list[Example], tokenizer, max_length: int) -> list[To
     return [t for t in out if any(label != IGNORE for label in t.labels)]
 
 
-def _batch_loss(model, batch: list[Tokenized]) -> torch.Tensor:
-    width, device = max(len(t.input_ids) for t in batch), device_of(model)
-    ids = torch.tensor([t.input_ids + [0] * (width - len(t.input_ids)) for t in batch], device=device)
-    labels = torch.tensor([t.labels + [IGNORE] * (width - len(t.labels)) for t in batch], device=device)
-    mask = torch.tensor([[1] * len(t.input_ids) + [0] * (width - len(t.input_ids)) for t in batch], device=device)
-    return model(input_ids=ids, attention_mask=mask, labels=labels).loss
-
-
 def warmup(model, data: list[Tokenized], epochs: int, lr: float, warmup_ratio: float, batch_size: int,
-           seed: int) -> list[Checkpoint]:
-    """Train the LoRA weights; one checkpoint per epoch end."""
+           seed: int, checkpoints_dir: Path | None = None) -> list[Checkpoint]:
+    """Train the LoRA weights with the project's one training loop (``training/sft.py``: AdamW, schedule,
+    loss on answer tokens); one checkpoint per epoch end. LESS's settings: AdamW (0.9, 0.999), no weight
+    decay, linear schedule with warm-up, gradient clip 1.0 (HF Trainer's default, which LESS runs on)."""
+    import tempfile
+
+    from jiuzhang.config.training import TrainConfig
+    from jiuzhang.training.engine import TorchEngine
+    from jiuzhang.training.packing import PackStats, pack_rows
+    from jiuzhang.training.sft import train_sft
+
+    width = max(len(t.input_ids) for t in data)
+    cfg = TrainConfig(max_length=width, micro_batch=batch_size, global_batch=batch_size, epochs=epochs, lr=lr,
+                      weight_decay=0.0, adam_betas=[0.9, 0.999], schedule="linear", warmup_ratio=warmup_ratio,
+                      min_lr_ratio=0.0, grad_clip=1.0, packing=False, seed_data=seed, seed_dropout=seed,
+                      threads=torch.get_num_threads(), save_every=10**9, log_every=10**9)
+    rows = list(pack_rows(data, width, 0, PackStats(), packing=False))
+    packed = Packed(torch.tensor([r[0] for r in rows]), torch.tensor([r[1] for r in rows]),
+                    torch.tensor([r[2] for r in rows]),
+                    torch.tensor([[True] * r[3] + [False] * (width - r[3]) for r in rows]))
     params = lora_parameters(model)
-    opt = torch.optim.AdamW(list(params.values()), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-    steps_per_epoch = math.ceil(len(data) / batch_size)
-    total = steps_per_epoch * epochs
-    warm = max(1, int(warmup_ratio * total)) if warmup_ratio > 0 else 0
+    engine = TorchEngine(model, cfg)
+    checkpoints: list[Checkpoint] = []
 
-    def lr_at(step: int) -> float:  # linear warm-up, then linear decay to 0 (LESS's schedule)
-        if step < warm:
-            return lr * (step + 1) / warm
-        return lr * max(0.0, (total - step) / max(1, total - warm))
-
-    rng = random.Random(seed)
-    checkpoints, step = [], 0
-    model.train()
-    for _ in range(epochs):
-        order = list(range(len(data)))
-        rng.shuffle(order)
-        lrs = []
-        for b in range(steps_per_epoch):
-            batch = [data[i] for i in order[b * batch_size:(b + 1) * batch_size]]
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step)
-            lrs.append(lr_at(step))
-            opt.zero_grad(set_to_none=True)
-            _batch_loss(model, batch).backward()
-            opt.step()
-            step += 1
-        state = {name: opt.state[p] for name, p in params.items()}
+    def keep(epoch: int, eng, lrs: list[float]) -> None:
         # kept on the CPU in fp32: device memory holds the model, and checkpoints load on any device
+        state = {name: eng.optimizer.state[p] for name, p in params.items()}
         checkpoints.append(Checkpoint({n: p.detach().float().cpu() for n, p in params.items()},
-                                      {n: s["exp_avg"].float().cpu() for n, s in state.items()},
-                                      {n: s["exp_avg_sq"].float().cpu() for n, s in state.items()},
-                                      step, sum(lrs) / len(lrs)))
+                                      {n: st["exp_avg"].float().cpu() for n, st in state.items()},
+                                      {n: st["exp_avg_sq"].float().cpu() for n, st in state.items()},
+                                      int(state[next(iter(state))]["step"]), sum(lrs) / len(lrs)))
+
+    with tempfile.TemporaryDirectory(dir=checkpoints_dir) as scratch:  # never resumed: a fresh run each time
+        train_sft(engine, packed, cfg, World(), Path(scratch) / "ck", on_epoch_end=keep)
     model.eval()
     return checkpoints
 

@@ -12,11 +12,15 @@ def lr_at(step: int, total: int, lr: float, schedule: str, warmup_ratio: float, 
     cosine: linear warm-up, then cosine from lr to ``min_lr_ratio * lr`` (synthesizer: no warm-up, to 0).
     wsd: linear warm-up, constant until ``stable_until`` of the steps, then linear decay to
     ``min_lr_ratio * lr`` at the last step (pre-training: 3%, 85%, 0.1).
+    linear: linear warm-up, then linear decay to ``min_lr_ratio * lr`` (LESS's warm-up: 3%, to 0).
     """
     warmup = int(round(warmup_ratio * total))
     if step < warmup:
         return lr * (step + 1) / warmup
     floor = lr * min_lr_ratio
+    if schedule == "linear":
+        progress = (step - warmup) / max(1, total - 1 - warmup)
+        return lr - (lr - floor) * min(1.0, progress)
     if schedule == "cosine":
         progress = (step - warmup) / max(1, total - 1 - warmup)
         return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))

@@ -1,4 +1,7 @@
-"""The supervised causal-LM training loop shared by ``synthesizer_initial``, ``synthesizer`` and ``pretrain``.
+"""The one causal-LM training loop: ``synthesizer_initial``, ``synthesizer`` and ``pretrain`` (packed
+examples, loss on targets), the ``base`` stage (full windows, every token a target) and LESS's LoRA
+warm-up (one example per row, a checkpoint per epoch through ``on_epoch_end``) differ only in their data,
+loss mask and settings; the loop, optimiser, schedules, resume and distribution are this one.
 
 Why our own loop instead of HF ``Trainer``: it is ~100 lines, reads top to bottom (nanoGPT style), is
 faster on this CPU (docs/method.md, measured facts; ``benchmarks/trainer_throughput.py`` measures it against
@@ -20,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +52,7 @@ class SftResult:
 def plan_steps(n_sequences: int, cfg: TrainConfig) -> tuple[int, int]:
     """(batches per epoch, total optimizer steps)."""
     per_epoch = math.ceil(n_sequences / cfg.global_batch)
-    return per_epoch, max(1, math.ceil(per_epoch * cfg.epochs))
+    return per_epoch, cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
@@ -73,11 +77,13 @@ def discard_stale(checkpoints: Path, fingerprint: str, world: World) -> None:
 
 def train_sft(engine, data: Packed | TokenStore, cfg: TrainConfig, world: World, checkpoints: Path,
               on_log: Callable[[int, float, float], None] | None = None, shuffle: bool = True,
-              stop_after: int | None = None, fingerprint: str | None = None) -> SftResult:
+              stop_after: int | None = None, fingerprint: str | None = None,
+              on_epoch_end: Callable[[int, Any, list[float]], None] | None = None) -> SftResult:
     """Train until the planned number of steps; checkpoint every ``cfg.save_every`` steps and resume
     from ``checkpoints`` if a checkpoint of this same run (``fingerprint``) is there; a checkpoint of
     another run is discarded. ``shuffle=False`` keeps the data order (pre-training's SFT tail comes
-    last). ``stop_after`` ends early (tests simulate an interruption with it)."""
+    last). ``stop_after`` ends early (tests simulate an interruption with it). ``on_epoch_end(epoch,
+    engine, lrs of the epoch's steps)`` runs after each epoch's last step (LESS keeps a checkpoint there)."""
     n = len(data)
     per_epoch, total = plan_steps(n, cfg)
     if fingerprint is not None:
@@ -95,6 +101,7 @@ def train_sft(engine, data: Packed | TokenStore, cfg: TrainConfig, world: World,
     tokens, target_tokens = extra["tokens"], extra["target_tokens"]
     t0 = time.perf_counter()
     order_epoch, order = -1, list(range(n))
+    epoch_lrs: list[float] = []
     for step in range(start, total):
         epoch, index = divmod(step, per_epoch)
         if shuffle and epoch != order_epoch:  # one shuffle per epoch, not per step (O(n) each time)
@@ -126,6 +133,10 @@ def train_sft(engine, data: Packed | TokenStore, cfg: TrainConfig, world: World,
             tokens += int(real.sum())
             target_tokens += int((labels[:, 1:] != IGNORE).sum())
         engine.finish_step()
+        epoch_lrs.append(lr)
+        if on_epoch_end is not None and (index == per_epoch - 1 or step == total - 1):
+            on_epoch_end(epoch, engine, epoch_lrs)
+            epoch_lrs = []
         value = _global_sum(loss_total, world) / max(1, n_target)
         if not math.isfinite(value):
             raise FloatingPointError(f"loss became {value} at step {step}; lower the learning rate")
