@@ -257,7 +257,7 @@ def test_report_shows_base_vs_trained_and_the_heldout_loss(tmp_path):
     md = (tmp_path / "r4" / "results.md").read_text()
     assert "| gsm8k | 2 | 1.500 [1.200, 1.800] |" in md
     assert "| gsm8k | NL accuracy | 2 | 0.0 | 50.0 | +50.0 [+0.0, +100.0] |" in md
-    assert "| gsm8k | held-out loss | 2 | 3.250 | 1.500 | -1.750 [-2.000, -1.500] |" in md
+    assert "| gsm8k | held-out loss (worked solution) | 2 | 3.250 | 1.500 | -1.750 [-2.000, -1.500] |" in md
     assert "| gsm8k | NL | 1 / 2 | 50.0 [9.5, 90.5] | 1 (1) | 0.0 (0 / 2) | 88.6 |" in md
     summary = json.loads((tmp_path / "r4" / "summary.json").read_text())
     assert [c["setting"] for c in summary["base_vs_trained"]] == ["nl", "tool", "loss"]

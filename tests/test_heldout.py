@@ -145,3 +145,11 @@ def test_chat_template_needs_a_model_that_has_one(tiny):
     p = validate_params(tiny_params({"x": "unused.jsonl"}), "test")
     with pytest.raises(InputDataError, match="eval.chat_template: true, but .* has no chat template"):
         HFEngine(folder, p.synthesize, chat_template=True)
+
+
+def test_the_report_names_what_each_loss_scores():
+    from jiuzhang.evaluation.heldout import target_kind
+    from jiuzhang.evaluation.tasks import TASKS
+    assert target_kind(TASKS["gsm8k"]) == target_kind(TASKS["math500"]) == "worked solution"
+    assert target_kind(TASKS["svamp"]) == "gold equation + answer"
+    assert target_kind(TASKS["mawps"]) == "answer statement only"

@@ -69,6 +69,26 @@ def test_more_prompt_tokens_than_one_step_holds_with_seeds(engine):
     assert len(out) == 400 and len(made) > 300 and all(g.new_tokens > 0 for g in made)
 
 
+def test_fill_context_generates_until_the_context_is_full(engine):
+    """The paper's tool prompts ask for more new tokens than the context holds: with fill_context each
+    request's max_tokens is clamped to the room its prompt leaves (64 positions here), not skipped."""
+    long = {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 500}
+    skip = vllm_params(nl=long, tool=long).synthesize
+    fill = vllm_params(nl=long, tool=long, fill_context=True, min_new_tokens=4).synthesize
+    reqs = plan_requests(pool(6), fill)
+    kept_cfg = engine.cfg
+    try:
+        engine.cfg = skip
+        assert {g.finish_reason for g in engine.generate(reqs)} == {"overlong"}
+        engine.cfg = fill
+        out = engine.generate(reqs)
+    finally:
+        engine.cfg = kept_cfg
+    assert all(g.finish_reason in ("stop", "length") for g in out)
+    assert all(g.prompt_tokens + g.new_tokens <= 64 for g in out)
+    assert any(g.prompt_tokens + g.new_tokens == 64 and g.finish_reason == "length" for g in out)
+
+
 def test_greedy_vllm_writes_what_greedy_hf_writes(engine, tiny_model):
     """Both engines get the same token ids (<bos> prompt); greedy decoding of one fp32 model must agree."""
     p = vllm_params(nl={"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 12},

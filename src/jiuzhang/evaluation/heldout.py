@@ -27,6 +27,13 @@ from jiuzhang.training.packing import IGNORE, Example, Tokenized, prompt_ids
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
 
 
+def target_kind(task: Task) -> str:
+    """What the held-out loss of ``task`` scores, as the report names it next to the number."""
+    if task.solution is None:
+        return "answer statement only"
+    return "gold equation + answer" if task.name == "svamp" else "worked solution"
+
+
 def gold_target(task: Task, row: dict[str, Any]) -> str:
     solution = task.solution(row) if task.solution else None
     if solution and solution.strip():

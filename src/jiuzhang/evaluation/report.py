@@ -189,6 +189,12 @@ def collect(metrics_dir: Path, params: Params, paper: dict[str, Any], eval_dir: 
     rows = benchmark_rows(metrics_dir, e.benchmarks, published, e.base_benchmarks)
     comparisons = [c for name in e.base_benchmarks
                    for c in compare_base(name, e.benchmarks[name], eval_dir, base_dir)] if base_dir else []
+    from jiuzhang.evaluation.heldout import target_kind
+    from jiuzhang.evaluation.tasks import TASKS
+
+    for c in comparisons:  # which gold text a loss row scores: an answer-only target measures answer format
+        if c["setting"] == "loss":
+            c["target"] = target_kind(TASKS[c["benchmark"]])
     kd = {r: _read(metrics_dir / f"kd_{r}.json") for r in ("initial", "boost")}
     synth, filt = _read(metrics_dir / "synthesize.json"), _read(metrics_dir / "filter.json")
     training = {s: _read(metrics_dir / f"{s}.json") for s in ("synthesizer_initial", "synthesizer", "pretrain")
@@ -283,7 +289,8 @@ def markdown(summary: dict[str, Any]) -> str:
                   "| benchmark | measure | items | base | trained | difference [95% CI] |",
                   "|---|---|---:|---:|---:|---:|"]
         for c in summary["base_vs_trained"]:
-            measure = "held-out loss" if c["setting"] == "loss" else f"{SETTING_NAMES[c['setting']]} accuracy"
+            measure = (f"held-out loss ({c['target']})" if c["setting"] == "loss"
+                       else f"{SETTING_NAMES[c['setting']]} accuracy")
             digits = 3 if c["setting"] == "loss" else 1
             lines.append(f"| {c['benchmark']} | {measure} | {c['items']} | {c['base']:.{digits}f} | "
                          f"{c['trained']:.{digits}f} | {c['diff']:+.{digits}f} [{c['diff_ci95'][0]:+.{digits}f}, "
