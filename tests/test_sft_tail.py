@@ -80,3 +80,18 @@ def test_plan_counts_exactly_the_configured_tail(tmp_path):
     paper = {s.stage: s for s in Planner(load_params(ROOT / "configs" / "paper.yaml"), ROOT,
                                          ROOT / "templates" / "prompts").build().stages}["pretrain"]
     assert paper.amounts["train_tokens"] == pytest.approx(4.38e6 * 869 + 1.62e6 * 496 + 2.86e6 * 269)   # ~5.38B
+
+
+def test_a_local_tail_missing_from_dvc_yaml_deps_is_named(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from jiuzhang.cli import cli
+    monkeypatch.chdir(ROOT)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["pretrain"]["sft_tail"] = {"format": "jsonl", "path": "data/my_sft.jsonl"}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    res = CliRunner().invoke(cli, ["config", "check", "-q", "--params", str(path)])
+    assert res.exit_code == 0
+    assert "pretrain.sft_tail.path 'data/my_sft.jsonl' is not a dep of the pretrain stage in dvc.yaml" in res.output
+    assert "pretrain.supplement" not in res.output          # the smoke supplement is declared

@@ -37,10 +37,10 @@ def check(params_path: str, templates: str, quiet: bool) -> None:
     """
     from pathlib import Path
 
-    from jiuzhang.plan.checks import blockers
+    from jiuzhang.plan.checks import blockers, undeclared_inputs
 
     params = load_params(params_path)
-    for warning in params.warnings():
+    for warning in params.warnings() + undeclared_inputs(params, Path.cwd()):
         click.echo(f"warning: {params_path}: {warning}", err=True)
     found = blockers(params, Path.cwd(), Path(templates))
     if found:

@@ -68,3 +68,27 @@ def blockers(params: Params, root: Path, templates: Path) -> list[str]:
         out.append(f"pretrain.train.max_length {params.pretrain.train.max_length:,} exceeds the base model's "
                    f"context {base_ctx:,} ({base_where}); lower it")
     return out
+
+
+def undeclared_inputs(params: Params, root: Path) -> list[str]:
+    """Local files the params name that dvc.yaml does not list as deps of the stage reading them: DVC
+    would not rerun the stage when they change (a warning: the run itself works)."""
+    dvc = root / "dvc.yaml"
+    if not dvc.is_file():
+        return []
+    import yaml
+
+    stages = yaml.safe_load(dvc.read_text()).get("stages", {})
+    wanted = []
+    tail = params.pretrain.sft_tail
+    if tail is not None and tail.format == "jsonl":
+        wanted.append(("pretrain", tail.path, "pretrain.sft_tail.path"))
+    if params.pretrain.supplement:
+        wanted.append(("pretrain", params.pretrain.supplement, "pretrain.supplement"))
+    out = []
+    for stage, path, key in wanted:
+        deps = {str(d).split("#")[0].strip().rstrip("/") for d in stages.get(stage, {}).get("deps", [])}
+        if Path(path).as_posix().rstrip("/") not in deps:
+            out.append(f"{key} {path!r} is not a dep of the {stage} stage in dvc.yaml: add it under "
+                       f"stages.{stage}.deps so a change to it reruns the stage")
+    return out
