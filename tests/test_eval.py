@@ -62,23 +62,11 @@ def test_tool_loop_stops_after_the_round_limit():
     assert preds[0]["prediction"].endswith("```\n" + LIMIT_MARKER)   # the paper's marker ends the problem
 
 
-@dataclass
-class SequenceEngine:
-    """A test double: the n-th generation for a prompt is script[n] (counted by the output blocks seen)."""
-    script: list[str]
-
-    def plan(self, requests):
-        return [requests]
-
-    def generate(self, requests):
-        return [Generation(r.id, self.script[r.prompt.count("```output")], "stop", 0, 0) for r in requests]
-
-
 def test_tool_loop_reuses_earlier_successful_blocks_like_the_paper():
     """Block 2 uses a variable of block 1; a failed block's import survives; only the new block prints;
     long output is cut to tool_output_chars around '...'."""
     cfg = validate_params(params(tool_output_chars=40), "t").eval
-    engine = SequenceEngine(["```python\nimport math\nx = 6\nprint('first')\n```",
+    engine = ScriptedEngine(["```python\nimport math\nx = 6\nprint('first')\n```",
                              "```python\nimport fractions\ny = 1 / 0\n```",
                              "```python\nprint(x * 7, fractions.Fraction(1, 2), math.pi > 3)\n```",
                              "```python\nprint('z' * 100)\n```"])
