@@ -35,26 +35,27 @@ def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoin
       jiuzhang pretrain --init models/base --synthetic data/synthetic/clean --out models/jiuzhang \\
           --checkpoints .cache/checkpoints/pretrain --metrics metrics/pretrain.json
     """
-    from jiuzhang.training.records import load_examples, load_sft_tail, pretrain_mix
+    from jiuzhang.training.records import PretrainMix, iter_examples, tail_rows
     from jiuzhang.training.runner import run_training
 
     def work(p, run):
-        cfg = p.pretrain.train
-        synthetic_examples = load_examples(synthetic, "input", "output", allow_empty=bool(p.pretrain.supplement))
-        supplement = load_examples(p.pretrain.supplement, "input", "output") if p.pretrain.supplement else []
-        mixed, synthetic_used = pretrain_mix(synthetic_examples, supplement, cfg.seed_data,
-                                             p.pretrain.supplement_max_records, p.pretrain.max_records)
-        examples = list(mixed)
-        tail = load_sft_tail(p.pretrain.sft_tail, Path.cwd()) if p.pretrain.sft_tail else []
-        examples += tail
-        counts = {"synthetic_records": len(synthetic_examples), "supplement_records": len(supplement),
-                  "synthetic_used": synthetic_used, "supplement_used": len(mixed) - synthetic_used,
-                  "sft_tail_records": len(tail), "used_records": len(examples)}
-        click.echo(f"pretrain: {len(synthetic_examples)} synthetic records + {len(supplement)} supplement records "
-                   f"-> {len(mixed)} mixed ({synthetic_used} synthetic), {len(examples)} used with the SFT tail",
+        cfg, tail = p.pretrain.train, p.pretrain.sft_tail
+        supplement = p.pretrain.supplement
+        # Streamed, not loaded: at the paper's scale the records are ~20 GB of text (training/records.py).
+        data = PretrainMix(
+            synthetic=lambda: iter_examples(synthetic, "input", "output"),
+            supplement=(lambda: iter_examples(supplement, "input", "output")) if supplement else None,
+            tail=tail_rows(tail, Path.cwd()) if tail else None,
+            seed=cfg.seed_data, supplement_max=p.pretrain.supplement_max_records, max_records=p.pretrain.max_records,
+            tail_seed=tail.shuffle_seed if tail else None, tail_max=tail.max_rows if tail else None,
+            allow_empty_synthetic=bool(supplement))
+        counts = data.counts()
+        click.echo(f"pretrain: {counts['synthetic_records']} synthetic records + {counts['supplement_records']} "
+                   f"supplement records -> {counts['synthetic_used'] + counts['supplement_used']} mixed "
+                   f"({counts['synthetic_used']} synthetic), {counts['used_records']} used with the SFT tail",
                    err=True)
         return counts | train_and_report(run, "pretrain", lambda on_log: run_training(
-            ModelSource(path=init_dir), examples, cfg, Path(out), Path(checkpoints), world(), on_log,
+            ModelSource(path=init_dir), data, cfg, Path(out), Path(checkpoints), world(), on_log,
             shuffle=False), loss_path)
 
     run_stage("pretrain", params_path, ("pretrain",), {}, work, metrics_path)

@@ -280,3 +280,34 @@ def test_a_half_written_store_is_rebuilt_and_a_finished_one_reused(tiny_model, t
     assert [p.name for p in stores.iterdir()] == [store.name] and (store / "meta.json").is_file()
     done = run_training(src, examples(), cfg(), tmp_path / "b", tmp_path / "ck", World())
     assert done["steps"] == 4 and not stores.exists()                     # finished: store and checkpoints go
+
+
+def test_streamed_mix_trains_the_same_weights_as_the_list_and_only_the_main_rank_reads_rows(tiny_model, tmp_path):
+    """The pretrain stage's streamed data (records.PretrainMix) gives byte-identical weights to the same
+    examples as a list; a non-main rank takes the finished store without reading a row."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from jiuzhang.training.records import PretrainMix, iter_examples
+    from jiuzhang.training.runner import token_store
+
+    path = tmp_path / "syn.jsonl"
+    path.write_text("".join(json.dumps({"id": e.id, "input": e.prompt, "output": e.target}) + "\n" for e in examples()))
+    mix = PretrainMix(synthetic=lambda: iter_examples(path, "input", "output"), supplement=None, tail=None, seed=4)
+    src = ModelSource(path=str(tiny_model))
+    run_training(src, mix, cfg(), tmp_path / "streamed", tmp_path / "ck_s", World(), shuffle=False)
+    order = list(mix.iterate(tmp_path / "sp"))
+    run_training(src, order, cfg(), tmp_path / "listed", tmp_path / "ck_l", World(), shuffle=False)
+    a, b = load_file(tmp_path / "streamed" / "model.safetensors"), load_file(tmp_path / "listed" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    class NoRows(PretrainMix):
+        def iterate(self, scratch):
+            raise AssertionError("a non-main rank read the rows")
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    folder = tmp_path / "store" / "k"
+    token_store(mix, tok, cfg(), folder, World())                                   # the main rank builds it
+    rows = NoRows(synthetic=mix.synthetic, supplement=None, tail=None, seed=4)
+    assert len(token_store(rows, tok, cfg(), folder, World(1, 2, 1))) == len(token_store(mix, tok, cfg(), folder, World()))

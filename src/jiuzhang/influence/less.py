@@ -26,7 +26,7 @@ from jiuzhang.common.waiting import wait_for
 from jiuzhang.influence.gradients import lora_parameters, per_example_batched
 from jiuzhang.influence.projection import CountSketch
 from jiuzhang.influence.scoring import adam_direction, lr_weights, normalise, task_direction
-from jiuzhang.training.packing import IGNORE, Example, Packed, PackStats, Tokenized, tokenize
+from jiuzhang.training.packing import IGNORE, Example, PackStats, Tokenized, tokenize
 from jiuzhang.training.world import World
 
 
@@ -68,7 +68,7 @@ def warmup(model, data: list[Tokenized], epochs: int, lr: float, warmup_ratio: f
 
     from jiuzhang.config.training import TrainConfig
     from jiuzhang.training.engine import TorchEngine
-    from jiuzhang.training.packing import PackStats, pack_rows
+    from jiuzhang.training.packing import pack
     from jiuzhang.training.sft import train_sft
 
     width = max(len(t.input_ids) for t in data)
@@ -76,10 +76,7 @@ def warmup(model, data: list[Tokenized], epochs: int, lr: float, warmup_ratio: f
                       weight_decay=0.0, adam_betas=[0.9, 0.999], schedule="linear", warmup_ratio=warmup_ratio,
                       min_lr_ratio=0.0, grad_clip=1.0, packing=False, seed_data=seed, seed_dropout=seed,
                       threads=torch.get_num_threads(), save_every=10**9, log_every=10**9)
-    rows = list(pack_rows(data, width, 0, PackStats(), packing=False))
-    packed = Packed(torch.tensor([r[0] for r in rows]), torch.tensor([r[1] for r in rows]),
-                    torch.tensor([r[2] for r in rows]),
-                    torch.tensor([[True] * r[3] + [False] * (width - r[3]) for r in rows]))
+    packed = pack(data, width, 0, PackStats(), packing=False)  # one example per row, as LESS trains
     params = lora_parameters(model)
     engine = TorchEngine(model, cfg)
     checkpoints: list[Checkpoint] = []

@@ -1,9 +1,24 @@
 """Training examples from the pipeline's tables: KD sets (prompt -> completion) and synthetic records
-(input -> output), from Parquet folders or JSONL files."""
+(input -> output), from Parquet folders, JSONL files or a pinned hub dataset.
+
+Two shapes: :func:`load_examples` returns a list (the KD sets: thousands of rows), and :class:`PretrainMix`
+streams the pre-training data (the paper's ~6M records and 2.86M SFT rows, ~20 GB of text) so that no rank
+holds it in memory. Every rank *scans* the tables once (constant memory: a digest of every row in file
+order, and the row counts); the mix order is computed from the counts alone (row indices, 8 bytes a row);
+only the main rank, building the token store, copies the rows into an on-disk :class:`Spool` and reads
+them back in the mix order.
+"""
 
 from __future__ import annotations
 
+import array
+import hashlib
+import json
+import os
 import random
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,73 +27,241 @@ from jiuzhang.common.io import InputDataError, iter_jsonl
 from jiuzhang.training.packing import Example
 
 
-def _rows(path: Path) -> list[tuple[str, dict]]:
+def _rows(path: Path) -> Iterator[tuple[str, dict]]:
+    """(where, row) of a Parquet folder or a JSONL file, streamed (one record batch in memory)."""
     if path.is_dir():
         shards = sorted(path.glob("part-*.parquet"))
         if not shards:
             raise InputDataError(f"{path}: no part-*.parquet shards; run the stage that writes it (dvc repro)")
-        rows = [r for s in shards for r in pq.read_table(s).to_pylist()]
-        return [(f"{path} row {i}", r) for i, r in enumerate(rows)]
+        i = 0
+        for s in shards:
+            for batch in pq.ParquetFile(s).iter_batches(batch_size=4096):
+                for r in batch.to_pylist():
+                    yield f"{path} row {i}", r
+                    i += 1
+        return
     if not path.is_file():
         raise InputDataError(f"{path}: training data not found; check the path in dvc.yaml / params")
-    out = []
     for line in iter_jsonl(path):
         if line.record is None:
             raise InputDataError(f"{path}:{line.lineno}: {line.error}")
-        out.append((f"{path}:{line.lineno}", line.record))
-    return out
+        yield f"{path}:{line.lineno}", line.record
+
+
+def _example(where: str, r: dict, prompt_field: str, target_field: str, default_id: str) -> Example:
+    prompt, target = r.get(prompt_field), r.get(target_field)
+    if not isinstance(prompt, str) or not isinstance(target, str) or not target.strip():
+        raise InputDataError(f"{where}: record needs string fields '{prompt_field}' and a non-empty "
+                             f"'{target_field}'; fix or drop the record")
+    return Example(str(r.get("id", default_id)), prompt, target)
+
+
+def iter_examples(path: str | Path, prompt_field: str, target_field: str) -> Iterator[Example]:
+    """Examples of one table in file order, streamed; every row needs non-empty ``prompt_field`` and
+    ``target_field``."""
+    for where, r in _rows(Path(path)):
+        yield _example(where, r, prompt_field, target_field, where)
 
 
 def load_examples(path: str | Path, prompt_field: str, target_field: str, allow_empty: bool = False) -> list[Example]:
-    """Examples from one table; every row needs non-empty ``prompt_field`` and ``target_field``."""
-    path = Path(path)
-    examples = []
-    for where, r in _rows(path):
-        prompt, target = r.get(prompt_field), r.get(target_field)
-        if not isinstance(prompt, str) or not isinstance(target, str) or not target.strip():
-            raise InputDataError(f"{where}: record needs string fields '{prompt_field}' and a non-empty "
-                                 f"'{target_field}'; fix or drop the record")
-        examples.append(Example(str(r.get("id", where)), prompt, target))
+    """All examples of one table as a list (small tables: the KD sets)."""
+    examples = list(iter_examples(path, prompt_field, target_field))
     if not examples and not allow_empty:
         raise InputDataError(f"{path}: the training set is empty; the stage that writes it produced no records")
     return examples
 
 
-def pretrain_mix(synthetic: list[Example], supplement: list[Example], seed: int, supplement_max: int | None,
-                 max_records: int | None) -> tuple[list[Example], int]:
-    """The pre-training records before any SFT tail, and how many of them are our own synthetic records.
+def _hub_examples(cfg) -> Iterator[Example]:
+    """Rows of a pinned hub dataset (``datasets`` keeps them memory-mapped in Arrow: iterating streams)."""
+    import datasets
+
+    ds = datasets.load_dataset(cfg.dataset, split=cfg.split, revision=cfg.revision,
+                               data_files=list(cfg.data_files) if cfg.data_files else None)
+    for i, r in enumerate(ds):
+        yield _example(f"hf://{cfg.dataset}@{cfg.revision} row {i} (pretrain.sft_tail)", r, cfg.input_field,
+                       cfg.output_field, f"sft/{i}")
+
+
+def tail_rows(cfg, root: Path) -> Callable[[], Iterator[Example]]:
+    """A restartable stream of the SFT tail's rows in file order (local file or pinned hub dataset)."""
+    if cfg.format == "jsonl":
+        path = Path(cfg.path) if Path(cfg.path).is_absolute() else root / cfg.path
+        return lambda: iter_examples(path, cfg.input_field, cfg.output_field)
+    return lambda: _hub_examples(cfg)
+
+
+# --- orders: computed from row counts alone, so every rank agrees without reading a row twice -----------
+
+def mix_order(n_synthetic: int, n_supplement: int, seed: int, supplement_max: int | None,
+              max_records: int | None) -> array.array:
+    """The pre-training records before any SFT tail, as indices: ``i < n_synthetic`` is synthetic row i,
+    else supplement row ``i - n_synthetic``.
 
     The supplement is sampled *before* the mix so that our own records keep their share whatever the
     supplement's size (shuffling 48 kept records into a 1,000-row sample and cutting to 64 leaves ~3 of ours).
+    Shuffling indices with ``random.Random`` gives exactly the permutation that shuffling the rows would; an
+    ``array('q')`` holds them in 8 bytes each (a list of ints takes ~36).
     """
-    rng_supplement, rng_mix = random.Random(seed), random.Random(seed)
-    supplement = list(supplement)
-    rng_supplement.shuffle(supplement)
-    mixed = list(synthetic) + supplement[:supplement_max]
-    rng_mix.shuffle(mixed)
-    mixed = mixed[:max_records]
-    own = {id(e) for e in synthetic}
-    return mixed, sum(1 for e in mixed if id(e) in own)
+    supplement = array.array("q", range(n_synthetic, n_synthetic + n_supplement))
+    random.Random(seed).shuffle(supplement)
+    mixed = array.array("q", range(n_synthetic)) + supplement[:supplement_max]
+    random.Random(seed).shuffle(mixed)
+    return mixed[:max_records]
+
+
+def tail_order(n: int, shuffle_seed: int | None, max_rows: int | None) -> array.array:
+    order = array.array("q", range(n))
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(order)
+    return order[:max_rows]
+
+
+def pretrain_mix(synthetic: Sequence[Example], supplement: Sequence[Example], seed: int, supplement_max: int | None,
+                 max_records: int | None) -> tuple[list[Example], int]:
+    """:func:`mix_order` applied to in-memory lists: (the mixed records, how many are our own)."""
+    order = mix_order(len(synthetic), len(supplement), seed, supplement_max, max_records)
+    rows = list(synthetic) + list(supplement)
+    return [rows[i] for i in order], sum(1 for i in order if i < len(synthetic))
 
 
 def load_sft_tail(cfg, root: Path) -> list[Example]:
-    """The SFT tail's examples, shuffled once with ``cfg.shuffle_seed``; hub rows are read with ``datasets``
-    at the pinned revision (nothing else in the smoke and mini profiles touches the hub)."""
-    if cfg.format == "jsonl":
-        path = Path(cfg.path) if Path(cfg.path).is_absolute() else root / cfg.path
-        examples = load_examples(path, cfg.input_field, cfg.output_field)
-    else:
-        import datasets
+    """The SFT tail's examples as a list, shuffled once with ``cfg.shuffle_seed`` (small tails, tests)."""
+    rows = list(tail_rows(cfg, root)())
+    return [rows[i] for i in tail_order(len(rows), cfg.shuffle_seed, cfg.max_rows)]
 
-        ds = datasets.load_dataset(cfg.dataset, split=cfg.split, revision=cfg.revision,
-                                   data_files=list(cfg.data_files) if cfg.data_files else None)
-        examples = []
-        for i, r in enumerate(ds):
-            prompt, target = r.get(cfg.input_field), r.get(cfg.output_field)
-            if not isinstance(prompt, str) or not isinstance(target, str) or not target.strip():
-                raise InputDataError(f"hf://{cfg.dataset}@{cfg.revision} row {i}: needs string fields "
-                                     f"'{cfg.input_field}' and a non-empty '{cfg.output_field}' (pretrain.sft_tail)")
-            examples.append(Example(f"sft/{i}", prompt, target))
-    if cfg.shuffle_seed is not None:
-        random.Random(cfg.shuffle_seed).shuffle(examples)
-    return examples[:cfg.max_rows]
+
+# --- streamed training sets -------------------------------------------------------------------------------
+
+class Spool:
+    """Examples copied once to one file on disk and read back by index with ``os.pread``: a table (Parquet,
+    JSONL, hub) becomes randomly addressable without holding its text in memory. Offsets are an
+    ``array('q')``: 8 bytes a row (6M rows: 48 MB). Our own because the rows come from three kinds of
+    source and only need one access pattern (read row i)."""
+
+    def __init__(self, path: Path, examples: Iterator[Example]):
+        self.path = path
+        self.offsets = array.array("q", [0])
+        with path.open("wb") as fh:
+            for e in examples:
+                fh.write(json.dumps([e.id, e.prompt, e.target], ensure_ascii=False).encode() + b"\n")
+                self.offsets.append(fh.tell())
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> Example:
+        start = self.offsets[i]
+        return Example(*json.loads(os.pread(self.fd, self.offsets[i + 1] - start, start)))
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class ExampleSet:
+    """A training set the trainer streams: :meth:`digest` (what the data is, for fingerprints; computed by
+    every rank) and :meth:`iterate` (the examples in training order; called on the main rank only, with a
+    scratch folder it may use)."""
+
+    def digest(self) -> str:
+        raise NotImplementedError
+
+    def iterate(self, scratch: Path) -> Iterator[Example]:
+        raise NotImplementedError
+
+
+def _hash_row(h, e: Example) -> None:
+    h.update(json.dumps([e.id, e.prompt, e.target], ensure_ascii=False).encode() + b"\n")
+
+
+class ListExamples(ExampleSet):
+    """An in-memory list, trained in its order."""
+
+    def __init__(self, examples: Sequence[Example]):
+        self.examples = examples
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for e in self.examples:
+            _hash_row(h, e)
+        return h.hexdigest()
+
+    def iterate(self, scratch: Path) -> Iterator[Example]:
+        return iter(self.examples)
+
+
+@dataclass
+class PretrainMix(ExampleSet):
+    """The pre-training data: synthetic records + a sample of the supplement, shuffled together
+    (:func:`mix_order`), then the SFT tail shuffled once with its own seed (:func:`tail_order`).
+
+    ``synthetic``, ``supplement`` and ``tail`` are restartable streams of rows in file order."""
+
+    synthetic: Callable[[], Iterator[Example]]
+    supplement: Callable[[], Iterator[Example]] | None
+    tail: Callable[[], Iterator[Example]] | None
+    seed: int
+    supplement_max: int | None = None
+    max_records: int | None = None
+    tail_seed: int | None = None
+    tail_max: int | None = None
+    allow_empty_synthetic: bool = False
+    _scan: tuple[str, dict] | None = field(default=None, init=False, repr=False)
+
+    def _sources(self) -> list[tuple[str, Callable[[], Iterator[Example]]]]:
+        return [(name, rows) for name, rows in (("synthetic", self.synthetic), ("supplement", self.supplement),
+                                                ("tail", self.tail)) if rows is not None]
+
+    def scan(self) -> tuple[str, dict]:
+        """(digest, row counts) from one streamed pass over every table; cached."""
+        if self._scan is None:
+            h = hashlib.sha256()
+            h.update(json.dumps([self.seed, self.supplement_max, self.max_records, self.tail_seed,
+                                 self.tail_max]).encode())
+            counts = {"synthetic": 0, "supplement": 0, "tail": 0}
+            for name, rows in self._sources():
+                h.update(f"\n--{name}--\n".encode())
+                for e in rows():
+                    _hash_row(h, e)
+                    counts[name] += 1
+            if not counts["synthetic"] and not self.allow_empty_synthetic:
+                raise InputDataError("the synthetic records are empty; the filter stage kept nothing (see its "
+                                     "metrics) or set pretrain.supplement")
+            if self.tail is not None and not counts["tail"]:
+                raise InputDataError("pretrain.sft_tail has no rows; fix its path/dataset or set it to null")
+            self._scan = h.hexdigest(), counts
+        return self._scan
+
+    def digest(self) -> str:
+        return self.scan()[0]
+
+    def orders(self) -> tuple[array.array, array.array]:
+        counts = self.scan()[1]
+        mixed = mix_order(counts["synthetic"], counts["supplement"], self.seed, self.supplement_max,
+                          self.max_records)
+        return mixed, tail_order(counts["tail"], self.tail_seed, self.tail_max) if self.tail else array.array("q")
+
+    def counts(self) -> dict[str, int]:
+        n = self.scan()[1]
+        mixed, tail = self.orders()
+        used = sum(1 for i in mixed if i < n["synthetic"])
+        return {"synthetic_records": n["synthetic"], "supplement_records": n["supplement"],
+                "synthetic_used": used, "supplement_used": len(mixed) - used,
+                "sft_tail_records": len(tail), "used_records": len(mixed) + len(tail)}
+
+    def iterate(self, scratch: Path) -> Iterator[Example]:
+        mixed, tail = self.orders()
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        scratch.mkdir(parents=True)
+        spools = {name: Spool(scratch / f"{name}.jsonl", rows()) for name, rows in self._sources()}
+        try:
+            n_syn = len(spools["synthetic"])
+            for i in mixed:
+                yield spools["synthetic"][i] if i < n_syn else spools["supplement"][i - n_syn]
+            for i in tail:
+                yield spools["tail"][i]
+        finally:
+            for s in spools.values():
+                s.close()
+            shutil.rmtree(scratch, ignore_errors=True)

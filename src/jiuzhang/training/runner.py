@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -17,6 +16,7 @@ from jiuzhang.config.training import ModelSource, TrainConfig
 from jiuzhang.training.engine import DeepSpeedEngine, TorchEngine
 from jiuzhang.common.waiting import wait_for
 from jiuzhang.training.packing import Example, PackStats, tokenize
+from jiuzhang.training.records import ExampleSet, ListExamples
 from jiuzhang.training.tokenstore import TokenStore, build_store, is_finished
 from jiuzhang.training.sft import plan_steps, train_sft
 from jiuzhang.training.world import World, init_distributed
@@ -54,22 +54,23 @@ def load_start(source: ModelSource, dtype: str):
     return model, tokenizer
 
 
-def _digests(source: ModelSource, examples: list[Example]) -> tuple[str, str]:
-    """(starting model's bytes or pinned hub revision, the examples: ids, prompts, targets, in order)."""
+def _digests(source: ModelSource, examples: ExampleSet) -> tuple[str, str]:
+    """(starting model's bytes or pinned hub revision, the examples: ids, prompts, targets and their order)."""
     start = resolve(source)
     model = folder_sha256(Path(start.path)) if start.path else f"{start.model_id}@{start.revision}"
-    data = hashlib.sha256()
-    for e in examples:
-        data.update(json.dumps([e.id, e.prompt, e.target], ensure_ascii=False).encode() + b"\n")
-    return model, data.hexdigest()
+    return model, examples.digest()
 
 
-def checkpoint_fingerprint(source: ModelSource, examples: list[Example], cfg: TrainConfig, shuffle: bool,
+def _as_set(examples: list[Example] | ExampleSet) -> ExampleSet:
+    return examples if isinstance(examples, ExampleSet) else ListExamples(examples)
+
+
+def checkpoint_fingerprint(source: ModelSource, examples: list[Example] | ExampleSet, cfg: TrainConfig, shuffle: bool,
                            digests: tuple[str, str] | None = None) -> str:
     """What a checkpoint must have been trained with to be resumed: the resolved training params, the
     examples (ids, prompts, targets, in order), the starting model's bytes (or its pinned hub revision) and
     the trainer's code version. Resuming under anything else would silently mix two runs."""
-    model, data = digests or _digests(source, examples)
+    model, data = digests or _digests(source, _as_set(examples))
     config = cfg.model_dump(mode="json", exclude={"rank_wait_s"})  # how long to wait changes nothing computed
     return json_sha256({"config": config, "shuffle": shuffle, "model": model,
                         "data": data, "code": code_sha256(__file__)})
@@ -85,23 +86,23 @@ def store_key(cfg: TrainConfig, digests: tuple[str, str]) -> str:
                                                          code_sha256(tokenstore.__file__)]})[:16]
 
 
-def token_store(examples: list[Example], tokenizer, cfg: TrainConfig, folder: Path, world: World) -> TokenStore:
-    """The main rank tokenizes and packs once into ``folder`` (reused when finished); the other ranks wait
-    for it and map it."""
+def token_store(examples: ExampleSet, tokenizer, cfg: TrainConfig, folder: Path, world: World) -> TokenStore:
+    """The main rank tokenizes and packs once into ``folder`` (reused when finished), streaming the examples
+    (with ``<folder>.spool`` as their scratch space); the other ranks wait for it and read it."""
     if world.is_main and not is_finished(folder):
         if folder.parent.exists():
             for old in folder.parent.iterdir():  # stores of other data or settings: never read again
                 if old != folder:
                     shutil.rmtree(old) if old.is_dir() else old.unlink()
         stats = PackStats()  # one object: tokenize counts examples/truncations, packing counts rows/padding
-        build_store(tokenize(examples, tokenizer, cfg.max_length, cfg.on_overlong, stats), cfg.max_length,
+        build_store(tokenize(examples.iterate(folder.with_name(folder.name + ".spool")), tokenizer, cfg.max_length, cfg.on_overlong, stats), cfg.max_length,
                     tokenizer.pad_token_id, folder, cfg.packing, stats=stats)
     wait_for(lambda: is_finished(folder), lambda: f"the main rank's token store {folder}", cfg.rank_wait_s, 1.0,
              "train.rank_wait_s")
     return TokenStore(folder)
 
 
-def run_training(source: ModelSource, examples: list[Example], cfg: TrainConfig, out_dir: Path, checkpoints: Path,
+def run_training(source: ModelSource, examples: list[Example] | ExampleSet, cfg: TrainConfig, out_dir: Path, checkpoints: Path,
                  world: World, on_log=None, shuffle: bool = True, stop_after: int | None = None) -> dict[str, Any]:
     if cfg.global_batch % (cfg.micro_batch * world.world_size):
         raise InputDataError(f"global_batch {cfg.global_batch} is not divisible by micro_batch x world size "
@@ -109,6 +110,7 @@ def run_training(source: ModelSource, examples: list[Example], cfg: TrainConfig,
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     model, tokenizer = load_start(source, cfg.dtype)
+    examples = _as_set(examples)
     digests = _digests(source, examples)
     stores = checkpoints.with_name(checkpoints.name + ".tokens")
     data = token_store(examples, tokenizer, cfg, stores / store_key(cfg, digests), world)
