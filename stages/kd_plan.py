@@ -28,7 +28,8 @@ def plan(params_path: str, round_name: str, prompts_dir: str, selection_dir: str
     """Print the planned number of teacher calls and their estimated cost; send nothing.
 
     Prompts already answered in the journal are free and not counted. Token estimates: prompt characters
-    / 4, and teacher.budget.expected_output_tokens per answer, priced with teacher.prices.
+    / 4, and teacher.budget.expected_output_tokens per answer, priced at the rates of teacher.mode
+    (teacher.prices online, teacher.batch.prices in batch mode); both modes' prices are shown.
 
     \b
     Example:

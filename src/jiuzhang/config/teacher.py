@@ -34,12 +34,31 @@ class OfflineConfig(Section):
     latency_ms: float = Field(0.0, ge=0, description="Artificial latency per answer, to exercise concurrency.")
 
 
+class BatchConfig(Section):
+    """``teacher.mode: batch``: the OpenAI Batch API (upload a JSONL of requests, one batch, poll, download);
+    answers within 24 h at a discount. The batch id is committed to the journal, so a rerun re-attaches."""
+
+    prices: PricesConfig | None = Field(None, description="USD per 1M tokens in batch mode; null = half of "
+                                        "teacher.prices (the OpenAI Batch API's 50% discount).")
+    completion_window: Literal["24h"] = Field("24h", description="The only window the Batch API offers.")
+    poll_initial_s: float = Field(10.0, gt=0, description="First wait between status polls; grows x1.5 per poll.")
+    poll_max_s: float = Field(300.0, gt=0, description="Longest wait between status polls.")
+    max_wait_s: float | None = Field(None, gt=0, description="Stop waiting after this long (the batch stays "
+                                     "paid for and recorded; a rerun re-attaches to it); null = wait until it ends.")
+    max_submissions: int = Field(3, ge=1, le=20, description="Batches per run: the first, then resubmissions of "
+                                 "requests that expired or failed with a retryable status (429/5xx).")
+    max_requests_per_batch: int = Field(50000, ge=1, le=50000, description="The API's limit: 50,000 per batch.")
+
+
 class TeacherConfig(Section):
     """The strong teacher model (paper: GPT-4), reached over the OpenAI chat-completions protocol."""
 
     kind: Literal["openai", "offline"] = Field(description="'openai': any OpenAI-compatible endpoint; "
                                                "'offline': a loopback stand-in started by the stage (NOT a real LLM).")
     model: str = Field(min_length=1, description="Model name sent to the endpoint.")
+    mode: Literal["online", "batch"] = Field("online", description="'online': chat-completion requests, "
+                                             "concurrency at a time; 'batch': the Batch API at teacher.batch.prices.")
+    batch: BatchConfig = Field(default_factory=BatchConfig, description="Settings of mode: batch.")
     base_url: str | None = Field(None, description="Endpoint, e.g. https://api.openai.com/v1; null = the "
                                  "client's default, which honours OPENAI_BASE_URL.")
     api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
@@ -57,6 +76,13 @@ class TeacherConfig(Section):
     prices: PricesConfig = Field(default_factory=PricesConfig, description="Token prices.")
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="Spending caps.")
     offline: OfflineConfig | None = Field(None, description="Required with kind: offline.")
+
+    def active_prices(self) -> PricesConfig:
+        """The rates this mode pays: teacher.prices online; teacher.batch.prices (default: half) in batch."""
+        if self.mode == "online":
+            return self.prices
+        return self.batch.prices or PricesConfig(input_per_million=self.prices.input_per_million / 2,
+                                                 output_per_million=self.prices.output_per_million / 2)
 
     @model_validator(mode="after")
     def _check(self) -> "TeacherConfig":

@@ -178,8 +178,9 @@ def planned_costs(params: Params, root: Path) -> dict[str, Any]:
     rounds = {s.stage: {"calls": s.amounts.get("teacher_calls"), "prompt_tokens": round(s.amounts["prompt_tokens"]),
                         "completion_tokens": round(s.amounts["completion_tokens"]), "usd": round(s.usd or 0.0, 2)}
               for s in plan.stages if s.stage in ("kd_initial", "kd_boost")}
+    rates = "teacher.prices" if params.teacher.mode == "online" else "teacher.batch.prices (Batch API)"
     return {"rounds": rounds, "basis": "estimated prompt length from the templates + teacher.budget."
-            "expected_output_tokens per call, at teacher.prices"}
+            f"expected_output_tokens per call, at {rates}"}
 
 
 def collect(metrics_dir: Path, params: Params, paper: dict[str, Any], eval_dir: Path, base_dir: Path | None,
@@ -203,7 +204,8 @@ def collect(metrics_dir: Path, params: Params, paper: dict[str, Any], eval_dir: 
     corpus, prompts = _optional(metrics_dir / "corpus.json") or {}, _optional(metrics_dir / "prompts.json") or {}
     teacher = next(iter(kd.values())).get("teacher", {})
     planned = planned_costs(params, root)
-    actual_rounds = {f"kd_{r}": {"calls": k["items"], "prompt_tokens": k["prompt_tokens"],
+    actual_rounds = {f"kd_{r}": {"mode": k.get("teacher", {}).get("mode", "online"),
+                                 "calls": k["items"], "prompt_tokens": k["prompt_tokens"],
                                  "completion_tokens": k["completion_tokens"], "usd": round(k["cost_usd"], 2)}
                      for r, k in kd.items()}
     init = params.synthesizer.init
@@ -306,7 +308,8 @@ def markdown(summary: dict[str, Any]) -> str:
                          f"{', '.join(f'{n} {c}' for n, c in r['drops'][:3])} |")
     c = summary["costs"]
     t, s = c["teacher"], c["synthesis"]
-    lines += ["", f"Teacher ({t['label']}): {t['calls']:,} calls, {t['prompt_tokens']:,} prompt + "
+    modes = ", ".join(sorted({a["mode"] for a in t["actual"].values()})) or "-"
+    lines += ["", f"Teacher ({t['label']}, {modes} mode): {t['calls']:,} calls, {t['prompt_tokens']:,} prompt + "
               f"{t['completion_tokens']:,} completion tokens, ${t['usd']:,.2f} (actual, from the journal).",
               f"Synthesis: {s['records']:,} generations, {s['new_tokens']:,} new tokens, {s['kept_after_filter']:,} "
               f"records kept by the filter. Paper scale: {s['paper_projection']['problems']:,} problems ~ "

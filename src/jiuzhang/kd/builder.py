@@ -19,6 +19,8 @@ from tqdm import tqdm
 
 from jiuzhang.common.io import ShardWriter, atomic_write_text, reset_dir
 from jiuzhang.errors import UserError
+from jiuzhang.teacher.batch import BatchTeacher
+from jiuzhang.teacher.batch_service import BatchService
 from jiuzhang.teacher.budget import Budget, BudgetExceeded, Caps, Prices
 from jiuzhang.teacher.client import Outcome, RetryPolicy, Sampling, TeacherClient
 from jiuzhang.config.teacher import TeacherConfig
@@ -45,25 +47,32 @@ class Endpoint:
 
 
 def _budget(cfg: TeacherConfig, journal: Journal) -> Budget:
-    """The caps of ``teacher.budget``, starting from what the journal has already paid for."""
+    """The caps of ``teacher.budget`` at the rates of ``teacher.mode``, starting from what the journal has
+    already paid for."""
     spent = journal.totals()
-    b = cfg.budget
+    b, rates = cfg.budget, cfg.active_prices()
     return Budget(Caps(b.max_requests, b.max_tokens, b.max_usd),
-                  Prices(cfg.prices.input_per_million, cfg.prices.output_per_million),
+                  Prices(rates.input_per_million, rates.output_per_million),
                   requests=int(spent["answered"]), tokens=int(spent["prompt_tokens"] + spent["completion_tokens"]),
                   usd=float(spent["cost_usd"]))
 
 
 def _client(cfg: TeacherConfig, api_key: str, base_url: str | None, journal: Journal, budget: Budget,
-            seed: int = 0, on_outcome=None) -> TeacherClient:
+            seed: int = 0, on_outcome=None, progress: bool = False) -> TeacherClient | BatchTeacher:
+    """The online client, or the Batch API runner for ``teacher.mode: batch``; both key requests the same
+    way, so answers committed in one mode are reused by the other."""
     # The offline teacher's port changes every run; its identity in request keys must not.
     endpoint_id = f"offline:{cfg.model}" if cfg.kind == "offline" else None
+    sampling = Sampling(cfg.model, cfg.temperature, cfg.top_p, cfg.max_tokens)
+    if cfg.mode == "batch":
+        return BatchTeacher(sampling, cfg.batch, cfg.timeout_s, api_key, base_url, endpoint_id, journal, budget,
+                            on_outcome, progress)
     return TeacherClient(Sampling(cfg.model, cfg.temperature, cfg.top_p, cfg.max_tokens),
                          RetryPolicy(cfg.max_retries, cfg.backoff_initial_s, cfg.backoff_max_s), cfg.concurrency,
                          cfg.timeout_s, api_key, base_url, endpoint_id, journal, budget, seed, on_outcome)
 
 
-def _pending(client: TeacherClient, journal: Journal, items: list[dict[str, Any]]) -> list[str]:
+def _pending(client: TeacherClient | BatchTeacher, journal: Journal, items: list[dict[str, Any]]) -> list[str]:
     done = journal.committed()
     return [it["prompt"] for it in items if client.key(it["prompt"]) not in done]
 
@@ -84,9 +93,14 @@ def plan_round(cfg: TeacherConfig, items: list[dict[str, Any]], journal_path: Pa
             verdict = str(exc)
     finally:
         journal.close(canonical=False)  # planning reads; it never rewrites the output
+    online, batch = (cfg.model_copy(update={"mode": m}).active_prices() for m in ("online", "batch"))
+    pt, ct = plan["prompt_tokens"], plan["completion_tokens"]
     return {"items": len(items), "already_answered": len(items) - len(pending), "to_send": plan["requests"],
-            "est_prompt_tokens": plan["prompt_tokens"], "est_completion_tokens": plan["completion_tokens"],
-            "est_usd": plan["usd"], "spent_usd": round(budget.usd, 4), "budget": verdict}
+            "mode": cfg.mode, "est_prompt_tokens": pt, "est_completion_tokens": ct,
+            "est_usd": plan["usd"],
+            "est_usd_online": round(Prices(online.input_per_million, online.output_per_million).cost(pt, ct), 4),
+            "est_usd_batch": round(Prices(batch.input_per_million, batch.output_per_million).cost(pt, ct), 4),
+            "spent_usd": round(budget.usd, 4), "budget": verdict}
 
 
 def run_round(cfg: TeacherConfig, items: list[dict[str, Any]], endpoint: Endpoint, journal_path: Path,
@@ -101,9 +115,9 @@ def run_round(cfg: TeacherConfig, items: list[dict[str, Any]], endpoint: Endpoin
             o = cfg.offline
             teacher = OfflineTeacher(Path(o.gsm8k_train), Path(o.samples), endpoint.offline_templates,
                                      o.latency_ms / 1000)
-            server = stack.enter_context(ChatServer(teacher.answer))
+            server = stack.enter_context(ChatServer(teacher.answer, batches=BatchService(teacher.answer)))
             base_url = server.url
-            tqdm.write(f"kd: using the {OFFLINE_LABEL} at {server.url}")
+            tqdm.write(f"kd: using the {OFFLINE_LABEL} at {server.url} ({cfg.mode} mode)")
 
         counts: Counter[str] = Counter()
         bar = tqdm(total=len(items), desc="kd", unit="req", disable=not progress, mininterval=1)
@@ -114,10 +128,11 @@ def run_round(cfg: TeacherConfig, items: list[dict[str, Any]], endpoint: Endpoin
             bar.update(1)
             bar.set_postfix(cached=counts["cached"], failed=counts["failed"], usd=f"{budget.usd:.2f}", refresh=False)
 
-        client = _client(cfg, endpoint.api_key, base_url, journal, budget, seed, on_outcome)
+        client = _client(cfg, endpoint.api_key, base_url, journal, budget, seed, on_outcome, progress)
         # Refuse before sending anything when the calls still to make cannot fit the budget.
         budget.check_plan(budget.plan(_pending(client, journal, items), cfg.budget.expected_output_tokens))
-        outcomes = asyncio.run(client.run([(it["id"], it["prompt"]) for it in items]))
+        work = [(it["id"], it["prompt"]) for it in items]
+        outcomes = client.run(work) if isinstance(client, BatchTeacher) else asyncio.run(client.run(work))
         totals = journal.totals()
 
     kept, rejected = _parse(items, outcomes)
@@ -125,7 +140,7 @@ def run_round(cfg: TeacherConfig, items: list[dict[str, Any]], endpoint: Endpoin
     rejected_by = Counter(r["reason"] for r in rejected)
     usage = _usage(outcomes, budget.prices)
     metrics = {
-        "teacher": {"kind": cfg.kind, "model": cfg.model,
+        "teacher": {"kind": cfg.kind, "model": cfg.model, "mode": cfg.mode,
                     "label": OFFLINE_LABEL if cfg.kind == "offline" else "real endpoint"},
         "items": len(items), "kept": len(kept), "rejected": dict(sorted(rejected_by.items())),
         # what this round's answers cost, whether paid now or earlier (a rerun reports the same figures)
@@ -133,7 +148,9 @@ def run_round(cfg: TeacherConfig, items: list[dict[str, Any]], endpoint: Endpoin
         # facts of this execution: cache hits, HTTP attempts, and everything the journal has paid for
         # (it may hold answers of earlier configurations too)
         "run": {"cached": counts["cached"], "answered_now": counts["ok"], "failed_now": counts["failed"],
-                "skipped_budget": counts["skipped_budget"], "http_attempts": client.sent,
+                "skipped_budget": counts["skipped_budget"],
+                **({"batch_requests_sent": client.sent, **client.facts} if isinstance(client, BatchTeacher)
+                   else {"http_attempts": client.sent}),
                 **{f"journal_{k}": v for k, v in totals.items()}},
     }
     if client.budget_stopped:

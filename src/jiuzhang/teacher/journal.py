@@ -35,7 +35,25 @@ CREATE TABLE IF NOT EXISTS answers (
     latency_s REAL,
     committed_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS batches (
+    submission TEXT PRIMARY KEY,   -- our id, committed before anything is uploaded; sent as batch metadata
+    input_file_id TEXT,            -- the uploaded request file (uploads cost nothing)
+    batch_id TEXT,                 -- the paid-for batch, committed as soon as the create call returns
+    keys TEXT NOT NULL,            -- JSON list of the request keys in this batch
+    state TEXT NOT NULL,           -- 'open' until its output is committed to answers, then 'done'
+    created_at REAL NOT NULL
+);
 """
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One Batch API submission as the journal holds it."""
+
+    submission: str
+    input_file_id: str | None
+    batch_id: str | None
+    keys: list[str]
 
 
 def request_key(endpoint: str, body: dict[str, Any]) -> str:
@@ -106,6 +124,22 @@ class Journal:
              json.dumps(response, ensure_ascii=False) if response is not None else None, error, attempts,
              prompt_tokens, completion_tokens, cost_usd, latency_s, time.time()))
 
+    # --- Batch API submissions: committed before each step that pays, so a rerun re-attaches -------------
+    def open_submissions(self) -> list[Submission]:
+        rows = self.db.execute("SELECT submission, input_file_id, batch_id, keys FROM batches WHERE state = 'open' "
+                               "ORDER BY created_at, submission").fetchall()
+        return [Submission(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def begin_submission(self, submission: str, keys: list[str]) -> None:
+        self.db.execute("INSERT INTO batches (submission, keys, state, created_at) VALUES (?,?, 'open', ?)",
+                        (submission, json.dumps(keys), time.time()))
+
+    def update_submission(self, submission: str, **fields: str) -> None:
+        """Set input_file_id, batch_id and/or state (autocommit: durable when this returns)."""
+        assert set(fields) <= {"input_file_id", "batch_id", "state"}, fields
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(f"UPDATE batches SET {sets} WHERE submission = ?", (*fields.values(), submission))
+
     def totals(self) -> dict[str, float]:
         """What the journal holds and has paid for (all rows, including failed ones with usage)."""
         r = self.db.execute("SELECT COUNT(*), COALESCE(SUM(status='ok'),0), COALESCE(SUM(prompt_tokens),0), "
@@ -121,14 +155,17 @@ class Journal:
         answers would differ in bytes, and so in their DVC hash. The canonical form holds the same answer
         rows, inserted in key order into a fresh file, with those per-execution columns zeroed (the run's
         attempts and cache hits are in the stage's run facts, ``metrics/run/``): the same answers give the
-        same bytes. It is written next to the journal and moved over it atomically, so a kill during the
-        rewrite leaves the live journal intact. The file stays in WAL mode: switching modes is itself a
-        write, which would change its bytes on every open."""
+        same bytes. Batch submissions still open (a run that stopped waiting) are kept, so a rerun re-attaches;
+        finished ones are dropped (their answers are in the rows). It is written next to the journal and
+        moved over it atomically, so a kill during the rewrite leaves the live journal intact. The file stays
+        in WAL mode: switching modes is itself a write, which would change its bytes on every open."""
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if not canonical or str(self.path) == ":memory:":
             self.db.close()
             return
         rows = self.db.execute(f"SELECT {self._COLUMNS}, request FROM answers ORDER BY key").fetchall()
+        open_batches = self.db.execute("SELECT submission, input_file_id, batch_id, keys, state, created_at "
+                                       "FROM batches WHERE state = 'open' ORDER BY submission").fetchall()
         self.db.close()
         tmp = self.path.with_name(self.path.name + ".canonical")
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
@@ -142,6 +179,7 @@ class Journal:
                            "completion_tokens, cost_usd, request, attempts, latency_s, committed_at) "
                            "VALUES (?,?,?,?,?,?,?,?,?,0,NULL,0)",
                            rows)
+            db.executemany("INSERT INTO batches VALUES (?,?,?,?,?,?)", open_batches)
             db.execute("COMMIT")
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:

@@ -1,0 +1,160 @@
+"""teacher.mode: batch for real over HTTP on 127.0.0.1: files and batches endpoints (the offline teacher's
+BatchService), expiry with an error file, resubmission of only what failed, kill -9 at each step of a
+submission with a rerun that re-attaches instead of paying twice, and batch prices in the plans."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+from jiuzhang.kd.builder import Endpoint, plan_round, run_round
+from jiuzhang.teacher.batch import BatchWaitExceeded
+from jiuzhang.teacher.batch_service import BatchService
+from jiuzhang.teacher.server import ChatServer
+
+from conftest import BIN, run_cli
+from teacher_fakes import FaultyTeacher, write_pool
+from test_kd_stage import KEY, kd_args, kd_params
+from test_teacher import items, journal_rows, read_kd, teacher_cfg
+
+BATCH = {"poll_initial_s": 0.05, "poll_max_s": 0.2}
+
+
+def batch_cfg(url: str, **over):
+    return teacher_cfg(url, mode="batch", batch=BATCH | over.pop("batch", {}), **over)
+
+
+def test_expired_batch_and_error_file_resubmit_only_what_failed(tmp_path):
+    """12 prompts; the first batch expires after 7 requests (5 land in the error file as batch_expired),
+    one prompt answers 500 once (retryable) and one 400 whose body echoes the key (final). The second
+    batch carries exactly the 5 expired + the 500: every prompt reaches the model once, except the 500 one."""
+    fake = FaultyTeacher()
+    prompts = ["FAULT=500 flaky", "FAULT=leak400 bad"] + [f"plain prompt {i}" for i in range(10)]
+    service = BatchService(fake.answer, expire_after=7)
+    with ChatServer(fake.answer, batches=service) as server:
+        metrics = run_round(batch_cfg(server.url), items(prompts), Endpoint(KEY), tmp_path / "j.sqlite",
+                            tmp_path / "kd", progress=False)
+        created = service.created
+        # a rerun pays nothing: every answer is committed, the 400 is final (not retried)
+        again = run_round(batch_cfg(server.url), items(prompts), Endpoint(KEY), tmp_path / "j.sqlite",
+                          tmp_path / "kd", progress=False)
+    assert created == 2
+    assert fake.seen["FAULT=500 flaky"] == 2 and fake.seen["FAULT=leak400 bad"] == 1
+    assert all(fake.seen[p] == 1 for p in prompts[2:])
+    kept, rejected = read_kd(tmp_path / "kd")
+    assert len(kept) == 11 and [r["reason"] for r in rejected] == ["request_failed"]
+    assert rejected[0]["detail"].startswith("http_400") and KEY not in json.dumps(rejected)
+    rows = journal_rows(tmp_path / "j.sqlite")          # item_id -> (status, error, attempts)
+    assert Counter(status for status, _, _ in rows.values()) == Counter({"ok": 11, "failed": 1})
+    assert metrics["teacher"]["mode"] == "batch" and metrics["run"]["batches_created"] == 2
+    assert metrics["run"]["batch_requests_sent"] == 12 + 6
+    # batch prices: half of teacher.prices by default
+    assert metrics["cost_usd"] == pytest.approx((metrics["prompt_tokens"] * 15 + metrics["completion_tokens"] * 30) / 1e6)
+    assert service.created == 2 and again["run"]["cached"] == 11
+
+
+def test_same_answers_in_both_modes_and_the_journal_is_shared(tmp_path):
+    """Requests are keyed the same way in both modes: answers paid online are not bought again in batch."""
+    fake = FaultyTeacher()
+    prompts = [f"prompt {i}" for i in range(6)]
+    service = BatchService(fake.answer)
+    with ChatServer(fake.answer, batches=service) as server:
+        run_round(teacher_cfg(server.url), items(prompts[:3]), Endpoint(KEY), tmp_path / "j.sqlite",
+                  tmp_path / "kd", progress=False)
+        m = run_round(batch_cfg(server.url), items(prompts), Endpoint(KEY), tmp_path / "j.sqlite",
+                      tmp_path / "kd", progress=False)
+    assert m["run"]["cached"] == 3 and m["run"]["batch_requests_sent"] == 3 and all(fake.seen[p] == 1 for p in prompts)
+
+
+def test_stopping_the_wait_keeps_the_batch_and_a_rerun_reattaches(tmp_path):
+    fake = FaultyTeacher()
+    prompts = [f"slow prompt {i}" for i in range(8)]
+    service = BatchService(fake.answer, line_delay_s=0.15)
+    with ChatServer(fake.answer, batches=service) as server:
+        with pytest.raises(BatchWaitExceeded, match="rerun the stage to re-attach"):
+            run_round(batch_cfg(server.url, batch={"max_wait_s": 0.2}), items(prompts), Endpoint(KEY),
+                      tmp_path / "j.sqlite", tmp_path / "kd", progress=False)
+        with sqlite3.connect(tmp_path / "j.sqlite") as db:   # the journal was closed (canonical) and kept it
+            assert db.execute("SELECT COUNT(*) FROM batches WHERE state = 'open' AND batch_id IS NOT NULL").fetchone()[0] == 1
+        m = run_round(batch_cfg(server.url), items(prompts), Endpoint(KEY), tmp_path / "j.sqlite", tmp_path / "kd",
+                      progress=False)
+    assert service.created == 1 and m["run"]["batches_reattached"] == 1 and m["kept"] == 8
+    assert all(fake.seen[p] == 1 for p in prompts)
+    with sqlite3.connect(tmp_path / "j.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM batches").fetchone()[0] == 0   # done: folded into the answers
+
+
+@pytest.mark.parametrize("step", ["upload", "create", "content"])
+def test_kill_9_at_each_step_then_rerun_pays_once(tmp_path, write_params, step):
+    """The stage (the `jiuzhang` CLI, a real process) is killed with SIGKILL by the server at `step`:
+    after the upload, after the server accepted the create call but before the client read its answer (the
+    hardest case: only the metadata can find the batch), or while downloading the output. The rerun never
+    creates a second batch for the same requests and every prompt reaches the model once."""
+    fake = FaultyTeacher()
+    prompts = [f"Prompt {i}: a problem about primes." for i in range(30)]
+    write_pool(tmp_path / "pool", prompts)
+    victim: dict[str, subprocess.Popen] = {}
+    fired = []
+
+    def on_event(name, obj):
+        if name == step and not fired:
+            fired.append(name)
+            victim["proc"].send_signal(signal.SIGKILL)
+            victim["proc"].wait()
+
+    service = BatchService(fake.answer, on_event=on_event)
+    with ChatServer(fake.answer, batches=service) as server:
+        params = kd_params(tmp_path, write_params, len(prompts), kind="openai", model="gpt-test",
+                           base_url=server.url, mode="batch", batch=BATCH)
+        env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "OPENAI_API_KEY": KEY, "JIUZHANG_TRACKING": "off"}
+        victim["proc"] = subprocess.Popen([str(BIN / "jiuzhang"), *kd_args(params, tmp_path)], cwd=tmp_path, env=env,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert victim["proc"].wait(timeout=120) == -signal.SIGKILL and fired == [step]
+        created_before = service.created
+        run_cli(*kd_args(params, tmp_path), cwd=tmp_path, env={"OPENAI_API_KEY": KEY})
+        deadline = time.time() + 5
+        while any(b["status"] not in ("completed", "expired") for b in service.batches.values()) and time.time() < deadline:
+            time.sleep(0.05)
+    print(f"kill -9 at {step}: batches created before the kill {created_before}, in all {service.created}; "
+          f"model calls {sum(fake.seen.values())} for {len(prompts)} prompts")
+    assert service.created == 1
+    assert sum(fake.seen.values()) == len(prompts) and set(fake.seen) == set(prompts)
+    metrics = json.loads((tmp_path / "metrics" / "kd_initial.json").read_text())
+    assert metrics["kept"] == 30 and metrics["teacher"]["mode"] == "batch"
+    facts = json.loads((tmp_path / "metrics" / "run" / "kd_initial.json").read_text())
+    assert facts["batches_reattached"] == 1           # the open submission the killed run committed
+    assert facts["batches_found_by_metadata"] == (1 if step == "create" else 0)
+
+
+def test_plans_price_both_modes(tmp_path):
+    cfg = batch_cfg("http://127.0.0.1:9/v1", batch={"prices": {"input_per_million": 10.0, "output_per_million": 20.0}})
+    plan = plan_round(cfg, items(["x" * 400] * 10), tmp_path / "none.sqlite")
+    assert plan["mode"] == "batch" and plan["est_usd"] == plan["est_usd_batch"]
+    assert plan["est_usd_online"] == pytest.approx(plan["est_usd_batch"] * 3)   # 30/60 vs 10/20
+    half = plan_round(batch_cfg("http://127.0.0.1:9/v1"), items(["x" * 400] * 10), tmp_path / "none.sqlite")
+    assert half["est_usd_batch"] == pytest.approx(half["est_usd_online"] / 2)
+
+
+def test_offline_teacher_serves_batch_mode_and_gives_the_online_kd_set(tmp_path, write_params):
+    """The smoke profile's offline teacher speaks the Batch API too: `jiuzhang kd_initial` in batch mode
+    writes byte-identical KD data to online mode (same request keys, same deterministic answers)."""
+    prompts = [f"Snippet {i}: fractions and ratios." for i in range(6)]
+    write_pool(tmp_path / "pool", prompts)
+    online = kd_params(tmp_path, write_params, len(prompts), kind="offline", model="offline-teacher")
+    run_cli(*kd_args(online, tmp_path), cwd=tmp_path)
+    first = (tmp_path / "kd" / "part-00000.parquet").read_bytes()
+    (tmp_path / "journal" / "kd.sqlite").unlink()
+    batch = kd_params(tmp_path, write_params, len(prompts), kind="offline", model="offline-teacher", mode="batch",
+                      batch=BATCH)
+    res = run_cli(*kd_args(batch, tmp_path), cwd=tmp_path)
+    assert "(batch mode)" in res.stderr + res.stdout
+    assert (tmp_path / "kd" / "part-00000.parquet").read_bytes() == first
+    metrics = json.loads((tmp_path / "metrics" / "kd_initial.json").read_text())
+    assert metrics["teacher"]["mode"] == "batch" and metrics["kept"] == 6
