@@ -17,7 +17,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # A clone elsewhere (e.g. CI in /tmp/x) gets ../shared as a link to $(SHARED_DATA).
 SHARED_DATA ?= $(or $(JIUZHANG_SHARED),/work/shared)
 
-.PHONY: install vllm-env browser repro repro-mini ablation-mini verify-repro test test-fast lock lint clean-venv help shared-data
+.PHONY: install vllm-env browser ssh-server mlflow-server repro repro-mini ablation-mini verify-repro test test-fast lock lint clean-venv help shared-data
 
 help:
 	@echo "make repro      create .venv, install, run the smoke pipeline (dvc repro) and time each stage"
@@ -27,6 +27,7 @@ help:
 	@echo "make test       create .venv, install, run the whole test suite"
 	@echo "make test-fast  the fast tests only (no slow integration tests)"
 	@echo "make vllm-env   create .venv-vllm with vLLM for CPUs (the vllm engine's worker; make test needs it)"
+	@echo "make mlflow-server  a team's MLflow server (database + proxied artifacts) on MLFLOW_HOST:MLFLOW_PORT"
 	@echo "make lint       ruff: unused imports/variables, undefined names, syntax errors (part of make test)"
 	@echo "make lock       refresh requirements.lock from pyproject.toml"
 
@@ -53,6 +54,27 @@ $(VLLM_STAMP): requirements-vllm.lock
 browser:
 	@command -v chromium >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
 	  || { echo "error: could not install Debian's chromium (the report's browser test needs it)" >&2; exit 2; }
+
+# Debian's OpenSSH server, for the tests that push/pull DVC remotes over SSH (each test starts its own
+# sshd on a free 127.0.0.1 port with its own keys and config; the system service is never started).
+ssh-server:
+	@test -x /usr/sbin/sshd || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssh-server; } \
+	  || { echo "error: could not install Debian's openssh-server (the SSH remote tests need sshd)" >&2; exit 2; }
+
+# One command for a team's MLflow tracking server: runs in a database (SQLite here; PostgreSQL/MySQL via
+# MLFLOW_BACKEND=postgresql://...), artifacts proxied by the server (--serve-artifacts) into
+# MLFLOW_ARTIFACTS (a folder, or s3://bucket/path), so clients record mlflow-artifacts:/ URIs and never a
+# path on one machine. Users then: export MLFLOW_TRACKING_URI=http://<host>:$(MLFLOW_PORT)
+MLFLOW_HOST ?= 127.0.0.1
+MLFLOW_PORT ?= 5000
+MLFLOW_DIR ?= mlflow-server
+MLFLOW_BACKEND ?= sqlite:///$(abspath $(MLFLOW_DIR))/mlflow.db
+MLFLOW_ARTIFACTS ?= $(abspath $(MLFLOW_DIR))/artifacts
+mlflow-server:
+	@test -x $(BIN)/mlflow || { echo "error: $(BIN)/mlflow not found; run make install first" >&2; exit 2; }
+	mkdir -p $(MLFLOW_DIR)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false exec $(BIN)/mlflow server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) \
+	  --workers 1 --backend-store-uri $(MLFLOW_BACKEND) --serve-artifacts --artifacts-destination $(MLFLOW_ARTIFACTS)
 
 shared-data:
 	@if [ ! -e ../shared/corpus ]; then \
@@ -108,7 +130,7 @@ verify-repro: install shared-data
 lint: install
 	$(BIN)/ruff check --no-cache src stages tests benchmarks
 
-test: install vllm-env browser shared-data lint
+test: install vllm-env browser ssh-server shared-data lint
 	$(BIN)/python -m pytest -q
 
 test-fast: install shared-data

@@ -32,12 +32,11 @@ def mlflow_server(tmp_path_factory):
     """A real MLflow tracking server (SQLite backend, proxied artifacts) on loopback, stopped after."""
     root = tmp_path_factory.mktemp("mlflow-server")
     port = _free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log = open(root / "server.log", "w")
-    proc = subprocess.Popen([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'db.sqlite'}",
-                             "--artifacts-destination", str(root / "artifacts")],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    # the README's one command for a team (`make mlflow-server`): SQLite database, --serve-artifacts
+    proc = subprocess.Popen(["make", "--no-print-directory", "-s", "-C", str(ROOT), "mlflow-server",
+                             f"MLFLOW_PORT={port}", f"MLFLOW_DIR={root}"],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while True:
@@ -103,6 +102,44 @@ def test_stage_runs_grouped_per_configuration_on_a_server(tmp_path, fixture_corp
     prov = json.loads(Path(prov_path).read_text())
     assert {"git", "hardware", "packages", "seeds", "config"} <= set(prov)
     assert prov["hardware"]["cpu_count"] >= 1 and prov["packages"]["mlflow"] == "3.17.2"
+
+
+def test_team_server_keeps_artifacts_behind_the_server_for_every_clone(tmp_path, fixture_corpus, corpus_dir,
+                                                                      write_params, mlflow_server):
+    """Two users' clones in different folders log to one server: runs land under one parent, artifacts are
+    stored by the server (mlflow-artifacts:/ URIs, no path of either machine) and each clone reads the
+    other's artifacts with the same bytes; neither folder gets a local artifact store."""
+    import json
+
+    env = {**TRACKING_ON, "MLFLOW_TRACKING_URI": mlflow_server}
+    exp_name = f"team-{tmp_path.name}"
+    params = write_params(tiny_params(fixture_corpus, **{"tracking.experiment": exp_name}))
+    clones = {who: tmp_path / who / "jiuzhang" for who in ("alice", "bob")}
+    for who, folder in clones.items():
+        folder.mkdir(parents=True)
+        _run_prompts(params, corpus_dir, folder / "data" / "prompts", env, cwd=folder)
+    client = MlflowClient(tracking_uri=mlflow_server)
+    exp = client.get_experiment_by_name(exp_name)
+    assert exp.artifact_location.startswith("mlflow-artifacts:/")
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.`jiuzhang.role` = 'stage'")
+    parents = {r.data.tags["mlflow.parentRunId"] for r in runs}
+    assert len(runs) == 2 and len(parents) == 1                      # same configuration: one parent
+    assert all(r.info.artifact_uri.startswith("mlflow-artifacts:/") for r in runs)
+    assert all(r.data.metrics["prompts"] > 0 for r in runs)
+    for folder in clones.values():
+        assert not (folder / "mlartifacts").exists() and not (folder / "mlflow.db").exists()
+    # each clone downloads every run's provenance through the server, from its own folder
+    seen = {}
+    for who, folder in clones.items():
+        for r in runs:
+            res = subprocess.run([str(BIN / "mlflow"), "artifacts", "download", "--run-id", r.info.run_id,
+                                  "--artifact-path", "provenance.json", "--dst-path", str(folder / "dl" / r.info.run_id)],
+                                 cwd=folder, env={**os.environ, **env}, capture_output=True, text=True)
+            assert res.returncode == 0, res.stderr[-2000:]
+            seen[who, r.info.run_id] = (folder / "dl" / r.info.run_id / "provenance.json").read_bytes()
+    for r in runs:
+        assert seen["alice", r.info.run_id] == seen["bob", r.info.run_id]
+        assert json.loads(seen["alice", r.info.run_id])["config"]
 
 
 def test_failed_stage_is_marked_failed(tmp_path, fixture_corpus, corpus_dir, write_params, mlflow_server):
