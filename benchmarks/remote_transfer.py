@@ -69,8 +69,6 @@ def measure(kind: str, scratch: Path, jobs: int) -> dict:
         up = clone(scratch / "up")
         sh(up, str(BIN / "dvc"), "config", "--local", "cache.dir", str(ROOT / ".dvc" / "cache"))
         configure(up, kind, server, scratch, env)
-        files = [p for p in (ROOT / ".dvc" / "cache" / "files").rglob("*") if p.is_file()]
-        mib = sum(p.stat().st_size for p in files) / 2**20
         t = time.perf_counter()
         sh(up, str(BIN / "dvc"), "push", "-j", str(jobs), env=env)
         push_s = time.perf_counter() - t
@@ -81,6 +79,9 @@ def measure(kind: str, scratch: Path, jobs: int) -> dict:
         pull_s = time.perf_counter() - t
         status = sh(down, str(BIN / "dvc"), "status", env=env)
         assert "up to date" in status, status
+        # what went over the wire: the objects the outputs reference (the checkout's cache holds older ones too)
+        files = [p for p in (down / ".dvc" / "cache" / "files").rglob("*") if p.is_file()]
+        mib = sum(p.stat().st_size for p in files) / 2**20
     finally:
         if kind == "ssh":
             server.kill()
