@@ -41,23 +41,25 @@ def test_expired_batch_and_error_file_resubmit_only_what_failed(tmp_path):
     with ChatServer(fake.answer, batches=service) as server:
         metrics = run_round(batch_cfg(server.url), items(prompts), Endpoint(KEY), tmp_path / "j.sqlite",
                             tmp_path / "kd", progress=False)
-        created = service.created
-        # a rerun pays nothing: every answer is committed, the 400 is final (not retried)
+        assert service.created == 2
+        assert fake.seen["FAULT=500 flaky"] == 2 and fake.seen["FAULT=leak400 bad"] == 1
+        assert all(fake.seen[p] == 1 for p in prompts[2:])
+        kept, rejected = read_kd(tmp_path / "kd")
+        assert len(kept) == 11 and [r["reason"] for r in rejected] == ["request_failed"]
+        assert rejected[0]["detail"].startswith("http_400") and KEY not in json.dumps(rejected)
+        rows = journal_rows(tmp_path / "j.sqlite")          # item_id -> (status, error, attempts)
+        assert Counter(status for status, _, _ in rows.values()) == Counter({"ok": 11, "failed": 1})
+        assert metrics["teacher"]["mode"] == "batch" and metrics["run"]["batches_created"] == 2
+        assert metrics["run"]["batch_requests_sent"] == 12 + 6
+        # batch prices: half of teacher.prices by default
+        assert metrics["cost_usd"] == pytest.approx((metrics["prompt_tokens"] * 15 + metrics["completion_tokens"] * 30)
+                                                    / 1e6)
+        # a rerun pays only for what has no answer: the failed request goes once more (as online reruns
+        # resend failed rows; this time the fake answers it), the 11 answers are not asked again
         again = run_round(batch_cfg(server.url), items(prompts), Endpoint(KEY), tmp_path / "j.sqlite",
                           tmp_path / "kd", progress=False)
-    assert created == 2
-    assert fake.seen["FAULT=500 flaky"] == 2 and fake.seen["FAULT=leak400 bad"] == 1
-    assert all(fake.seen[p] == 1 for p in prompts[2:])
-    kept, rejected = read_kd(tmp_path / "kd")
-    assert len(kept) == 11 and [r["reason"] for r in rejected] == ["request_failed"]
-    assert rejected[0]["detail"].startswith("http_400") and KEY not in json.dumps(rejected)
-    rows = journal_rows(tmp_path / "j.sqlite")          # item_id -> (status, error, attempts)
-    assert Counter(status for status, _, _ in rows.values()) == Counter({"ok": 11, "failed": 1})
-    assert metrics["teacher"]["mode"] == "batch" and metrics["run"]["batches_created"] == 2
-    assert metrics["run"]["batch_requests_sent"] == 12 + 6
-    # batch prices: half of teacher.prices by default
-    assert metrics["cost_usd"] == pytest.approx((metrics["prompt_tokens"] * 15 + metrics["completion_tokens"] * 30) / 1e6)
-    assert service.created == 2 and again["run"]["cached"] == 11
+    assert service.created == 3 and fake.seen["FAULT=leak400 bad"] == 2
+    assert again["run"]["cached"] == 11 and again["run"]["batch_requests_sent"] == 1 and again["kept"] == 12
 
 
 def test_same_answers_in_both_modes_and_the_journal_is_shared(tmp_path):

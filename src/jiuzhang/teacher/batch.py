@@ -4,7 +4,8 @@ Per run: re-attach to every submission the journal still has open (a run killed 
 submit the requests without a committed answer: write them as JSONL (``custom_id`` = the request key),
 upload the file (``/v1/files``), create the batch (``/v1/batches``), poll with backoff, download the output
 and error files, commit every answer to the journal, and resubmit only requests that expired or failed
-with a retryable status (429/5xx), up to ``teacher.batch.max_submissions`` batches.
+with a retryable status (429/5xx), up to ``teacher.batch.max_submissions`` batches. A later run's first
+batch takes every request still without an answer (as an online rerun resends its failed rows).
 
 The journal's promise holds at every point of a kill -9: a submission row is committed *before* the upload,
 the file id right after it, the batch id right after the create call returns, and the create call carries
@@ -29,7 +30,7 @@ from tqdm import tqdm
 from jiuzhang.config.teacher import BatchConfig
 from jiuzhang.errors import UserError
 from jiuzhang.teacher.budget import Budget
-from jiuzhang.teacher.client import Outcome, Sampling, _validate, redact
+from jiuzhang.teacher.client import Outcome, Sampling, completion_problem, redact
 from jiuzhang.teacher.journal import Journal, Submission, request_key
 
 METADATA_KEY = "jiuzhang_submission"
@@ -87,11 +88,13 @@ class BatchTeacher:
                     self.budget.reserve(k, requests[k].prompt, self.sampling.max_tokens)
             self._finish(sub, requests)
         skipped: set[str] = set()
+        # The first batch takes every request without an answer (as an online rerun resends failed rows);
+        # later ones only what failed in this run for a reason a new batch can cure.
+        todo = [k for k in requests if not self._answered(k)]
         for _ in range(self.cfg.max_submissions):
-            todo = [k for k in requests if k not in skipped and self._wants(k)]
+            todo = [k for k in todo if k not in skipped][:self.cfg.max_requests_per_batch]
             if not todo:
                 break
-            todo = todo[:self.cfg.max_requests_per_batch]
             chosen = []
             for k in todo:
                 if self.budget.reserve(k, requests[k].prompt, self.sampling.max_tokens):
@@ -101,6 +104,7 @@ class BatchTeacher:
                     self.budget_stopped = True
             if chosen:
                 self._finish(self._submit(chosen, requests), requests)
+            todo = [k for k in requests if k not in skipped and self._retry(k)]
         outcomes = []
         for item_id, prompt in items:
             key = self.key(prompt)
@@ -118,7 +122,11 @@ class BatchTeacher:
         self.client.close()
         return outcomes
 
-    def _wants(self, key: str) -> bool:
+    def _answered(self, key: str) -> bool:
+        entry = self.journal.get(key)
+        return entry is not None and entry.status == "ok"
+
+    def _retry(self, key: str) -> bool:
         entry = self.journal.get(key)
         return entry is None or (entry.status != "ok" and _retryable(entry.error or ""))
 
@@ -214,7 +222,7 @@ class BatchTeacher:
         response, error = line.get("response") or {}, line.get("error")
         status_code, body = response.get("status_code"), response.get("body")
         if status_code == 200 and not error:
-            problem = _validate(body)
+            problem = completion_problem(body)
             if problem is None:
                 self._record(key, requests[key], "ok", body, None)
                 return key

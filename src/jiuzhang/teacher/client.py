@@ -83,7 +83,7 @@ def _retry_after(headers: Any) -> float | None:
         return None  # an HTTP date: fall back to our own backoff
 
 
-def _validate(data: Any) -> str | None:
+def completion_problem(data: Any) -> str | None:
     """Why a parsed body is not a usable chat completion, or None."""
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
         return "malformed_response: no choices"
@@ -167,7 +167,7 @@ class TeacherClient:
                     data = json.loads(text)
                 except json.JSONDecodeError as exc:
                     return "failed", None, f"malformed_response: invalid JSON ({exc.msg})", attempt + 1, 0.0
-                problem = _validate(data)
+                problem = completion_problem(data)
                 if problem:
                     return "failed", None, problem, attempt + 1, 0.0
                 return "ok", data, None, attempt + 1, round(time.perf_counter() - started, 4)
