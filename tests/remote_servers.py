@@ -139,6 +139,11 @@ class S3Server:
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.ACCESS_KEY,
                             aws_secret_access_key=self.SECRET_KEY, region_name="us-east-1")
 
+    def keys(self, prefix: str = "") -> list[str]:
+        s3 = self.client()
+        return [obj["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+                for obj in page.get("Contents", [])]
+
     def objects(self) -> dict[str, bytes]:
         out, s3 = {}, self.client()
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
