@@ -21,7 +21,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import openai
@@ -132,8 +132,7 @@ class BatchTeacher:
 
     # --- one submission: each step committed before the next can pay -----------------------------------
     def _submit(self, keys: list[str], requests: dict[str, _Request]) -> Submission:
-        sub = Submission(uuid.uuid4().hex, None, None, keys)
-        self.journal.begin_submission(sub.submission, keys)
+        sub = self.journal.begin_submission(uuid.uuid4().hex, keys)
         return self._create(self._upload(sub, requests))
 
     def _upload(self, sub: Submission, requests: dict[str, _Request]) -> Submission:
@@ -142,7 +141,7 @@ class BatchTeacher:
                          for k in sub.keys)
         f = self.client.files.create(file=(f"jiuzhang-{sub.submission}.jsonl", io.BytesIO(lines)), purpose="batch")
         self.journal.update_submission(sub.submission, input_file_id=f.id)
-        return Submission(sub.submission, f.id, None, sub.keys)
+        return replace(sub, input_file_id=f.id)
 
     def _create(self, sub: Submission) -> Submission:
         batch = self.client.batches.create(input_file_id=sub.input_file_id, endpoint="/v1/chat/completions",
@@ -152,22 +151,26 @@ class BatchTeacher:
         self.facts["batches_created"] += 1
         self.sent += len(sub.keys)
         tqdm.write(f"kd: batch {batch.id} created ({len(sub.keys)} requests)")
-        return Submission(sub.submission, sub.input_file_id, batch.id, sub.keys)
+        return replace(sub, batch_id=batch.id)
 
-    def _find(self, submission: str) -> str | None:
-        """The batch a killed run created for ``submission`` (its metadata), if the server has one."""
+    def _find(self, sub: Submission) -> str | None:
+        """The batch a killed run created for ``sub`` (its metadata), if the server has one. Batches are
+        listed newest first: stop at those created well before the submission (an organisation may have
+        thousands), allowing 10 minutes of clock difference with the server."""
         for batch in self.client.batches.list(limit=100):   # the SDK pages through the rest
-            if (batch.metadata or {}).get(METADATA_KEY) == submission:
+            if (batch.metadata or {}).get(METADATA_KEY) == sub.submission:
                 return batch.id
+            if batch.created_at < sub.created_at - 600:
+                return None
         return None
 
     def _finish(self, sub: Submission, requests: dict[str, _Request]) -> None:
         if sub.batch_id is None:
-            found = self._find(sub.submission)
+            found = self._find(sub)
             if found is not None:
                 self.facts["batches_found_by_metadata"] += 1
                 self.journal.update_submission(sub.submission, batch_id=found)
-                sub = Submission(sub.submission, sub.input_file_id, found, sub.keys)
+                sub = replace(sub, batch_id=found)
             else:   # never created: upload (again if unsure: uploads are free) and create
                 sub = self._create(self._upload(sub, requests) if sub.input_file_id is None else sub)
         batch = self._wait(sub)

@@ -54,6 +54,7 @@ class Submission:
     input_file_id: str | None
     batch_id: str | None
     keys: list[str]
+    created_at: float
 
 
 def request_key(endpoint: str, body: dict[str, Any]) -> str:
@@ -126,13 +127,15 @@ class Journal:
 
     # --- Batch API submissions: committed before each step that pays, so a rerun re-attaches -------------
     def open_submissions(self) -> list[Submission]:
-        rows = self.db.execute("SELECT submission, input_file_id, batch_id, keys FROM batches WHERE state = 'open' "
-                               "ORDER BY created_at, submission").fetchall()
-        return [Submission(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+        rows = self.db.execute("SELECT submission, input_file_id, batch_id, keys, created_at FROM batches "
+                               "WHERE state = 'open' ORDER BY created_at, submission").fetchall()
+        return [Submission(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
 
-    def begin_submission(self, submission: str, keys: list[str]) -> None:
+    def begin_submission(self, submission: str, keys: list[str]) -> Submission:
+        sub = Submission(submission, None, None, keys, time.time())
         self.db.execute("INSERT INTO batches (submission, keys, state, created_at) VALUES (?,?, 'open', ?)",
-                        (submission, json.dumps(keys), time.time()))
+                        (submission, json.dumps(keys), sub.created_at))
+        return sub
 
     def update_submission(self, submission: str, **fields: str) -> None:
         """Set input_file_id, batch_id and/or state (autocommit: durable when this returns)."""
