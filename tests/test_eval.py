@@ -235,6 +235,9 @@ def test_report_is_deterministic_and_complete(tmp_path):
     # teacher cost: actual next to what jiuzhang plan predicts for this profile
     planned = summary["costs"]["teacher"]["planned"]["rounds"]
     assert planned["kd_initial"]["calls"] == p.kd.initial.n and planned["kd_boost"]["calls"] == p.kd.boost.n
+    # which teacher mode each round ran in (metrics written before the mode existed read as online)
+    assert summary["costs"]["teacher"]["actual"]["kd_initial"]["mode"] == "online"
+    assert "<th>mode</th>" in page and "<td>kd_initial</td><td>online</td>" in page
     assert [s["benchmark"] for s in summary["samples"]] == ["gsm8k", "gsm8k", "aqua", "aqua"]
     assert summary["samples"][0]["question"].startswith("Janet")
 
