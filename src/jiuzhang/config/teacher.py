@@ -77,9 +77,10 @@ class TeacherConfig(Section):
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="Spending caps.")
     offline: OfflineConfig | None = Field(None, description="Required with kind: offline.")
 
-    def active_prices(self) -> PricesConfig:
-        """The rates this mode pays: teacher.prices online; teacher.batch.prices (default: half) in batch."""
-        if self.mode == "online":
+    def active_prices(self, mode: Literal["online", "batch"] | None = None) -> PricesConfig:
+        """The rates ``mode`` (default: teacher.mode) pays: teacher.prices online; teacher.batch.prices
+        (default: half of teacher.prices) in batch."""
+        if (mode or self.mode) == "online":
             return self.prices
         return self.batch.prices or PricesConfig(input_per_million=self.prices.input_per_million / 2,
                                                  output_per_million=self.prices.output_per_million / 2)

@@ -50,9 +50,8 @@ def _budget(cfg: TeacherConfig, journal: Journal) -> Budget:
     """The caps of ``teacher.budget`` at the rates of ``teacher.mode``, starting from what the journal has
     already paid for."""
     spent = journal.totals()
-    b, rates = cfg.budget, cfg.active_prices()
-    return Budget(Caps(b.max_requests, b.max_tokens, b.max_usd),
-                  Prices(rates.input_per_million, rates.output_per_million),
+    b = cfg.budget
+    return Budget(Caps(b.max_requests, b.max_tokens, b.max_usd), Prices.of(cfg.active_prices()),
                   requests=int(spent["answered"]), tokens=int(spent["prompt_tokens"] + spent["completion_tokens"]),
                   usd=float(spent["cost_usd"]))
 
@@ -67,9 +66,8 @@ def _client(cfg: TeacherConfig, api_key: str, base_url: str | None, journal: Jou
     if cfg.mode == "batch":
         return BatchTeacher(sampling, cfg.batch, cfg.timeout_s, api_key, base_url, endpoint_id, journal, budget,
                             on_outcome, progress)
-    return TeacherClient(Sampling(cfg.model, cfg.temperature, cfg.top_p, cfg.max_tokens),
-                         RetryPolicy(cfg.max_retries, cfg.backoff_initial_s, cfg.backoff_max_s), cfg.concurrency,
-                         cfg.timeout_s, api_key, base_url, endpoint_id, journal, budget, seed, on_outcome)
+    return TeacherClient(sampling, RetryPolicy(cfg.max_retries, cfg.backoff_initial_s, cfg.backoff_max_s),
+                         cfg.concurrency, cfg.timeout_s, api_key, base_url, endpoint_id, journal, budget, seed, on_outcome)
 
 
 def _pending(client: TeacherClient | BatchTeacher, journal: Journal, items: list[dict[str, Any]]) -> list[str]:
@@ -93,13 +91,12 @@ def plan_round(cfg: TeacherConfig, items: list[dict[str, Any]], journal_path: Pa
             verdict = str(exc)
     finally:
         journal.close(canonical=False)  # planning reads; it never rewrites the output
-    online, batch = (cfg.model_copy(update={"mode": m}).active_prices() for m in ("online", "batch"))
     pt, ct = plan["prompt_tokens"], plan["completion_tokens"]
     return {"items": len(items), "already_answered": len(items) - len(pending), "to_send": plan["requests"],
             "mode": cfg.mode, "est_prompt_tokens": pt, "est_completion_tokens": ct,
             "est_usd": plan["usd"],
-            "est_usd_online": round(Prices(online.input_per_million, online.output_per_million).cost(pt, ct), 4),
-            "est_usd_batch": round(Prices(batch.input_per_million, batch.output_per_million).cost(pt, ct), 4),
+            "est_usd_online": round(Prices.of(cfg.active_prices("online")).cost(pt, ct), 4),
+            "est_usd_batch": round(Prices.of(cfg.active_prices("batch")).cost(pt, ct), 4),
             "spent_usd": round(budget.usd, 4), "budget": verdict}
 
 

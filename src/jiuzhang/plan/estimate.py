@@ -87,8 +87,7 @@ class Planner:
         self.templates = templates
         self.measured = measured
         self.acc = params.plan.accelerator
-        rates = params.teacher.active_prices()        # teacher.mode's rates: online, or the Batch API's
-        self.prices = Prices(rates.input_per_million, rates.output_per_million)
+        self.prices = Prices.of(params.teacher.active_prices())   # teacher.mode's rates: online or Batch API
 
     # ---- inputs derived from params and data files ----
     def path(self, p: str) -> Path:
@@ -187,15 +186,15 @@ class Planner:
         completion = n * self.p.teacher.budget.expected_output_tokens
         usd = self.prices.cost(round(prompt), completion)
         t = self.p.teacher
-        other = t.model_copy(update={"mode": "batch" if t.mode == "online" else "online"}).active_prices()
-        other_usd = Prices(other.input_per_million, other.output_per_million).cost(round(prompt), completion)
+        other_mode = "batch" if t.mode == "online" else "online"
+        other_usd = Prices.of(t.active_prices(other_mode)).cost(round(prompt), completion)
         how = (f"{t.concurrency} requests at a time" if t.mode == "online"
                else f"Batch API, <= {t.batch.max_requests_per_batch:,} requests per batch")
         source = "teacher.prices" if t.mode == "online" else "teacher.batch.prices"
         return StagePlan(stage, f"{n:,} teacher calls, ~{prompt / 1e6:.2f}M prompt + {completion / 1e6:.2f}M completion "
                          f"tokens", f"{t.kind} teacher '{t.model}', {t.mode} mode, {how}", "teacher API",
                          usd=usd, basis=f"${self.prices.input_per_million:g}/M in, ${self.prices.output_per_million:g}/M "
-                         f"out ({source}; in {'batch' if t.mode == 'online' else 'online'} mode: ${other_usd:,.2f}); "
+                         f"out ({source}; in {other_mode} mode: ${other_usd:,.2f}); "
                          f"completion = teacher.budget.expected_output_tokens per call",
                          amounts={"teacher_calls": n, "prompt_tokens": prompt, "completion_tokens": completion})
 

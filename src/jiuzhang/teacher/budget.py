@@ -27,6 +27,11 @@ class Prices:
     input_per_million: float
     output_per_million: float
 
+    @classmethod
+    def of(cls, rates) -> "Prices":
+        """From a ``PricesConfig`` (e.g. ``TeacherConfig.active_prices()``)."""
+        return cls(rates.input_per_million, rates.output_per_million)
+
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1e6
 
