@@ -18,7 +18,8 @@ import os
 import random
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -132,6 +133,11 @@ def load_sft_tail(cfg, root: Path) -> list[Example]:
 
 # --- streamed training sets -------------------------------------------------------------------------------
 
+def _row_bytes(e: Example) -> bytes:
+    """One example as a JSON line: what the spool stores and what data digests hash."""
+    return json.dumps([e.id, e.prompt, e.target], ensure_ascii=False).encode() + b"\n"
+
+
 class Spool:
     """Examples copied once to one file on disk and read back by index with ``os.pread``: a table (Parquet,
     JSONL, hub) becomes randomly addressable without holding its text in memory. Offsets are an
@@ -143,7 +149,7 @@ class Spool:
         self.offsets = array.array("q", [0])
         with path.open("wb") as fh:
             for e in examples:
-                fh.write(json.dumps([e.id, e.prompt, e.target], ensure_ascii=False).encode() + b"\n")
+                fh.write(_row_bytes(e))
                 self.offsets.append(fh.tell())
         self.fd = os.open(path, os.O_RDONLY)
 
@@ -170,10 +176,6 @@ class ExampleSet:
         raise NotImplementedError
 
 
-def _hash_row(h, e: Example) -> None:
-    h.update(json.dumps([e.id, e.prompt, e.target], ensure_ascii=False).encode() + b"\n")
-
-
 class ListExamples(ExampleSet):
     """An in-memory list, trained in its order."""
 
@@ -183,7 +185,7 @@ class ListExamples(ExampleSet):
     def digest(self) -> str:
         h = hashlib.sha256()
         for e in self.examples:
-            _hash_row(h, e)
+            h.update(_row_bytes(e))
         return h.hexdigest()
 
     def iterate(self, scratch: Path) -> Iterator[Example]:
@@ -206,51 +208,51 @@ class PretrainMix(ExampleSet):
     tail_seed: int | None = None
     tail_max: int | None = None
     allow_empty_synthetic: bool = False
-    _scan: tuple[str, dict] | None = field(default=None, init=False, repr=False)
 
     def _sources(self) -> list[tuple[str, Callable[[], Iterator[Example]]]]:
         return [(name, rows) for name, rows in (("synthetic", self.synthetic), ("supplement", self.supplement),
                                                 ("tail", self.tail)) if rows is not None]
 
+    @cached_property
     def scan(self) -> tuple[str, dict]:
-        """(digest, row counts) from one streamed pass over every table; cached."""
-        if self._scan is None:
-            h = hashlib.sha256()
-            h.update(json.dumps([self.seed, self.supplement_max, self.max_records, self.tail_seed,
-                                 self.tail_max]).encode())
-            counts = {"synthetic": 0, "supplement": 0, "tail": 0}
-            for name, rows in self._sources():
-                h.update(f"\n--{name}--\n".encode())
-                for e in rows():
-                    _hash_row(h, e)
-                    counts[name] += 1
-            if not counts["synthetic"] and not self.allow_empty_synthetic:
-                raise InputDataError("the synthetic records are empty; the filter stage kept nothing (see its "
-                                     "metrics) or set pretrain.supplement")
-            if self.tail is not None and not counts["tail"]:
-                raise InputDataError("pretrain.sft_tail has no rows; fix its path/dataset or set it to null")
-            self._scan = h.hexdigest(), counts
-        return self._scan
+        """(digest, row counts) from one streamed pass over every table."""
+        h = hashlib.sha256()
+        h.update(json.dumps([self.seed, self.supplement_max, self.max_records, self.tail_seed,
+                             self.tail_max]).encode())
+        counts = {"synthetic": 0, "supplement": 0, "tail": 0}
+        for name, rows in self._sources():
+            h.update(f"\n--{name}--\n".encode())
+            for e in rows():
+                h.update(_row_bytes(e))
+                counts[name] += 1
+        if not counts["synthetic"] and not self.allow_empty_synthetic:
+            raise InputDataError("the synthetic records are empty; the filter stage kept nothing (see its "
+                                 "metrics) or set pretrain.supplement")
+        if self.tail is not None and not counts["tail"]:
+            raise InputDataError("pretrain.sft_tail has no rows; fix its path/dataset or set it to null")
+        return h.hexdigest(), counts
 
     def digest(self) -> str:
-        return self.scan()[0]
+        return self.scan[0]
 
+    @cached_property
     def orders(self) -> tuple[array.array, array.array]:
-        counts = self.scan()[1]
+        """(mix order, tail order), from the counts: one shuffle each however often they are asked for."""
+        counts = self.scan[1]
         mixed = mix_order(counts["synthetic"], counts["supplement"], self.seed, self.supplement_max,
                           self.max_records)
         return mixed, tail_order(counts["tail"], self.tail_seed, self.tail_max) if self.tail else array.array("q")
 
     def counts(self) -> dict[str, int]:
-        n = self.scan()[1]
-        mixed, tail = self.orders()
+        n = self.scan[1]
+        mixed, tail = self.orders
         used = sum(1 for i in mixed if i < n["synthetic"])
         return {"synthetic_records": n["synthetic"], "supplement_records": n["supplement"],
                 "synthetic_used": used, "supplement_used": len(mixed) - used,
                 "sft_tail_records": len(tail), "used_records": len(mixed) + len(tail)}
 
     def iterate(self, scratch: Path) -> Iterator[Example]:
-        mixed, tail = self.orders()
+        mixed, tail = self.orders
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir(parents=True)

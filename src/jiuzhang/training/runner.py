@@ -95,7 +95,8 @@ def token_store(examples: ExampleSet, tokenizer, cfg: TrainConfig, folder: Path,
                 if old != folder:
                     shutil.rmtree(old) if old.is_dir() else old.unlink()
         stats = PackStats()  # one object: tokenize counts examples/truncations, packing counts rows/padding
-        build_store(tokenize(examples.iterate(folder.with_name(folder.name + ".spool")), tokenizer, cfg.max_length, cfg.on_overlong, stats), cfg.max_length,
+        rows = examples.iterate(folder.with_name(folder.name + ".spool"))
+        build_store(tokenize(rows, tokenizer, cfg.max_length, cfg.on_overlong, stats), cfg.max_length,
                     tokenizer.pad_token_id, folder, cfg.packing, stats=stats)
     wait_for(lambda: is_finished(folder), lambda: f"the main rank's token store {folder}", cfg.rank_wait_s, 1.0,
              "train.rank_wait_s")
