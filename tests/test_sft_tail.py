@@ -75,6 +75,15 @@ def test_plan_counts_exactly_the_configured_tail(tmp_path):
     _write(tmp_path / "sft.jsonl", _rows(40))
     local = _plan(tmp_path, {"format": "jsonl", "path": str(tmp_path / "sft.jsonl"), "max_rows": 30})["pretrain"]
     assert local.amounts["train_tokens"] > none and "SFT tail 30 rows" in local.work
+    # exactly the rows training takes: the first 30 after the tail's shuffle, not the file's first 30
+    from jiuzhang.teacher.budget import estimate_prompt_tokens
+    _write(tmp_path / "growing.jsonl", [{"input": f"q{i}", "output": "step " * (i + 1)} for i in range(40)])
+    tail = {"format": "jsonl", "path": str(tmp_path / "growing.jsonl"), "max_rows": 30}
+    planned = _plan(tmp_path, tail)["pretrain"].amounts["train_tokens"] - none
+    used = load_sft_tail(SftTailConfig(**tail), tmp_path)
+    first = load_sft_tail(SftTailConfig(**tail, shuffle_seed=None), tmp_path)
+    assert planned == pytest.approx(sum(estimate_prompt_tokens(e.prompt + e.target) for e in used))
+    assert planned != pytest.approx(sum(estimate_prompt_tokens(e.prompt + e.target) for e in first))
     with pytest.raises(UserError, match="planned_rows"):
         _plan(tmp_path, {"format": "hf", "dataset": "a/b", "revision": "main"})
     paper = {s.stage: s for s in Planner(load_params(ROOT / "configs" / "paper.yaml"), ROOT,

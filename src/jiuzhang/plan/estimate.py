@@ -340,8 +340,8 @@ class Planner:
         if t is None:
             return 0.0, 0.0
         if t.format == "jsonl":
-            from jiuzhang.training.records import load_examples
-            examples = load_examples(self.path(t.path), t.input_field, t.output_field)[:t.max_rows]
+            from jiuzhang.training.records import load_sft_tail
+            examples = load_sft_tail(t, self.root)   # the rows training uses: max_rows after the shuffle
             return float(len(examples)), float(sum(estimate_prompt_tokens(e.prompt + e.target) for e in examples))
         if not (t.planned_rows and t.planned_tokens_per_row):
             raise UserError("pretrain.sft_tail: a hub dataset is not downloaded to be planned; state planned_rows "
