@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 sys.path.insert(0, str(ROOT / "tests"))
 
-from remote_servers import S3Server, SshServer  # noqa: E402
+from remote_servers import S3Server, SshServer, clone  # noqa: E402
 
 
 def sh(cwd: Path, *args: str, env: dict | None = None) -> str:
@@ -34,13 +34,6 @@ def sh(cwd: Path, *args: str, env: dict | None = None) -> str:
     if res.returncode:
         raise SystemExit(f"{' '.join(args)} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
     return res.stdout + res.stderr
-
-
-def clone(dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    (dest / "shared").symlink_to((ROOT.parent / "shared").resolve())
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(dest / "proj")], check=True)
-    return dest / "proj"
 
 
 def configure(project: Path, kind: str, server, scratch: Path, env: dict) -> None:
@@ -66,13 +59,13 @@ def measure(kind: str, scratch: Path, jobs: int) -> dict:
         server = S3Server().start()
         server.create_bucket()
     try:
-        up = clone(scratch / "up")
+        up = clone(ROOT, scratch / "up")
         sh(up, str(BIN / "dvc"), "config", "--local", "cache.dir", str(ROOT / ".dvc" / "cache"))
         configure(up, kind, server, scratch, env)
         t = time.perf_counter()
         sh(up, str(BIN / "dvc"), "push", "-j", str(jobs), env=env)
         push_s = time.perf_counter() - t
-        down = clone(scratch / "down")
+        down = clone(ROOT, scratch / "down")
         configure(down, kind, server, scratch, env)
         t = time.perf_counter()
         sh(down, str(BIN / "dvc"), "pull", "-j", str(jobs), env=env)

@@ -36,6 +36,15 @@ def wait_port(port: int, timeout_s: float = 20.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s} s")
 
 
+def clone(project: Path, dest: Path) -> Path:
+    """A fresh ``git clone`` of ``project`` at ``dest/proj``, with ``dest/shared`` linked to the project's
+    ``../shared`` (the data params name), as a second user's checkout."""
+    dest.mkdir(parents=True)
+    (dest / "shared").symlink_to((project.parent / "shared").resolve())
+    subprocess.run(["git", "clone", "-q", str(project), str(dest / "proj")], check=True)
+    return dest / "proj"
+
+
 class SshServer:
     """sshd on 127.0.0.1:<port> for the current user, public-key auth only. ``home`` gets the client's
     key (``home/.ssh/id_ed25519``) and a known_hosts entry for the server's host key, so a client run

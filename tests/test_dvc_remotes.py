@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN
-from remote_servers import S3Server, SshServer
+from remote_servers import S3Server, SshServer, clone
 from test_dvc_pipeline import dvc, small_project
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def content_addressed_ok(objects: dict[str, bytes]) -> int:
     checked = 0
     for key, data in objects.items():
         parts = key.split("/")
-        if "md5" not in parts or parts[-1].endswith(".tmp") or ".tmp" in parts[-1]:
+        if "md5" not in parts or ".tmp" in parts[-1]:     # a temp name of an interrupted upload
             continue
         name = parts[-2] + parts[-1].removesuffix(".dir")
         assert hashlib.md5(data).hexdigest() == name, f"corrupted object {key}"
@@ -57,13 +57,6 @@ def content_addressed_ok(objects: dict[str, bytes]) -> int:
 
 def local_objects(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-
-
-def clone(project: Path, dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    (dest / "shared").symlink_to((project.parent / "shared").resolve())
-    subprocess.run(["git", "clone", "-q", str(project), str(dest / "proj")], check=True)
-    return dest / "proj"
 
 
 class Remote:

@@ -77,10 +77,12 @@ class BatchTeacher:
     # --- the run ---------------------------------------------------------------------------------------
     def run(self, items: list[tuple[str, str]]) -> list[Outcome]:
         requests: dict[str, _Request] = {}
+        keys = []                                         # per item, in input order
         for item_id, prompt in items:
             body = self.sampling.body(prompt)
-            requests.setdefault(request_key(self.endpoint, body), _Request(item_id, prompt, body))
-        answered_before = {k for k in requests if (e := self.journal.get(k)) is not None and e.status == "ok"}
+            keys.append(request_key(self.endpoint, body))
+            requests.setdefault(keys[-1], _Request(item_id, prompt, body))
+        answered_before = {k for k in requests if self._answered(k)}
         for sub in self.journal.open_submissions():       # paid for by an earlier run: finish those first
             self.facts["batches_reattached"] += 1
             for k in sub.keys:                            # already being paid: hold it against the caps
@@ -106,8 +108,7 @@ class BatchTeacher:
                 self._finish(self._submit(chosen, requests), requests)
             todo = [k for k in requests if k not in skipped and self._retry(k)]
         outcomes = []
-        for item_id, prompt in items:
-            key = self.key(prompt)
+        for (item_id, _), key in zip(items, keys):
             entry = self.journal.get(key)
             if key in skipped and (entry is None or entry.status != "ok"):
                 o = Outcome(item_id, key, "skipped_budget", None, "budget cap reached", cached=False)

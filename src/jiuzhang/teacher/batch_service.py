@@ -23,13 +23,13 @@ from collections.abc import Callable
 from typing import Any
 
 Answer = Callable[[dict[str, Any], dict[str, str]], Any]
-TERMINAL = ("completed", "failed", "expired", "cancelled")
 
 
 class BatchService:
     """Files and batches held in memory. ``expire_after``: each of the first ``expiring_batches`` batches
-    stops after that many requests and expires; ``line_delay_s``: time per request (so a client sees ``in_progress``); ``on_event(name,
-    batch_or_file)``: called at 'upload', 'create' (before the create call is answered) and 'content'."""
+    stops after that many requests and expires; ``line_delay_s``: time per request (so a client sees
+    ``in_progress``); ``on_event(name, batch_or_file)``: called at 'upload', 'create' (before the create call
+    is answered) and 'content'."""
 
     def __init__(self, answer: Answer, line_delay_s: float = 0.0, expire_after: int | None = None,
                  expiring_batches: int = 1, on_event: Callable[[str, dict], None] | None = None):
@@ -40,7 +40,6 @@ class BatchService:
         self.lock = threading.Lock()
         self._ids = itertools.count(1)
         self.created = 0               # batches created (a re-attaching client must not add one)
-        self.lines_answered = 0
 
     def _id(self, prefix: str) -> str:
         return f"{prefix}-{next(self._ids):06d}"
@@ -130,7 +129,6 @@ class BatchService:
             entry = {"id": f"batch_req_{batch['id']}_{n}", "custom_id": cid,
                      "response": {"status_code": status, "request_id": f"req_{n}", "body": body}, "error": None}
             with self.lock:
-                self.lines_answered += 1
                 (out if status == 200 else err).append(entry)
                 batch["request_counts"]["completed" if status == 200 else "failed"] += 1
         batch["status"] = "finalizing"
