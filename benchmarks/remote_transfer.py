@@ -2,18 +2,20 @@
 servers on 127.0.0.1: a local folder (the baseline), SSH (Debian's sshd + dvc-ssh) and the S3 protocol
 (moto's S3 server + dvc-s3).
 
-    python benchmarks/remote_transfer.py [--jobs 4]
+    python benchmarks/remote_transfer.py [--jobs 4] [--repeats 3]
 
 Needs a checkout whose smoke outputs are in .dvc/cache (after `make repro`). For each kind: a fresh git
 clone of HEAD with this checkout's cache as its cache pushes every output (`dvc push`), then a second
-fresh clone with an empty cache pulls them (`dvc pull`) and `dvc status` must be clean. Prints JSON lines:
-files, MiB, push/pull seconds, MiB/s and the ratio to the local-folder baseline.
+fresh clone with an empty cache pulls them (`dvc pull`) and `dvc status` must be clean. Prints a JSON line
+per run (files, MiB, push/pull seconds, MiB/s, ratio to the local-folder run of the same round), then per
+kind the median [min, max] over the rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import os
 import subprocess
 import sys
@@ -87,17 +89,27 @@ def measure(kind: str, scratch: Path, jobs: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=4, help="dvc push/pull -j")
+    ap.add_argument("--repeats", type=int, default=3, help="rounds; each round runs local, ssh, s3 in turn")
     args = ap.parse_args()
     if not (ROOT / ".dvc" / "cache" / "files").is_dir():
         raise SystemExit("no .dvc/cache here: run `make repro` first")
-    rows = []
-    for kind in ("local", "ssh", "s3"):
-        with tempfile.TemporaryDirectory() as scratch:
-            rows.append(measure(kind, Path(scratch), args.jobs))
-        base = rows[0]
-        rows[-1] |= {"push_x_local": round(rows[-1]["push_s"] / base["push_s"], 2),
-                     "pull_x_local": round(rows[-1]["pull_s"] / base["pull_s"], 2)}
-        print(json.dumps(rows[-1]), flush=True)
+    kinds = ("local", "ssh", "s3")
+    runs: dict[str, list[dict]] = {k: [] for k in kinds}
+    for r in range(args.repeats):
+        for kind in kinds:      # interleaved, so a slow moment of the machine hits every kind alike
+            with tempfile.TemporaryDirectory() as scratch:
+                row = measure(kind, Path(scratch), args.jobs)
+            base = runs["local"][-1] if kind != "local" else row
+            row |= {"round": r, "push_x_local": round(row["push_s"] / base["push_s"], 2),
+                    "pull_x_local": round(row["pull_s"] / base["pull_s"], 2)}
+            runs[kind].append(row)
+            print(json.dumps(row), flush=True)
+    for kind in kinds:          # median [min, max] over the rounds
+        summary = {"kind": kind, "files": runs[kind][0]["files"], "mib": runs[kind][0]["mib"]}
+        for key in ("push_s", "pull_s", "push_mib_s", "pull_mib_s", "push_x_local", "pull_x_local"):
+            values = sorted(x[key] for x in runs[kind])
+            summary[key] = [statistics.median(values), values[0], values[-1]]
+        print(json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":
