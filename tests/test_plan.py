@@ -245,3 +245,33 @@ def test_keep_rates_decide_the_kept_volume_and_stated_tokens_are_checked(tmp_pat
     measured, _ = paper_plan(tmp_path, lambda raw: raw["filter"].update(preset="ours"), measured=run)
     assert measured["filter"].amounts["kept_nl"] == pytest.approx(4.38e6 * 0.5)
     assert f"measured: {tmp_path / 'filter.json'}" in measured["filter"].basis
+
+
+def test_training_that_cannot_fit_device_memory_is_refused(tmp_path, monkeypatch):
+    """Issue 22.3: pre-training 8 x 2,048 tokens of Mistral-7B and LESS at batch 8 without gradient
+    checkpointing cannot fit an 80 GB GPU; `config check` and `plan` say so, naming the setting."""
+    from jiuzhang.plan.memory import training_memory
+
+    monkeypatch.chdir(ROOT)
+    fits = {m.stage: m for m in training_memory(load_params(PAPER), ROOT)}
+    assert set(fits) == {"synthesizer", "pretrain", "influence (LESS)"}
+    assert all(m.total < m.capacity for m in fits.values())
+
+    def no_checkpointing(raw):
+        raw["pretrain"]["train"]["gradient_checkpointing"] = False
+        raw["influence"]["less"]["gradient_checkpointing"] = False
+    for args in (("config", "check", "-q"), ("plan",)):
+        res = _check(tmp_path, no_checkpointing, args)
+        assert res.exit_code == 2, res.output
+        assert "pretrain: ~" in res.output and "set pretrain.train.gradient_checkpointing: true" in res.output
+        assert "set influence.less.gradient_checkpointing: true" in res.output
+        assert "synthesizer: ~" not in res.output
+    # eager attention stores the seq x seq matrix of every head: more memory than sdpa at the same settings
+    raw = yaml.safe_load(PAPER.read_text())
+    raw["pretrain"]["train"]["attn_implementation"] = "eager"
+    path = tmp_path / "eager.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    eager = {m.stage: m for m in training_memory(load_params(path), ROOT)}
+    assert eager["pretrain"].activations > fits["pretrain"].activations
+    # the smoke profile's tiny models are counted from base.arch and fit
+    assert all(m.total < m.capacity for m in training_memory(load_params(ROOT / "params.yaml"), ROOT))

@@ -311,3 +311,128 @@ def test_streamed_mix_trains_the_same_weights_as_the_list_and_only_the_main_rank
     token_store(mix, tok, cfg(), folder, World())                                   # the main rank builds it
     rows = NoRows(synthetic=mix.synthetic, supplement=None, tail=None, seed=4)
     assert len(token_store(rows, tok, cfg(), folder, World(1, 2, 1))) == len(token_store(mix, tok, cfg(), folder, World()))
+
+
+# ---- issue 22: the paths only a GPU cluster reaches, imitated on this CPU ----
+
+def test_collectives_use_the_device_the_process_group_serves(tmp_path):
+    """Issue 22.1: on GPUs the process group is NCCL, which serves only CUDA tensors; a CPU tensor in an
+    all-reduce raises "No backend type associated with device type cpu". A 'cuda:gloo' group imitates it."""
+    import torch.distributed as dist
+
+    from jiuzhang.training.sft import _global_sum
+    from jiuzhang.training.world import collective_device
+
+    two = World(0, 2, 1)  # _global_sum reduces only when the world is several processes
+    dist.init_process_group("cuda:gloo", init_method=f"file://{tmp_path / 'pg1'}", rank=0, world_size=1)
+    try:
+        with pytest.raises(RuntimeError, match="No backend type associated with device type cpu"):
+            dist.all_reduce(torch.zeros(1))  # the imitation is faithful: what the old _global_sum did
+        assert collective_device(two) == torch.device("cuda", 1)
+        with pytest.raises((AssertionError, RuntimeError)) as err:  # this CPU build cannot make CUDA tensors
+            _global_sum(1.5, two)
+        assert "No backend type" not in str(err.value)
+    finally:
+        dist.destroy_process_group()
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg2'}", rank=0, world_size=1)
+    try:
+        assert collective_device(two) == torch.device("cpu")
+        assert _global_sum(1.5, two) == 1.5
+    finally:
+        dist.destroy_process_group()
+
+
+def test_each_rank_selects_its_own_gpu_before_training(tiny_model, tmp_path, monkeypatch):
+    """Issue 22.1: torch.cuda.set_device(LOCAL_RANK) before the process group and model, else every local
+    rank's barriers and collectives run on cuda:0."""
+    from jiuzhang.training import runner, world as world_mod
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: chosen.append(d))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    world_mod.select_device(World(3, 8, 3))
+    assert chosen == [3]
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runner, "select_device", lambda w: calls.append(w.local_rank))
+    run_training(ModelSource(path=str(tiny_model)), examples(8), cfg(epochs=1), tmp_path / "o", tmp_path / "c", World())
+    assert calls == [0]
+
+
+def test_token_store_reads_many_shards_under_a_low_open_file_limit(tiny_model, tmp_path):
+    """Issue 22.2: a store of 60 shards (300 files) read under `ulimit -n 256`: no handle is held per file."""
+    import subprocess
+    import sys
+
+    from jiuzhang.training.tokenstore import build_store
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    items = list(tokenize(examples(60), tok, 64, "truncate", PackStats()))
+    store = build_store(items, 64, tok.pad_token_id, tmp_path / "store", packing=False, shard_rows=1)
+    assert store.meta["shards"] == 60
+    expected = store.gather(list(range(60)))[0].tolist()
+    script = (
+        "import json, resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))\n"
+        "from jiuzhang.training.tokenstore import TokenStore\n"
+        f"s = TokenStore(__import__('pathlib').Path({str(tmp_path / 'store')!r}))\n"
+        "ids = s.gather(list(range(60)))[0]\n"
+        "print(json.dumps({'ids': ids.tolist(), 'targets': s.target_counts(list(range(60)))}))\n")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = __import__("json").loads(res.stdout)
+    assert got["ids"] == expected and got["targets"] == store.target_counts(list(range(60)))
+
+
+def test_bf16_without_deepspeed_keeps_fp32_master_weights(tiny_model, tmp_path):
+    """Issue 22.8: AdamW on pure-bf16 weights drops every update below half a bf16 ulp; at lr 1e-5 most
+    weights never moved in 100 steps (84% measured). fp32 master weights + bf16 autocast keep them."""
+    from safetensors.torch import load_file
+
+    from jiuzhang.training.runner import weights_dtype
+
+    c = cfg(dtype="bf16", lr=1e-5, max_steps=100, micro_batch=2, global_batch=2, grad_clip=1.0, save_every=1000)
+    assert weights_dtype(c) == "fp32" and weights_dtype(cfg(dtype="bf16", deepspeed={"enabled": True})) == "bf16"
+    run_training(ModelSource(path=str(tiny_model)), examples(), c, tmp_path / "o", tmp_path / "c", World())
+    start = load_file(Path(tiny_model) / "model.safetensors")
+    trained = load_file(tmp_path / "o" / "model.safetensors")
+    moved = total = 0
+    for k, w in trained.items():
+        assert w.dtype == torch.bfloat16, k  # saved as the bf16 model that was asked for
+        if start[k].dim() >= 2:
+            moved += int((w != start[k].to(torch.bfloat16)).sum())
+            total += w.numel()
+    print(f"bf16 share of matrix weights moved by 100 steps at lr 1e-5: {moved / total:.3f}")
+    assert moved / total > 0.8
+
+
+def test_gradient_checkpointing_and_attention_settings_train_the_same_model(tiny_model, tmp_path):
+    """Issue 22.3: gradient checkpointing recomputes activations (same arithmetic, less memory); the
+    attention kernel is a setting; an unusable kernel is a clear error before training."""
+    from safetensors.torch import load_file
+
+    runs = {}
+    for name, over in {"plain": {}, "ckpt": {"gradient_checkpointing": True},
+                       "eager": {"attn_implementation": "eager"}}.items():
+        m = run_training(ModelSource(path=str(tiny_model)), examples(), cfg(epochs=1, **over), tmp_path / name,
+                         tmp_path / f"c{name}", World())
+        runs[name] = (m["loss_curve"], load_file(tmp_path / name / "model.safetensors"))
+    for name in ("ckpt", "eager"):
+        assert [round(x["loss"], 4) for x in runs[name][0]] == [round(x["loss"], 4) for x in runs["plain"][0]]
+        for k, w in runs["plain"][1].items():
+            assert (w - runs[name][1][k]).abs().max() < 1e-4, (name, k)
+    with pytest.raises(InputDataError, match="attn_implementation 'flash_attention_2'"):
+        run_training(ModelSource(path=str(tiny_model)), examples(), cfg(attn_implementation="flash_attention_2"),
+                     tmp_path / "f", tmp_path / "cf", World())
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"offload_optimizer": True}, "offload_optimizer: true is not supported"),
+    ({"offload_params": True}, "offload_params: true is not supported"),
+    ({"zero_stage": 3}, "less than or equal to 2"),
+])
+def test_deepspeed_settings_the_trainer_cannot_run_are_refused(setting, message):
+    """Issue 22.6: ZeRO-Offload with the client torch AdamW crashes in DeepSpeed and ZeRO-3 saves empty
+    tensors; the config refuses them (so `config check` does, before a GPU is rented)."""
+    with pytest.raises(ValueError, match=message):
+        cfg(deepspeed={"enabled": True, **setting})

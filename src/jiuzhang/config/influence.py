@@ -40,6 +40,11 @@ class LessConfig(Section):
                                                    "(cuda:LOCAL_RANK, one rank per device) when there is one.")
     dtype: Literal["auto", "fp32", "bf16"] = Field("auto", description="Model weights: 'auto' = bf16 on a GPU (as "
                                                   "LESS), fp32 on a CPU (bf16 there is slow and lossy).")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations in the warm-up's backward "
+                                         "pass (batch 8 x 2,048 tokens on a 7B model needs it on an 80 GB GPU).")
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(None, description="Attention "
+                                         "kernel of the reference model (transformers' attn_implementation; "
+                                         "null = its default, sdpa).")
     shard_size: int = Field(1000, ge=1, description="Candidates whose features are held in memory at once.")
     rank_wait_s: float = Field(21600, gt=0, description="Under several ranks: how long a rank waits for the main "
                                "rank's warm-up checkpoints, and the main rank for the other ranks' scored shards, "

@@ -21,6 +21,22 @@ class AcceleratorConfig(Section):
     peak_tflops: float = Field(312.0, gt=0, description="Dense bf16 peak TFLOP/s of one device (A100: 312, "
                                "H100 SXM: 989).")
     hour_usd: float = Field(2.0, ge=0, description="Price of one device-hour (cloud list price or your internal rate).")
+    memory_gib: float = Field(80.0, gt=0, description="Memory of one device in GiB; `config check` refuses a training "
+                              "stage whose estimated weights + optimizer + activations exceed it (plan/memory.py).")
+
+
+class ModelShapeConfig(Section):
+    """A hub model's shape, from its config.json: what the memory estimate needs."""
+
+    hidden_size: int = Field(ge=1, description="config.json hidden_size.")
+    num_layers: int = Field(ge=1, description="config.json num_hidden_layers.")
+    num_heads: int = Field(ge=1, description="config.json num_attention_heads.")
+    intermediate_size: int = Field(ge=1, description="config.json intermediate_size (the MLP width).")
+    vocab_size: int = Field(ge=1, description="config.json vocab_size.")
+
+    def params_estimate(self) -> float:
+        h, i = self.hidden_size, self.intermediate_size
+        return float(self.num_layers * (4 * h * h + 3 * h * i) + 2 * self.vocab_size * h)
 
 
 class PlanConfig(Section):
@@ -37,6 +53,10 @@ class PlanConfig(Section):
         "Context length (max_position_embeddings) of hub models by role, from their config.json "
         "(deepseek-math-7b: 4,096; Mistral-7B: 32,768); `config check` refuses settings that cannot fit it. "
         "A local model folder's config.json is read instead."))
+    model_shape: dict[Literal["synthesizer", "base"], ModelShapeConfig] = Field(default_factory=dict, strict=False, description=(
+        "Shapes of hub models by role, from their config.json, for the memory estimate of each training stage "
+        "(`config check` refuses what cannot fit plan.accelerator.memory_gib). A local model folder's config.json "
+        "is read instead; a role with neither is not checked."))
     keep_rates: dict[Literal["nl", "tool"], Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=lambda: {"nl": 0.246, "tool": 0.296}, strict=False, description=(
             "Share of generations the filter keeps with filter.preset 'ours', by kind (measured on the paper's "

@@ -15,14 +15,25 @@ class DeepSpeedConfig(Section):
     """DeepSpeed ZeRO; the JSON config is generated from these fields (never hand-edited)."""
 
     enabled: bool = Field(False, description="Train through a DeepSpeed engine (launch with deepspeed/torchrun).")
-    zero_stage: int = Field(1, ge=0, le=3, description="ZeRO stage (paper: 1 for the synthesizer).")
-    offload_optimizer: bool = Field(False, description="Keep optimizer states in CPU memory.")
-    offload_params: bool = Field(False, description="Keep parameters in CPU memory (ZeRO-3 only).")
+    zero_stage: int = Field(1, ge=0, le=2, description="ZeRO stage 0-2 (paper: 1 for the synthesizer, 2 for "
+                            "pre-training). Stage 3 is refused: it partitions the weights themselves, and the saved "
+                            "HF folder would hold empty tensors unless they are gathered on save.")
+    offload_optimizer: bool = Field(False, description="Refused (must be false): ZeRO-Offload needs DeepSpeed's own "
+                                    "CPU Adam, but this trainer hands DeepSpeed a torch AdamW (one optimizer for both "
+                                    "paths); use gradient_checkpointing and ZeRO-2 to save memory instead.")
+    offload_params: bool = Field(False, description="Refused (must be false): parameter offload needs ZeRO-3.")
 
     @model_validator(mode="after")
     def _check(self) -> "DeepSpeedConfig":
-        if self.offload_params and self.zero_stage != 3:
-            raise ValueError("offload_params needs zero_stage: 3")
+        # Refused here, so `config check` stops them before a GPU is rented: each crashes or writes a broken
+        # model in DeepSpeed (issue 22.6) rather than failing cleanly at start.
+        if self.offload_optimizer:
+            raise ValueError("offload_optimizer: true is not supported: DeepSpeed's ZeRO-Offload refuses the "
+                             "client torch AdamW this trainer uses (it needs DeepSpeedCPUAdam); set it to false and "
+                             "save memory with gradient_checkpointing: true or zero_stage: 2")
+        if self.offload_params:
+            raise ValueError("offload_params: true is not supported (it needs ZeRO-3, which is refused); set it to "
+                             "false")
         return self
 
 
@@ -54,7 +65,17 @@ class TrainConfig(Section):
                           "example, as the paper's synthesizer training ran (2 x 5.3k examples -> ~1,455 steps at "
                           "batch 32 over 5 epochs, where packing gives far fewer).")
     dtype: Literal["fp32", "bf16"] = Field("fp32", description="fp32 on CPU (bf16 autocast is ~19x slower "
-                                           "there), bf16 on GPU.")
+                                           "there), bf16 on GPU: bf16 compute, fp32 master weights and AdamW state "
+                                           "(DeepSpeed's bf16 mode, or autocast over fp32 weights without it); the "
+                                           "saved model is bf16.")
+    gradient_checkpointing: bool = Field(False, description="Recompute each layer's activations in the backward "
+                                         "pass (transformers' gradient checkpointing): activation memory per "
+                                         "micro-batch falls to about one layer's, for ~1/3 more compute. The paper's "
+                                         "7B runs need it on 80 GB GPUs (`jiuzhang plan` estimates the memory).")
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = Field(None, description="Attention "
+                                         "kernel (transformers' attn_implementation): null = its default (sdpa); "
+                                         "'flash_attention_2' needs the flash-attn package on the GPU machines. "
+                                         "'eager' stores the seq x seq attention matrix of every layer (plan counts it).")
     on_overlong: Literal["error", "truncate", "skip"] = Field("error", description="An example longer than "
                                                               "max_length: stop naming it, or truncate/skip and count it.")
     seed_data: int = Field(0, ge=0, description="Seed of the example order.")

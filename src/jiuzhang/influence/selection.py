@@ -139,10 +139,12 @@ def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, A
     world = world or World()
     device, dtype = placement(less.device, less.dtype, world.local_rank)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    model, tokenizer = load_start(ModelSource(path=str(reference)), dtype)
+    model, tokenizer = load_start(ModelSource(path=str(reference)), dtype, less.attn_implementation)
     targets = _targets(cfg, tokenizer)  # bad target data fails before any training
     # LoRA A is drawn on the CPU from our seeded generator, then everything moves to the rank's device
     model = with_lora(model, less.r, less.alpha, cfg.seed).to(device)
+    if less.gradient_checkpointing:  # warm-up and gradient features alike (the hooks see the first forward)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     data = tokenize_all([_candidate_example(r["id"], texts[r["id"]]) for r in candidates
                          if texts.get(r["id"], "").strip()], tokenizer, less.max_length)
     if not data:
@@ -163,6 +165,10 @@ def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, A
     checkpoints = shared_checkpoints(lambda: warmup(model, [data[i] for i in warm], less.epochs, less.lr,
                                                     less.warmup_ratio, less.batch_size, cfg.seed), world, scratch, poll_s,
                                      less.rank_wait_s)
+    if less.gradient_checkpointing:
+        # transformers checkpoints only in training mode; the gradient features are the same there because
+        # the LoRA dropout is 0 and a Llama-style model's attention dropout is 0 (checked: tests/test_less.py)
+        model.train()
     scored_all = score_candidates(model, checkpoints, data, targets, less.dim, less.projection_seed,
                                   less.adam_variant, less.batch_size, less.shard_size, world=world, scratch=scratch,
                                   poll_s=poll_s, deadline_s=less.rank_wait_s)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from jiuzhang.config.root import Params
 from jiuzhang.plan.estimate import Planner
+from jiuzhang.plan.memory import memory_blockers
 
 
 BASE_OUTPUT = "models/base"  # the base stage's output (dvc.yaml); the smoke and mini synthesizers start from it
@@ -63,6 +64,7 @@ def blockers(params: Params, root: Path, templates: Path) -> list[str]:
                             ("influence.less.max_length", params.influence.less.max_length)):
             if length > ctx:
                 out.append(f"{key} {length:,} exceeds the synthesizer's context {ctx:,} ({where}); lower it")
+    out += memory_blockers(params, root)
     base_ctx, base_where = model_context(params, "base", root)
     if base_ctx is not None and params.pretrain.train.max_length > base_ctx:
         out.append(f"pretrain.train.max_length {params.pretrain.train.max_length:,} exceeds the base model's "

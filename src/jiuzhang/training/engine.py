@@ -108,13 +108,9 @@ class TorchEngine:
 
 
 def deepspeed_config(cfg: TrainConfig, world_size: int) -> dict[str, Any]:
-    """The DeepSpeed JSON, derived from the params (ZeRO stage, offload, batch sizes, precision)."""
+    """The DeepSpeed JSON, derived from the params (ZeRO stage, batch sizes, precision)."""
     accum = cfg.global_batch // (cfg.micro_batch * world_size)
-    zero: dict[str, Any] = {"stage": cfg.deepspeed.zero_stage}
-    if cfg.deepspeed.offload_optimizer:
-        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
-    if cfg.deepspeed.offload_params:
-        zero["offload_param"] = {"device": "cpu", "pin_memory": True}
+    zero: dict[str, Any] = {"stage": cfg.deepspeed.zero_stage}  # offload and ZeRO-3 are refused by the config
     return {
         "train_batch_size": cfg.global_batch,
         "train_micro_batch_size_per_gpu": cfg.micro_batch,
@@ -128,15 +124,25 @@ def deepspeed_config(cfg: TrainConfig, world_size: int) -> dict[str, Any]:
 
 
 class DeepSpeedEngine:
-    """DeepSpeed ZeRO with our AdamW as the client optimizer (no JIT-compiled fused Adam needed)."""
+    """DeepSpeed ZeRO with our AdamW as the client optimizer (no JIT-compiled fused Adam needed).
 
-    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, world_size: int):
+    Checkpoints: each save goes to a new tag ``step-N``; the pointer file ``COMPLETE`` names the last tag every
+    rank finished writing and is switched (atomically) only after all have; the previous tag is deleted only
+    then. A kill mid-save leaves the pointer on the previous, whole checkpoint, and the half-written tag is
+    ignored and later removed (DeepSpeed's own ``latest`` file is written before the other ranks are done)."""
+
+    POINTER = "COMPLETE"
+
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, world_size: int, rank: int = 0):
         import deepspeed  # optional at import time: only the DeepSpeed path needs it
 
         self.engine, self.optimizer, _, _ = deepspeed.initialize(
             model=model, optimizer=adamw(model, cfg.lr, cfg.weight_decay, cfg.adam_betas),
             config=deepspeed_config(cfg, world_size))
-        self.accum = cfg.global_batch // (cfg.micro_batch * world_size)
+        self.rank = rank
+        # DeepSpeed steps the optimizer after exactly this many backward() calls: every rank must make them
+        # all at every step, also in an epoch's short last batch (train_sft pads with zero-weight micro-batches)
+        self.micro_steps = cfg.global_batch // (cfg.micro_batch * world_size)
 
     def set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
@@ -151,13 +157,36 @@ class DeepSpeedEngine:
         pass  # the boundary engine.step() in backward() already stepped
 
     def save(self, folder: Path, step: int, extra: dict[str, Any]) -> None:
-        self.engine.save_checkpoint(str(folder), tag="last",
+        import torch.distributed as dist
+
+        tag = f"step-{step}"
+        self.engine.save_checkpoint(str(folder), tag=tag, save_latest=False,
                                     client_state={"step": step, "rng": _rng_state(), "extra": extra})
+        dist.barrier()  # every rank's shard of this tag is on disk before the pointer moves to it
+        if self.rank == 0:
+            tmp = folder / (self.POINTER + ".tmp")
+            tmp.write_text(tag)
+            os.replace(tmp, folder / self.POINTER)
+            self._prune(folder, keep=tag)
+        dist.barrier()
+
+    @staticmethod
+    def _prune(folder: Path, keep: str) -> None:
+        import shutil
+
+        for old in folder.iterdir():
+            if old.is_dir() and old.name != keep:
+                shutil.rmtree(old)  # the previous checkpoint, or a tag a killed save left half-written
 
     def load(self, folder: Path) -> tuple[int, dict[str, Any]] | None:
-        if not (folder / "last").is_dir():
-            return None
-        _, client = self.engine.load_checkpoint(str(folder), tag="last")
+        pointer = folder / self.POINTER
+        if not pointer.is_file():
+            return None  # nothing complete: tags without the pointer are half-written saves
+        tag = pointer.read_text().strip()
+        if not (folder / tag).is_dir():
+            raise RuntimeError(f"{pointer} names checkpoint {tag!r}, which is missing from {folder}; delete "
+                               f"{folder} to train from the start")
+        _, client = self.engine.load_checkpoint(str(folder), tag=tag)
         _set_rng_state(client["rng"])
         return int(client["step"]), client["extra"]
 

@@ -19,7 +19,7 @@ from jiuzhang.training.packing import Example, PackStats, tokenize
 from jiuzhang.training.records import ExampleSet, ListExamples
 from jiuzhang.training.tokenstore import TokenStore, build_store, is_finished
 from jiuzhang.training.sft import plan_steps, train_sft
-from jiuzhang.training.world import World, init_distributed
+from jiuzhang.training.world import World, init_distributed, select_device
 
 
 def resolve(source: ModelSource) -> ModelSource:
@@ -31,8 +31,9 @@ def resolve(source: ModelSource) -> ModelSource:
     return source
 
 
-def load_start(source: ModelSource, dtype: str):
-    """The model and tokenizer to start from; a folder that does not load is a clear error."""
+def load_start(source: ModelSource, dtype: str, attn_implementation: str | None = None):
+    """The model and tokenizer to start from; a folder that does not load is a clear error.
+    ``attn_implementation`` ('eager', 'sdpa', 'flash_attention_2'; None = transformers' default)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = resolve(source)
@@ -44,14 +45,27 @@ def load_start(source: ModelSource, dtype: str):
                              f"it (dvc repro) or fix the init path in the params file")
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
+        if attn_implementation:
+            kwargs["attn_implementation"] = attn_implementation
         model = AutoModelForCausalLM.from_pretrained(
             name, dtype=torch.bfloat16 if dtype == "bf16" else torch.float32, **kwargs)
+    except ImportError as exc:  # e.g. flash_attention_2 without the flash-attn package
+        raise InputDataError(f"{where}: attn_implementation {attn_implementation!r} cannot be used here "
+                             f"({str(exc).splitlines()[0]}); install its package or choose 'sdpa'") from None
     except (OSError, ValueError) as exc:
         raise InputDataError(f"{where}: the model does not load ({str(exc).splitlines()[0]}); check the path "
                              f"or hub id/revision") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def weights_dtype(cfg: TrainConfig) -> str:
+    """The dtype the weights are trained in. ``dtype: bf16`` without DeepSpeed keeps fp32 weights and AdamW
+    state (the master copy) and runs the forward pass under bf16 autocast: AdamW on bf16 weights drops every
+    update below half a bf16 ulp (at lr 1e-5, most weights never move; tests/test_training.py). DeepSpeed's
+    bf16 mode keeps its own fp32 master copy, so it starts from bf16 weights."""
+    return "bf16" if cfg.dtype == "bf16" and cfg.deepspeed.enabled else "fp32"
 
 
 def _digests(source: ModelSource, examples: ExampleSet) -> tuple[str, str]:
@@ -110,18 +124,23 @@ def run_training(source: ModelSource, examples: list[Example] | ExampleSet, cfg:
                              f"({cfg.micro_batch} x {world.world_size}); adjust the training params")
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    model, tokenizer = load_start(source, cfg.dtype)
+    model, tokenizer = load_start(source, weights_dtype(cfg), cfg.attn_implementation)
+    if cfg.gradient_checkpointing:
+        # recompute each layer's activations in backward: activation memory per micro-batch falls from
+        # ~34 x seq x hidden bytes per layer to one layer's (the plan's estimate, plan/memory.py)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     examples = _as_set(examples)
     digests = _digests(source, examples)
     stores = checkpoints.with_name(checkpoints.name + ".tokens")
     data = token_store(examples, tokenizer, cfg, stores / store_key(cfg, digests), world)
     stats = data.stats
+    select_device(world)  # before DeepSpeed or the plain path create the process group
     if torch.cuda.is_available():
         model = model.to(f"cuda:{world.local_rank}")
     # DeepSpeed sets up its own process group; the plain path joins the launcher's (data parallelism).
     owns_group = False if cfg.deepspeed.enabled else init_distributed(world)
     try:
-        engine = (DeepSpeedEngine(model, cfg, world.world_size) if cfg.deepspeed.enabled
+        engine = (DeepSpeedEngine(model, cfg, world.world_size, world.rank) if cfg.deepspeed.enabled
                   else TorchEngine(model, cfg, world.world_size, world.rank))
         result = train_sft(engine, data, cfg, world, checkpoints, on_log, shuffle, stop_after,
                            fingerprint=checkpoint_fingerprint(source, examples, cfg, shuffle, digests))
@@ -132,7 +151,10 @@ def run_training(source: ModelSource, examples: list[Example] | ExampleSet, cfg:
     if stop_after is None and world.is_main:
         shutil.rmtree(stores, ignore_errors=True)  # finished (every rank is past the barrier in train_sft)
         out = reset_dir(out_dir)
-        engine.module().save_pretrained(out, safe_serialization=True)
+        trained = engine.module()
+        if cfg.dtype == "bf16":  # the fp32 master weights are saved as the bf16 model the run was asked for
+            trained = trained.to(torch.bfloat16)
+        trained.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)
     tail = [v for _, v, _ in result.losses[-3:]]
     return {

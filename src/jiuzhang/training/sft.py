@@ -33,7 +33,7 @@ from jiuzhang.config.training import TrainConfig
 from jiuzhang.training.packing import IGNORE, Packed
 from jiuzhang.training.tokenstore import TokenStore
 from jiuzhang.training.schedule import lr_at
-from jiuzhang.training.world import World
+from jiuzhang.training.world import World, collective_device
 
 
 FINGERPRINT_FILE = "fingerprint.json"
@@ -102,6 +102,7 @@ def train_sft(engine, data: Packed | TokenStore, cfg: TrainConfig, world: World,
     t0 = time.perf_counter()
     order_epoch, order = -1, list(range(n))
     epoch_lrs: list[float] = []
+    autocast = cfg.dtype == "bf16" and next(model.parameters()).dtype == torch.float32  # fp32 master weights
     for step in range(start, total):
         epoch, index = divmod(step, per_epoch)
         if shuffle and epoch != order_epoch:  # one shuffle per epoch, not per step (O(n) each time)
@@ -112,23 +113,32 @@ def train_sft(engine, data: Packed | TokenStore, cfg: TrainConfig, world: World,
         lr = lr_at(step, total, cfg.lr, cfg.schedule, cfg.warmup_ratio, cfg.stable_until, cfg.min_lr_ratio)
         engine.set_lr(lr)
         loss_total = 0.0
-        for i in range(0, len(mine), cfg.micro_batch):
-            idx = mine[i:i + cfg.micro_batch]
-            ids, labels, pos, real = data.gather(idx)
+        chunks: list[list[int] | None] = [mine[i:i + cfg.micro_batch] for i in range(0, len(mine), cfg.micro_batch)]
+        # An epoch's short last batch leaves some ranks fewer micro-batches (or none). DeepSpeed needs the same
+        # number of backward() calls on every rank at every step (its collectives would hang, and its
+        # accumulation boundary would slide into the next step): pad with zero-weight micro-batches.
+        chunks += [None] * (getattr(engine, "micro_steps", 0) - len(chunks))
+        for idx in chunks:
+            weight = 0.0 if idx is None else 1.0
+            ids, labels, pos, real = data.gather(batch[:1] if idx is None else idx)
             if not cfg.packing:  # one example per row, padding at the end: compute only up to the longest
                 width = int(real.sum(dim=1).max())
                 ids, labels, pos = ids[:, :width], labels[:, :width], pos[:, :width]
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.dtype == "bf16" and ids.is_cuda):
+            device = _device(model)
+            # bf16 compute over fp32 master weights (the plain path; DeepSpeed's bf16 weights need none)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 # use_cache=False matters: with a KV cache, transformers ignores the restarting position ids
                 # and examples packed together would attend to each other (tests/test_training.py).
-                logits = model(input_ids=ids.to(_device(model)), position_ids=pos.to(_device(model)),
+                logits = model(input_ids=ids.to(device), position_ids=pos.to(device),
                                use_cache=False).logits
             # shift the labels, not the logits: slicing logits[:, :-1] would copy the largest tensor of the step
             targets = F.pad(labels, (0, 1), value=IGNORE)[:, 1:].to(logits.device)
             loss_sum = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE,
                                        reduction="sum")
             # gradients are averaged over processes by DDP/DeepSpeed: scale by world size to keep a token mean
-            engine.backward(loss_sum * world.world_size / max(1, n_target))
+            engine.backward(loss_sum * (weight * world.world_size / max(1, n_target)))
+            if idx is None:
+                continue  # a zero-weight pad: no loss, no tokens
             loss_total += loss_sum.item()
             tokens += int(real.sum())
             target_tokens += int((labels[:, 1:] != IGNORE).sum())
@@ -164,7 +174,7 @@ def _global_sum(value: float, world: World) -> float:
     """Sum a per-rank number over all ranks (the loss is logged as the global-batch mean)."""
     if not _distributed(world):
         return value
-    t = torch.tensor([value], dtype=torch.float64)
+    t = torch.tensor([value], dtype=torch.float64, device=collective_device(world))
     torch.distributed.all_reduce(t)
     return float(t.item())
 

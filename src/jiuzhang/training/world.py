@@ -36,7 +36,30 @@ def init_distributed(world: World, timeout_s: float = 1800.0) -> bool:
     if missing:
         raise RuntimeError(f"WORLD_SIZE={world.world_size} but {', '.join(missing)} is not set: start the "
                            f"processes with a launcher (torchrun --nproc_per_node N ...)")
+    select_device(world)
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     dist.init_process_group(backend, rank=world.rank, world_size=world.world_size,
                             timeout=timedelta(seconds=timeout_s))
     return True
+
+
+def select_device(world: World) -> None:
+    """Make this rank's GPU the current CUDA device (cuda:LOCAL_RANK) before any process group or model
+    exists: NCCL barriers and collectives run on the current device, which is cuda:0 on every local rank
+    otherwise (eight ranks on one GPU, then a hang or an out-of-memory)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.set_device(world.local_rank)
+
+
+def collective_device(world: World):
+    """The device a tensor must be on for the default process group's collectives: NCCL (the plain path and
+    DeepSpeed's on GPUs) serves only CUDA tensors ("No backend type associated with device type cpu"), gloo
+    serves CPU ones. Read off the group's own backend map ("cpu:gloo,cuda:gloo", "cuda:nccl"), not guessed
+    from whether a GPU is visible."""
+    import torch
+    import torch.distributed as dist
+
+    served = {part.split(":")[0] for part in str(dist.get_backend_config()).split(",")}
+    return torch.device("cpu") if "cpu" in served else torch.device("cuda", world.local_rank)
