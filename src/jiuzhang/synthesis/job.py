@@ -19,10 +19,17 @@ from jiuzhang.common.waiting import wait_for
 from jiuzhang.config.synthesis import SynthesizeConfig
 from jiuzhang.synthesis.engine import Generation
 from jiuzhang.synthesis.requests import Request, plan_requests, shard_requests
+from jiuzhang.common.digest import file_sha256
 from jiuzhang.synthesis.shards import ShardStore, fingerprint, folder_sha256
 from jiuzhang.training.world import World
 
-GENERATOR_VERSION = 2  # bump when a code change alters generated text, so old shards are regenerated
+# Modules whose code decides the generated text (prompt fitting, sampling seeds, the engines): their bytes
+# are part of every shard's fingerprint, so a change to them regenerates the shards; orchestration (this
+# module, the shard store) and the filter downstream are not, so editing them keeps paid-for generations.
+ENGINE_MODULES = ("engine.py", "vllm_worker.py", "sampling.py", "requests.py")
+# Settings that do not change any generated text: which prompts (their ids are fingerprinted), how work is
+# split and waited for, and the cost projection.
+NOT_TEXT = {"max_prompts", "init_prompts", "shard_size", "projection", "launcher", "rank_wait_s"}
 
 
 class ShardFailed(UserError, RuntimeError):
@@ -36,13 +43,26 @@ def row(r: Request, g: Generation) -> dict[str, Any]:
 
 
 def identity(cfg: SynthesizeConfig, model_dir: Path | str, revision: str | None = None) -> dict[str, Any]:
-    """Everything that decides the generated text; part of every shard's fingerprint."""
+    """Everything that decides the generated text; part of every shard's fingerprint: every setting that
+    reaches the engine (all of ``synthesize`` but :data:`NOT_TEXT`; of the other engine's settings, none),
+    the model's bytes or pinned revision, and the engine code's hash."""
+    import torch
+    import transformers
+
     model = folder_sha256(Path(model_dir)) if Path(model_dir).is_dir() else f"{model_dir}@{revision}"  # hub id
-    return {"version": GENERATOR_VERSION, "model": model, "engine": cfg.engine,
-            "seed": cfg.seed, "nl": cfg.nl.model_dump(), "tool": cfg.tool.model_dump(), "dtype": cfg.dtype,
-            "on_overlong": cfg.on_overlong,
-            **({"fill_context": True, "min_new_tokens": cfg.min_new_tokens} if cfg.fill_context else {}),
-            "batch_size": cfg.batch_size if cfg.engine == "hf" else None}
+    settings = cfg.model_dump(mode="json", exclude=NOT_TEXT)
+    if cfg.engine == "vllm":
+        for key in ("batch_size", "device", "threads"):  # HF engine only
+            settings.pop(key)
+        settings["vllm"].pop("start_timeout_s")  # how long to wait for a start changes no text
+    else:
+        settings.pop("vllm")
+        settings["libraries"] = {"torch": torch.__version__, "transformers": transformers.__version__}
+    if not cfg.fill_context:
+        settings.pop("min_new_tokens")  # read only when filling the context
+    here = Path(__file__).parent
+    code = {name: file_sha256(here / name) for name in ENGINE_MODULES}
+    return {"model": model, "settings": settings, "code": code}
 
 
 def run_job(cfg: SynthesizeConfig, pool: list[dict[str, Any]], model_dir: Path | str, out_dir: Path, world: World,
@@ -58,7 +78,9 @@ def run_job(cfg: SynthesizeConfig, pool: list[dict[str, Any]], model_dir: Path |
     fps = [fingerprint(base, [r.id for r in s]) for s in shards]
     if world.is_main:
         store.remove_beyond(len(shards))
+    since = store.mark_start(world.rank)
     mine = [k for k in range(len(shards)) if k % world.world_size == world.rank]
+    store.clear_errors(mine)  # now, not after the engine loads (minutes), so no rank reads them meanwhile
     todo = [k for k in mine if not store.is_done(k, fps[k])]
     started = time.perf_counter()
     made = {"records": 0, "new_tokens": 0, "batches": 0, "resumed_records": 0}
@@ -78,7 +100,7 @@ def run_job(cfg: SynthesizeConfig, pool: list[dict[str, Any]], model_dir: Path |
             engine.close()
     bar.close()
     seconds = time.perf_counter() - started
-    _wait_for_all(store, fps, poll_s, cfg.rank_wait_s, world.world_size)  # every rank: later steps (e.g. influence scoring) read all shards
+    _wait_for_all(store, fps, poll_s, cfg.rank_wait_s, world.world_size, since)  # every rank: later steps (e.g. influence scoring) read all shards
     if not world.is_main:
         return {}
     rows = store.rows(len(shards))
@@ -114,18 +136,21 @@ def _run_shard(k: int, shard: list[Request], fp: str, store: ShardStore, engine,
     store.finish(k, fp, [by_id[r.id] for r in shard])
 
 
-def _wait_for_all(store: ShardStore, fps: list[str], poll_s: float, deadline_s: float, world_size: int) -> None:
-    """Other ranks may still be working on their shards: wait for every marker (or an error), at most
-    ``deadline_s`` (``synthesize.rank_wait_s``)."""
+def _wait_for_all(store: ShardStore, fps: list[str], poll_s: float, deadline_s: float, world_size: int,
+                  since_ns: int = 0) -> None:
+    """Other ranks may still be working on their shards: wait for every marker (or an error written since
+    this job started), at most ``deadline_s`` (``synthesize.rank_wait_s``). A finished shard wins over any
+    error file, and an earlier run's error is not this run's: its owner redoes the shard."""
     pending = set(range(len(fps)))
 
     def ready() -> bool:
         for k in sorted(pending):
-            err = store.error(k)
-            if err:
-                raise ShardFailed(f"synthesize: {err}")
             if store.is_done(k, fps[k]):
                 pending.discard(k)
+                continue
+            err = store.error(k, since_ns)
+            if err:
+                raise ShardFailed(f"synthesize: {err}")
         return not pending
 
     def what() -> str:

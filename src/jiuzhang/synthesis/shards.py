@@ -103,11 +103,28 @@ class ShardStore:
     def fail(self, index: int, rank: int, error: BaseException) -> None:
         write_json(self.path(index, ".error.json"), {"rank": rank, "error": f"{type(error).__name__}: {error}"})
 
-    def error(self, index: int) -> str | None:
+    def mark_start(self, rank: int) -> int:
+        """Note that ``rank`` starts a job now; returns the time on the folder's own clock (the file system's,
+        which a shared folder gives every node alike), in ns. Error files older than it are stale."""
+        marker = self.folder / f".started-rank-{rank:05d}"
+        marker.write_text("")
+        return marker.stat().st_mtime_ns
+
+    def clear_errors(self, indices: list[int]) -> None:
+        """A rank's own failed shards of an earlier run: cleared at its start, before its engine loads."""
+        for k in indices:
+            self.path(k, ".error.json").unlink(missing_ok=True)
+
+    def error(self, index: int, since_ns: int = 0) -> str | None:
+        """The shard's error, if it failed at or after ``since_ns`` (an earlier run's error is stale: its
+        owner rank will redo the shard and clears it when it starts)."""
         path = self.path(index, ".error.json")
-        if not path.is_file():
+        try:
+            if path.stat().st_mtime_ns < since_ns:
+                return None
+            info = json.loads(path.read_text())
+        except FileNotFoundError:
             return None
-        info = json.loads(path.read_text())
         return f"shard {index} failed on rank {info['rank']}: {info['error']}"
 
     def remove_beyond(self, count: int) -> int:
