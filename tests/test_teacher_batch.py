@@ -160,3 +160,118 @@ def test_offline_teacher_serves_batch_mode_and_gives_the_online_kd_set(tmp_path,
     assert (tmp_path / "kd" / "part-00000.parquet").read_bytes() == first
     metrics = json.loads((tmp_path / "metrics" / "kd_initial.json").read_text())
     assert metrics["teacher"]["mode"] == "batch" and metrics["kept"] == 6
+
+
+# ---- issue 22.9 and 22.10: what was paid, answers kept, cancels respected, several batches in flight ----
+
+def test_reported_cost_is_the_price_paid_at_the_mode_it_went_by(tmp_path):
+    """Issue 22.9: answers paid online and reused by a batch-mode rerun were reported at batch rates (half
+    of what was paid). Each call's price is in its journal row, with the mode it was paid at."""
+    fake = FaultyTeacher()
+    prompts = [f"prompt {i}" for i in range(6)]
+    with ChatServer(fake.answer, batches=BatchService(fake.answer)) as server:
+        online = run_round(teacher_cfg(server.url), items(prompts[:3]), Endpoint(KEY), tmp_path / "j.sqlite",
+                           tmp_path / "kd", progress=False)
+        rerun = run_round(batch_cfg(server.url), items(prompts[:3]), Endpoint(KEY), tmp_path / "j.sqlite",
+                          tmp_path / "kd", progress=False)
+        mixed = run_round(batch_cfg(server.url), items(prompts), Endpoint(KEY), tmp_path / "j.sqlite",
+                          tmp_path / "kd", progress=False)
+    at_online = (online["prompt_tokens"] * 30 + online["completion_tokens"] * 60) / 1e6
+    assert online["cost_usd"] == pytest.approx(at_online) and online["cost_usd_by_mode"] == {"online": pytest.approx(at_online)}
+    assert rerun["run"]["cached"] == 3 and rerun["cost_usd"] == pytest.approx(at_online)   # not at batch rates
+    batch_part = mixed["cost_usd_by_mode"]["batch"]
+    new_pt, new_ct = mixed["prompt_tokens"] - online["prompt_tokens"], mixed["completion_tokens"] - online["completion_tokens"]
+    assert batch_part == pytest.approx((new_pt * 15 + new_ct * 30) / 1e6)
+    assert mixed["cost_usd"] == pytest.approx(at_online + batch_part)
+    with sqlite3.connect(tmp_path / "j.sqlite") as db:
+        assert dict(db.execute("SELECT mode, COUNT(*) FROM answers GROUP BY mode").fetchall()) == {"online": 3, "batch": 3}
+
+
+def test_a_later_failure_never_replaces_an_answer_already_paid_for(tmp_path):
+    """Issue 22.10: a batch left open (the wait stopped) whose requests were meanwhile answered online
+    ends expired; its error lines must not overwrite the paid online answers (they did, and were bought again)."""
+    from jiuzhang.teacher.journal import Journal
+
+    j = Journal(tmp_path / "unit.sqlite")
+    j.record("k", "p1", {"b": 1}, "ok", 1, {"choices": []}, None, 10, 20, 0.5, mode="online")
+    j.record("k", "p1", {"b": 1}, "failed", 1, None, "batch_expired: late line", 0, 0, 0.0, mode="batch")
+    e = j.get("k")
+    assert (e.status, e.response, e.mode, e.cost_usd) == ("ok", {"choices": []}, "online", 0.5)
+    j.close()
+
+    fake = FaultyTeacher()
+    prompts = [f"late prompt {i}" for i in range(6)]
+    service = BatchService(fake.answer, line_delay_s=0.2, expire_after=2)
+    with ChatServer(fake.answer, batches=service) as server:
+        with pytest.raises(BatchWaitExceeded):
+            run_round(batch_cfg(server.url, batch={"max_wait_s": 0.05}), items(prompts), Endpoint(KEY),
+                      tmp_path / "j.sqlite", tmp_path / "kd", progress=False)
+        run_round(teacher_cfg(server.url), items(prompts), Endpoint(KEY), tmp_path / "j.sqlite", tmp_path / "kd",
+                  progress=False)
+        m = run_round(batch_cfg(server.url), items(prompts), Endpoint(KEY), tmp_path / "j.sqlite", tmp_path / "kd",
+                      progress=False)
+    assert m["kept"] == 6 and m["run"]["batches_reattached"] == 1 and service.created == 1  # nothing bought again
+    assert Counter(r[0] for r in journal_rows(tmp_path / "j.sqlite").values()) == Counter({"ok": 6})
+
+
+def test_answers_of_an_open_batch_are_kept_when_the_settings_changed(tmp_path):
+    """Issue 22.10: a batch submitted at temperature 0.6, re-attached by a run at 0.7: its answers are
+    committed under their own requests (they were dropped), so going back to 0.6 buys nothing again."""
+    fake = FaultyTeacher()
+    prompts = [f"settings prompt {i}" for i in range(4)]
+    service = BatchService(fake.answer, line_delay_s=0.1)
+    with ChatServer(fake.answer, batches=service) as server:
+        with pytest.raises(BatchWaitExceeded):
+            run_round(batch_cfg(server.url, batch={"max_wait_s": 0.05}), items(prompts), Endpoint(KEY),
+                      tmp_path / "j.sqlite", tmp_path / "kd", progress=False)
+        warmer = run_round(batch_cfg(server.url, temperature=0.7), items(prompts), Endpoint(KEY),
+                           tmp_path / "j.sqlite", tmp_path / "kd", progress=False)
+        assert warmer["run"]["batches_reattached"] == 1 and service.created == 2 and warmer["kept"] == 4
+        back = run_round(batch_cfg(server.url), items(prompts), Endpoint(KEY), tmp_path / "j.sqlite",
+                         tmp_path / "kd", progress=False)
+    assert service.created == 2 and back["run"]["cached"] == 4 and back["kept"] == 4
+    with sqlite3.connect(tmp_path / "j.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM answers WHERE status = 'ok'").fetchone()[0] == 8  # both settings
+
+
+def test_a_cancelled_batch_is_not_resubmitted_unless_asked(tmp_path):
+    """Issue 22.10: someone cancelled the batch (dashboard or API); its unanswered requests were resubmitted
+    automatically. Now they fail with a reason naming teacher.batch.resubmit_cancelled, on every rerun,
+    until that is set."""
+    fake = FaultyTeacher()
+    prompts = [f"cancel prompt {i}" for i in range(6)]
+    service = BatchService(fake.answer, line_delay_s=0.15)
+    with ChatServer(fake.answer, batches=service) as server:
+        with pytest.raises(BatchWaitExceeded):
+            run_round(batch_cfg(server.url, batch={"max_wait_s": 0.2}), items(prompts), Endpoint(KEY),
+                      tmp_path / "j.sqlite", tmp_path / "kd", progress=False)
+        (batch_id,) = service.batches
+        service.cancel(batch_id)
+        for _ in range(2):  # the rerun that collects the cancelled batch, and one more
+            m = run_round(batch_cfg(server.url), items(prompts), Endpoint(KEY), tmp_path / "j.sqlite",
+                          tmp_path / "kd", progress=False)
+            assert service.created == 1 and 0 < m["kept"] < 6
+            _, rejected = read_kd(tmp_path / "kd")
+            assert all("resubmit_cancelled" in r["detail"] for r in rejected) and len(rejected) == 6 - m["kept"]
+        again = run_round(batch_cfg(server.url, batch={"resubmit_cancelled": True}), items(prompts), Endpoint(KEY),
+                          tmp_path / "j.sqlite", tmp_path / "kd", progress=False)
+    assert service.created == 2 and again["kept"] == 6 and all(fake.seen[p] == 1 for p in prompts)
+
+
+def test_several_batches_run_at_once_within_the_queued_token_limit(tmp_path):
+    """Issue 22.10: batches ran one at a time and the organisation's enqueued-token limit was not handled.
+    12 requests, at most 3 per batch, a queue limit of ~6 requests' tokens: several batches run at once,
+    none is refused by the limit, and every request is answered once."""
+    fake = FaultyTeacher()
+    prompts = [f"queued prompt number {i:02d}" for i in range(12)]
+    per_request = len(json.dumps([{"role": "user", "content": prompts[0]}])) // 4
+    limit = 6 * per_request + 2
+    service = BatchService(fake.answer, line_delay_s=0.4, queued_token_limit=limit)
+    with ChatServer(fake.answer, batches=service) as server:
+        m = run_round(batch_cfg(server.url, batch={"max_requests_per_batch": 3, "max_queued_tokens": limit}),
+                      items(prompts), Endpoint(KEY), tmp_path / "j.sqlite", tmp_path / "kd", progress=False)
+    assert m["kept"] == 12 and all(fake.seen[p] == 1 for p in prompts)
+    assert service.max_in_progress >= 2
+    assert not [b for b in service.batches.values() if b["status"] == "failed"]
+    queued_ok = all(b["_tokens"] <= limit for b in service.batches.values())
+    assert queued_ok and m["run"]["batches_created"] == len(service.batches) >= 4

@@ -45,9 +45,20 @@ class BatchConfig(Section):
     poll_max_s: float = Field(300.0, gt=0, description="Longest wait between status polls.")
     max_wait_s: float | None = Field(None, gt=0, description="Stop waiting after this long (the batch stays "
                                      "paid for and recorded; a rerun re-attaches to it); null = wait until it ends.")
-    max_submissions: int = Field(3, ge=1, le=20, description="Batches per run: the first, then resubmissions of "
-                                 "requests that expired or failed with a retryable status (429/5xx).")
+    max_submissions: int = Field(3, ge=1, le=20, description="Submission rounds per run: the first (every request "
+                                 "without an answer, in as many batches as the limits below need), then "
+                                 "resubmissions of requests that expired or failed with a retryable status "
+                                 "(429/5xx, the enqueued-token limit).")
     max_requests_per_batch: int = Field(50000, ge=1, le=50000, description="The API's limit: 50,000 per batch.")
+    max_queued_tokens: int | None = Field(None, ge=1, description="The organisation's enqueued-token limit for "
+                                          "this model (input tokens of batches not yet ended; see the API's limits "
+                                          "page): batches are sized and submitted so that the estimate of what "
+                                          "is queued stays within it, several in flight at once. null = no limit "
+                                          "(only max_in_flight).")
+    max_in_flight: int = Field(8, ge=1, description="Batches running at once (each up to max_requests_per_batch).")
+    resubmit_cancelled: bool = Field(False, description="Requests of a batch someone cancelled (dashboard or API) "
+                                     "are not sent again unless this is true: a cancel is a person's decision, "
+                                     "and resending would pay for what they stopped.")
 
 
 class TeacherConfig(Section):

@@ -204,7 +204,9 @@ def collect(metrics_dir: Path, params: Params, paper: dict[str, Any], eval_dir: 
     corpus, prompts = _optional(metrics_dir / "corpus.json") or {}, _optional(metrics_dir / "prompts.json") or {}
     teacher = next(iter(kd.values())).get("teacher", {})
     planned = planned_costs(params, root)
-    actual_rounds = {f"kd_{r}": {"mode": k.get("teacher", {}).get("mode", "online"),
+    # the modes the answers were paid at (from the journal), not the mode set now
+    actual_rounds = {f"kd_{r}": {"mode": ", ".join(k.get("cost_usd_by_mode") or {}) or k.get("teacher", {}).get("mode", "online"),
+                                 "usd_by_mode": k.get("cost_usd_by_mode", {}),
                                  "calls": k["items"], "prompt_tokens": k["prompt_tokens"],
                                  "completion_tokens": k["completion_tokens"], "usd": round(k["cost_usd"], 2)}
                      for r, k in kd.items()}
@@ -308,7 +310,7 @@ def markdown(summary: dict[str, Any]) -> str:
                          f"{', '.join(f'{n} {c}' for n, c in r['drops'][:3])} |")
     c = summary["costs"]
     t, s = c["teacher"], c["synthesis"]
-    modes = ", ".join(sorted({a["mode"] for a in t["actual"].values()})) or "-"
+    modes = ", ".join(sorted({m for a in t["actual"].values() for m in a["mode"].split(", ")})) or "-"
     lines += ["", f"Teacher ({t['label']}, {modes} mode): {t['calls']:,} calls, {t['prompt_tokens']:,} prompt + "
               f"{t['completion_tokens']:,} completion tokens, ${t['usd']:,.2f} (actual, from the journal).",
               f"Synthesis: {s['records']:,} generations, {s['new_tokens']:,} new tokens, {s['kept_after_filter']:,} "

@@ -131,11 +131,11 @@ def run_round(cfg: TeacherConfig, items: list[dict[str, Any]], endpoint: Endpoin
         work = [(it["id"], it["prompt"]) for it in items]
         outcomes = client.run(work) if isinstance(client, BatchTeacher) else asyncio.run(client.run(work))
         totals = journal.totals()
+        usage = _usage(outcomes, journal)
 
     kept, rejected = _parse(items, outcomes)
     _write(out_dir, kept, rejected)
     rejected_by = Counter(r["reason"] for r in rejected)
-    usage = _usage(outcomes, budget.prices)
     metrics = {
         "teacher": {"kind": cfg.kind, "model": cfg.model, "mode": cfg.mode,
                     "label": OFFLINE_LABEL if cfg.kind == "offline" else "real endpoint"},
@@ -163,14 +163,21 @@ def run_round(cfg: TeacherConfig, items: list[dict[str, Any]], endpoint: Endpoin
     return metrics
 
 
-def _usage(outcomes: list[Outcome], prices: Prices) -> dict[str, Any]:
+def _usage(outcomes: list[Outcome], journal: Journal) -> dict[str, Any]:
+    """What this round's answers cost as paid: each call's price from its journal row, at the rates of the
+    mode it went by (an online answer reused by a batch-mode rerun keeps its online price)."""
     pt = ct = 0
+    usd = 0.0
+    by_mode: dict[str, float] = {}
     for o in outcomes:
-        if o.status == "ok":
-            u = o.response.get("usage") or {}
-            pt += int(u.get("prompt_tokens") or 0)
-            ct += int(u.get("completion_tokens") or 0)
-    return {"prompt_tokens": pt, "completion_tokens": ct, "cost_usd": round(prices.cost(pt, ct), 6)}
+        if o.status != "ok":
+            continue
+        e = journal.get(o.key)
+        pt, ct, usd = pt + e.prompt_tokens, ct + e.completion_tokens, usd + e.cost_usd
+        mode = e.mode or "not recorded"
+        by_mode[mode] = by_mode.get(mode, 0.0) + e.cost_usd
+    return {"prompt_tokens": pt, "completion_tokens": ct, "cost_usd": round(usd, 6),
+            "cost_usd_by_mode": {m: round(v, 6) for m, v in sorted(by_mode.items())}}
 
 
 def _parse(items: list[dict[str, Any]], outcomes: list[Outcome]) -> tuple[list[dict], list[dict]]:

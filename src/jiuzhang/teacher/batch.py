@@ -4,8 +4,13 @@ Per run: re-attach to every submission the journal still has open (a run killed 
 submit the requests without a committed answer: write them as JSONL (``custom_id`` = the request key),
 upload the file (``/v1/files``), create the batch (``/v1/batches``), poll with backoff, download the output
 and error files, commit every answer to the journal, and resubmit only requests that expired or failed
-with a retryable status (429/5xx), up to ``teacher.batch.max_submissions`` batches. A later run's first
-batch takes every request still without an answer (as an online rerun resends its failed rows).
+with a retryable status (429/5xx), up to ``teacher.batch.max_submissions`` rounds. The requests of a round
+are split into batches that run several at once (``max_in_flight``), sized and submitted so that the
+estimated input tokens queued stay within the organisation's limit (``max_queued_tokens``). A later run's
+first round takes every request still without an answer (as an online rerun resends its failed rows),
+except those of a batch someone cancelled (``resubmit_cancelled``). An answer already committed is never
+replaced by a later failure line, and answers of an open batch whose requests this run no longer makes
+(the settings changed) are committed under their own request keys.
 
 The journal's promise holds at every point of a kill -9: a submission row is committed *before* the upload,
 the file id right after it, the batch id right after the create call returns, and the create call carries
@@ -29,7 +34,7 @@ from tqdm import tqdm
 
 from jiuzhang.config.teacher import BatchConfig
 from jiuzhang.errors import UserError
-from jiuzhang.teacher.budget import Budget
+from jiuzhang.teacher.budget import Budget, estimate_prompt_tokens
 from jiuzhang.teacher.client import Outcome, Sampling, completion_problem, redact
 from jiuzhang.teacher.journal import Journal, Submission, request_key
 
@@ -42,8 +47,10 @@ class BatchWaitExceeded(UserError):
 
 
 def _retryable(error: str) -> bool:
-    """Worth a new batch: it expired, was never run, or met a transient server condition."""
-    return error.startswith(("batch_expired", "missing_from_output", "http_429", "http_5", "batch_cancelled"))
+    """Worth a new batch: it expired, was never run, met a transient server condition, or the organisation's
+    queue was full (a cancelled batch is a person's decision: see ``resubmit_cancelled``)."""
+    return (error.startswith(("batch_expired", "missing_from_output", "http_429", "http_5", "batch_cancelled"))
+            or "token_limit_exceeded" in error)
 
 
 @dataclass
@@ -83,20 +90,20 @@ class BatchTeacher:
             keys.append(request_key(self.endpoint, body))
             requests.setdefault(keys[-1], _Request(item_id, prompt, body))
         answered_before = {k for k in requests if self._answered(k)}
-        for sub in self.journal.open_submissions():       # paid for by an earlier run: finish those first
+        reattached = self.journal.open_submissions()      # paid for by an earlier run: finish those first
+        for sub in reattached:
             self.facts["batches_reattached"] += 1
             for k in sub.keys:                            # already being paid: hold it against the caps
                 if k in requests:
                     self.budget.reserve(k, requests[k].prompt, self.sampling.max_tokens)
-            self._finish(sub, requests)
         skipped: set[str] = set()
-        # The first batch takes every request without an answer (as an online rerun resends failed rows);
-        # later ones only what failed in this run for a reason a new batch can cure.
-        todo = [k for k in requests if not self._answered(k)]
-        for _ in range(self.cfg.max_submissions):
-            todo = [k for k in todo if k not in skipped][:self.cfg.max_requests_per_batch]
-            if not todo:
-                break
+        # The first round takes every request without an answer (as an online rerun resends failed rows),
+        # except those of a batch someone cancelled; later ones only what failed in this run for a reason a
+        # new batch can cure.
+        being_answered = {k for sub in reattached for k in sub.keys}  # run alongside this round's new batches
+        todo = [k for k in requests if not self._answered(k) and not self._cancelled(k) and k not in being_answered]
+        for round_ in range(self.cfg.max_submissions):
+            todo = [k for k in todo if k not in skipped]
             chosen = []
             for k in todo:
                 if self.budget.reserve(k, requests[k].prompt, self.sampling.max_tokens):
@@ -104,9 +111,10 @@ class BatchTeacher:
                 else:
                     skipped.add(k)
                     self.budget_stopped = True
-            if chosen:
-                self._finish(self._submit(chosen, requests), requests)
+            self._run_batches(reattached if round_ == 0 else [], self._chunks(chosen, requests), requests)
             todo = [k for k in requests if k not in skipped and self._retry(k)]
+            if not todo:
+                break
         outcomes = []
         for (item_id, _), key in zip(items, keys):
             entry = self.journal.get(key)
@@ -127,13 +135,91 @@ class BatchTeacher:
         entry = self.journal.get(key)
         return entry is not None and entry.status == "ok"
 
+    def _cancelled(self, key: str) -> bool:
+        entry = self.journal.get(key)
+        return (not self.cfg.resubmit_cancelled and entry is not None and entry.status != "ok"
+                and (entry.error or "").startswith("batch_cancelled"))
+
     def _retry(self, key: str) -> bool:
         entry = self.journal.get(key)
-        return entry is None or (entry.status != "ok" and _retryable(entry.error or ""))
+        if entry is None:
+            return True
+        return entry.status != "ok" and not self._cancelled(key) and _retryable(entry.error or "")
+
+    @staticmethod
+    def _tokens(req: _Request) -> int:
+        """The request's input tokens as the enqueued-token limit counts them (estimated, 4 chars/token)."""
+        return estimate_prompt_tokens(json.dumps(req.body.get("messages", []), ensure_ascii=False))
+
+    def _chunks(self, keys: list[str], requests: dict[str, _Request]) -> list[list[str]]:
+        """Batches of at most max_requests_per_batch requests and, with a limit, at most a quarter of
+        max_queued_tokens each, so that several run at once within the limit."""
+        cap = None if self.cfg.max_queued_tokens is None else max(1, self.cfg.max_queued_tokens // 4)
+        chunks, current, tokens = [], [], 0
+        for k in keys:
+            t = self._tokens(requests[k])
+            if current and (len(current) == self.cfg.max_requests_per_batch or (cap is not None and tokens + t > cap)):
+                chunks.append(current)
+                current, tokens = [], 0
+            current.append(k)
+            tokens += t
+        return chunks + ([current] if current else [])
+
+    def _run_batches(self, reattached: list[Submission], chunks: list[list[str]],
+                     requests: dict[str, _Request]) -> None:
+        """Submit ``chunks`` as batches, as many at once as max_in_flight and the enqueued-token estimate
+        allow, and collect each as it ends; ``reattached`` (earlier runs' open batches) count as in flight."""
+        limit = self.cfg.max_queued_tokens
+        queued: dict[str, int] = {}          # submission -> its estimated input tokens, while in flight
+        in_flight: list[Submission] = []
+        for sub in reattached:
+            in_flight.append(self._ensure_created(sub, requests))
+            queued[sub.submission] = sum(self._tokens(requests[k]) for k in sub.keys if k in requests)
+        waiting = list(chunks)
+        total = sum(len(s.keys) for s in in_flight) + sum(len(c) for c in chunks)
+        bar = tqdm(total=total, desc="kd batches", unit="req", disable=not self.progress or not total)
+        done_requests = 0
+        started, delay = time.monotonic(), self.cfg.poll_initial_s
+        try:
+            while waiting or in_flight:
+                while waiting and len(in_flight) < self.cfg.max_in_flight:
+                    need = sum(self._tokens(requests[k]) for k in waiting[0])
+                    if limit is not None and in_flight and sum(queued.values()) + need > limit:
+                        break  # wait for a batch to end: the organisation's queue would refuse this one
+                    sub = self._submit(waiting.pop(0), requests)
+                    in_flight.append(sub)
+                    queued[sub.submission] = need
+                ended, running = [], []
+                for sub in in_flight:
+                    batch = self.client.batches.retrieve(sub.batch_id)
+                    (ended if batch.status in TERMINAL else running).append((sub, batch))
+                for sub, batch in ended:
+                    self._collect(sub, batch, requests)
+                    self.journal.update_submission(sub.submission, state="done")
+                    queued.pop(sub.submission, None)
+                    done_requests += len(sub.keys)
+                in_flight = [sub for sub, _ in running]
+                counts = [b.request_counts for _, b in running if b.request_counts is not None]
+                bar.n = done_requests + sum(c.completed + c.failed for c in counts)
+                bar.set_postfix(in_flight=len(in_flight), queued=len(waiting), refresh=True)
+                if ended or not in_flight:
+                    delay = self.cfg.poll_initial_s
+                    continue
+                waited = time.monotonic() - started
+                if self.cfg.max_wait_s is not None and waited >= self.cfg.max_wait_s:
+                    ids = ", ".join(s.batch_id for s in in_flight)
+                    raise BatchWaitExceeded(
+                        f"batch(es) {ids} still running after {waited:.0f} s (teacher.batch.max_wait_s); they stay "
+                        f"recorded in the journal: rerun the stage to re-attach to them (nothing is resubmitted "
+                        f"or paid twice){f'; {sum(map(len, waiting))} requests were not submitted yet' if waiting else ''}")
+                self.sleep(delay)
+                delay = min(self.cfg.poll_max_s, delay * 1.5)
+        finally:
+            bar.close()
 
     # --- one submission: each step committed before the next can pay -----------------------------------
     def _submit(self, keys: list[str], requests: dict[str, _Request]) -> Submission:
-        sub = self.journal.begin_submission(uuid.uuid4().hex, keys)
+        sub = self.journal.begin_submission(uuid.uuid4().hex, keys, {k: requests[k].item_id for k in keys})
         return self._create(self._upload(sub, requests))
 
     def _upload(self, sub: Submission, requests: dict[str, _Request]) -> Submission:
@@ -165,44 +251,35 @@ class BatchTeacher:
                 return None
         return None
 
-    def _finish(self, sub: Submission, requests: dict[str, _Request]) -> None:
-        if sub.batch_id is None:
-            found = self._find(sub)
-            if found is not None:
-                self.facts["batches_found_by_metadata"] += 1
-                self.journal.update_submission(sub.submission, batch_id=found)
-                sub = replace(sub, batch_id=found)
-            else:   # never created: upload (again if unsure: uploads are free) and create
-                sub = self._create(self._upload(sub, requests) if sub.input_file_id is None else sub)
-        batch = self._wait(sub)
-        self._collect(sub, batch, requests)
-        self.journal.update_submission(sub.submission, state="done")
+    def _ensure_created(self, sub: Submission, requests: dict[str, _Request]) -> Submission:
+        if sub.batch_id is not None:
+            return sub
+        found = self._find(sub)
+        if found is not None:
+            self.facts["batches_found_by_metadata"] += 1
+            self.journal.update_submission(sub.submission, batch_id=found)
+            return replace(sub, batch_id=found)
+        # never created: upload (again if unsure: uploads are free) and create
+        return self._create(self._upload(sub, self._requests_of(sub, requests)) if sub.input_file_id is None else sub)
 
-    def _wait(self, sub: Submission):
-        started, delay = time.monotonic(), self.cfg.poll_initial_s
-        bar = tqdm(total=len(sub.keys), desc=f"batch {sub.batch_id}", unit="req", disable=not self.progress)
-        try:
-            while True:
-                batch = self.client.batches.retrieve(sub.batch_id)
-                counts = batch.request_counts
-                if counts is not None:
-                    bar.n = counts.completed + counts.failed
-                    bar.set_postfix(status=batch.status, refresh=True)
-                if batch.status in TERMINAL:
-                    return batch
-                waited = time.monotonic() - started
-                if self.cfg.max_wait_s is not None and waited >= self.cfg.max_wait_s:
-                    raise BatchWaitExceeded(
-                        f"batch {sub.batch_id} is still '{batch.status}' after {waited:.0f} s "
-                        f"(teacher.batch.max_wait_s); it stays recorded in the journal: rerun the stage to "
-                        f"re-attach to it (nothing is resubmitted or paid twice)")
-                self.sleep(delay)
-                delay = min(self.cfg.poll_max_s, delay * 1.5)
-        finally:
-            bar.close()
+    def _requests_of(self, sub: Submission, requests: dict[str, _Request]) -> dict[str, _Request]:
+        """The submission's own requests: this run's, and, for keys this run does not have (its settings
+        changed since), the bodies from the uploaded input file, so their answers are kept under their key."""
+        missing = [k for k in sub.keys if k not in requests]
+        if not missing or sub.input_file_id is None:
+            return requests
+        own = dict(requests)
+        for line in self.client.files.content(sub.input_file_id).text.splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                k = entry.get("custom_id", "")
+                if k in missing:
+                    own[k] = _Request((sub.items or {}).get(k, "unknown"), "", entry.get("body") or {})
+        return own
 
     def _collect(self, sub: Submission, batch, requests: dict[str, _Request]) -> None:
         """Commit every line of the output and error files; keys in neither are recorded as missing."""
+        requests = self._requests_of(sub, requests)
         seen: set[str] = set()
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
@@ -211,8 +288,12 @@ class BatchTeacher:
                 if line.strip():
                     seen.add(self._commit_line(json.loads(line), requests))
         if batch.status == "failed":
-            why = "; ".join(e.message or "" for e in (batch.errors.data or [])) if batch.errors else ""
+            why = "; ".join(f"{e.code or ''} {e.message or ''}".strip() for e in (batch.errors.data or [])) \
+                if batch.errors else ""
             reason = f"batch_failed: {why or 'the batch failed validation'}"
+        elif batch.status == "cancelled":
+            reason = (f"batch_cancelled: batch {batch.id} was cancelled before this request ran; it is not sent "
+                      f"again unless teacher.batch.resubmit_cancelled is true")
         else:
             reason = f"missing_from_output: batch {batch.id} ended '{batch.status}' without this request"
         for k in sub.keys:
@@ -244,4 +325,4 @@ class BatchTeacher:
         usage = (response or {}).get("usage") or {}
         pt, ct = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         cost = self.budget.settle(key, pt, ct, answered=status == "ok")
-        self.journal.record(key, req.item_id, req.body, status, 1, response, error, pt, ct, cost, None)
+        self.journal.record(key, req.item_id, req.body, status, 1, response, error, pt, ct, cost, None, mode="batch")

@@ -3,7 +3,10 @@ teacher's batch mode, and the test double that expires batches, writes error fil
 
 It implements what ``teacher.mode: batch`` uses, as the OpenAI API documents it:
 ``POST /v1/files`` (multipart, ``purpose=batch``), ``GET /v1/files/{id}/content``, ``POST /v1/batches``,
-``GET /v1/batches/{id}``, ``GET /v1/batches?after=&limit=`` (newest first). A batch is worked off in a
+``GET /v1/batches/{id}``, ``GET /v1/batches?after=&limit=`` (newest first), ``POST /v1/batches/{id}/cancel``.
+An organisation's enqueued-token limit (``queued_token_limit``: input tokens of the batches not yet ended,
+estimated at 4 characters per token) fails a batch that would exceed it with ``token_limit_exceeded``,
+as the real API does. A batch is worked off in a
 background thread by the same ``answer`` function that serves ``/v1/chat/completions``: each answered line
 goes to the output file, each non-200 answer to the error file (``response.status_code`` and body), and a
 batch that expires (``expire_after`` requests done) lists its unfinished requests in the error file with
@@ -29,11 +32,14 @@ class BatchService:
     """Files and batches held in memory. ``expire_after``: each of the first ``expiring_batches`` batches
     stops after that many requests and expires; ``line_delay_s``: time per request (so a client sees
     ``in_progress``); ``on_event(name, batch_or_file)``: called at 'upload', 'create' (before the create call
-    is answered) and 'content'."""
+    is answered) and 'content'. ``max_in_progress`` records how many batches ran at once."""
 
     def __init__(self, answer: Answer, line_delay_s: float = 0.0, expire_after: int | None = None,
-                 expiring_batches: int = 1, on_event: Callable[[str, dict], None] | None = None):
+                 expiring_batches: int = 1, on_event: Callable[[str, dict], None] | None = None,
+                 queued_token_limit: int | None = None):
         self.answer, self.line_delay_s, self.on_event = answer, line_delay_s, on_event
+        self.queued_token_limit = queued_token_limit
+        self.max_in_progress = 0
         self.expire_after, self.expiring_batches = expire_after, expiring_batches
         self.files: dict[str, dict[str, Any]] = {}
         self.batches: dict[str, dict[str, Any]] = {}
@@ -83,29 +89,56 @@ class BatchService:
         if body.get("endpoint") != "/v1/chat/completions":
             return 400, {"error": {"message": "only /v1/chat/completions batches are served"}}
         lines = [json.loads(line) for line in f["content"].splitlines() if line.strip()]
+        tokens = sum(len(json.dumps(line.get("body", {}).get("messages", []))) // 4 for line in lines)
         with self.lock:
             batch = {"id": self._id("batch"), "object": "batch", "endpoint": body["endpoint"], "errors": None,
                      "input_file_id": f["id"], "completion_window": body.get("completion_window", "24h"),
                      "status": "validating", "output_file_id": None, "error_file_id": None,
                      "created_at": int(time.time()), "metadata": body.get("metadata"),
-                     "request_counts": {"total": len(lines), "completed": 0, "failed": 0}}
+                     "request_counts": {"total": len(lines), "completed": 0, "failed": 0}, "_tokens": tokens}
             self.batches[batch["id"]] = batch
             self.created += 1
             limit = self.expire_after if self.created <= self.expiring_batches else None
-        threading.Thread(target=self._work, args=(batch, lines, limit), daemon=True).start()
+            queued = sum(b["_tokens"] for b in self.batches.values()
+                         if b["status"] in ("validating", "in_progress", "finalizing") and b is not batch)
+            over = self.queued_token_limit is not None and queued + tokens > self.queued_token_limit
+            if over:  # the real API accepts the create call, then fails the batch
+                batch.update(status="failed", errors={"object": "list", "data": [
+                    {"code": "token_limit_exceeded", "message": f"Enqueued token limit reached: {queued} tokens "
+                     f"queued + {tokens} > {self.queued_token_limit}", "param": None, "line": None}]})
+            running = sum(b["status"] in ("validating", "in_progress", "finalizing") for b in self.batches.values())
+            self.max_in_progress = max(self.max_in_progress, running)
+        if not over:
+            threading.Thread(target=self._work, args=(batch, lines, limit), daemon=True).start()
         self._event("create", batch)
-        return 200, dict(batch)
+        return 200, self._public(batch)
 
     def retrieve(self, batch_id: str) -> tuple[int, dict]:
         b = self.batches.get(batch_id)
-        return (200, dict(b)) if b else (404, {"error": {"message": f"no batch {batch_id}"}})
+        return (200, self._public(b)) if b else (404, {"error": {"message": f"no batch {batch_id}"}})
+
+    @staticmethod
+    def _public(b: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in b.items() if not k.startswith("_")}
+
+    def cancel(self, batch_id: str) -> tuple[int, dict]:
+        """As someone in the organisation cancelling it (the dashboard or the API): requests not yet run
+        are not run; what was answered is in the output file."""
+        b = self.batches.get(batch_id)
+        if b is None:
+            return 404, {"error": {"message": f"no batch {batch_id}"}}
+        with self.lock:
+            if b["status"] in ("validating", "in_progress"):
+                b["status"] = "cancelling"
+                b["_cancel"] = True
+        return 200, self._public(b)
 
     def list(self, after: str | None, limit: int) -> tuple[int, dict]:
         ordered = sorted(self.batches.values(), key=lambda b: b["id"], reverse=True)
         if after:
             ordered = [b for b in ordered if b["id"] < after]
         page = ordered[:limit]
-        return 200, {"object": "list", "data": [dict(b) for b in page], "has_more": len(ordered) > limit,
+        return 200, {"object": "list", "data": [self._public(b) for b in page], "has_more": len(ordered) > limit,
                      "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None}
 
     def _work(self, batch: dict[str, Any], lines: list[dict], limit: int | None) -> None:
@@ -113,6 +146,8 @@ class BatchService:
         out, err = [], []
         for n, line in enumerate(lines):
             cid = line.get("custom_id")
+            if batch.get("_cancel"):
+                break  # cancelled: the rest is never run (and appears in neither file)
             if limit is not None and n >= limit:
                 err.append({"id": f"batch_req_{batch['id']}_{n}", "custom_id": cid, "response": None,
                             "error": {"code": "batch_expired", "message": "the batch expired before this request "
@@ -131,7 +166,8 @@ class BatchService:
             with self.lock:
                 (out if status == 200 else err).append(entry)
                 batch["request_counts"]["completed" if status == 200 else "failed"] += 1
-        batch["status"] = "finalizing"
+        if not batch.get("_cancel"):
+            batch["status"] = "finalizing"
 
         def write(entries: list[dict], kind: str) -> str | None:
             if not entries:
@@ -141,5 +177,8 @@ class BatchService:
 
         batch["output_file_id"], batch["error_file_id"] = write(out, "output"), write(err, "error")
         expired = limit is not None and len(lines) > limit
+        if batch.get("_cancel"):
+            batch["status"], batch["cancelled_at"] = "cancelled", int(time.time())
+            return
         batch["status"] = "expired" if expired else "completed"
         batch["expired_at" if expired else "completed_at"] = int(time.time())

@@ -147,7 +147,7 @@ class TeacherClient:
         pt, ct = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         cost = self.budget.settle(key, pt, ct, answered=status == "ok")
         error = redact(error, self.secrets) if error else None
-        self.journal.record(key, item_id, body, status, attempts, response, error, pt, ct, cost, latency)
+        self.journal.record(key, item_id, body, status, attempts, response, error, pt, ct, cost, latency, mode="online")
         return Outcome(item_id, key, status, response, error, cached=False)
 
     async def _send(self, body: dict[str, Any]) -> tuple[str, dict | None, str | None, int, float]:

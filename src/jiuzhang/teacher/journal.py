@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS answers (
     attempts INTEGER NOT NULL,
     prompt_tokens INTEGER NOT NULL DEFAULT 0,
     completion_tokens INTEGER NOT NULL DEFAULT 0,
-    cost_usd REAL NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0, -- the price paid for this call, at the rates of the mode it went by
+    mode TEXT,                     -- 'online' | 'batch': the mode (and so the rates) the call was paid at
     latency_s REAL,
     committed_at REAL NOT NULL
 );
@@ -40,6 +41,8 @@ CREATE TABLE IF NOT EXISTS batches (
     input_file_id TEXT,            -- the uploaded request file (uploads cost nothing)
     batch_id TEXT,                 -- the paid-for batch, committed as soon as the create call returns
     keys TEXT NOT NULL,            -- JSON list of the request keys in this batch
+    items TEXT,                    -- JSON {request key: item id}: answers are committed under their own
+                                   -- request even when a rerun has other settings
     state TEXT NOT NULL,           -- 'open' until its output is committed to answers, then 'done'
     created_at REAL NOT NULL
 );
@@ -55,6 +58,7 @@ class Submission:
     batch_id: str | None
     keys: list[str]
     created_at: float
+    items: dict[str, str] | None = None
 
 
 def request_key(endpoint: str, body: dict[str, Any]) -> str:
@@ -73,6 +77,7 @@ class Entry:
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
+    mode: str | None = None
 
 
 def _own_copy(path: Path) -> None:
@@ -94,12 +99,17 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(answers)")}
+        if "mode" not in columns:  # a journal written before the mode was recorded: its calls say 'not recorded'
+            self.db.execute("ALTER TABLE answers ADD COLUMN mode TEXT")
+        if "items" not in {r[1] for r in self.db.execute("PRAGMA table_info(batches)")}:
+            self.db.execute("ALTER TABLE batches ADD COLUMN items TEXT")
 
-    _COLUMNS = "key, item_id, status, response, error, prompt_tokens, completion_tokens, cost_usd"
+    _COLUMNS = "key, item_id, status, response, error, prompt_tokens, completion_tokens, cost_usd, mode"
 
     @staticmethod
     def _entry(r: tuple) -> Entry:
-        return Entry(r[0], r[1], r[2], json.loads(r[3]) if r[3] else None, r[4], r[5], r[6], r[7])
+        return Entry(r[0], r[1], r[2], json.loads(r[3]) if r[3] else None, r[4], r[5], r[6], r[7], r[8])
 
     def committed(self) -> dict[str, Entry]:
         """Entries that count as answered: every 'ok' row (a failed row is retried on the next run)."""
@@ -112,29 +122,45 @@ class Journal:
 
     def record(self, key: str, item_id: str, request: dict[str, Any], status: str, attempts: int,
                response: dict[str, Any] | None = None, error: str | None = None, prompt_tokens: int = 0,
-               completion_tokens: int = 0, cost_usd: float = 0.0, latency_s: float | None = None) -> None:
-        """Commit one outcome (autocommit: the row is durable when this returns)."""
+               completion_tokens: int = 0, cost_usd: float = 0.0, latency_s: float | None = None,
+               mode: str | None = None) -> None:
+        """Commit one outcome (autocommit: the row is durable when this returns). ``cost_usd`` is the price
+        paid for it at the rates of ``mode``: reports sum these, never recompute them at today's rates.
+
+        An answer already committed as 'ok' is never overwritten by a failure (a batch's error line for a
+        request that another batch answered, say): that answer was paid for and is kept; the failure's
+        usage, if any, is added to what the row cost."""
         self.db.execute(
             "INSERT INTO answers (key, item_id, request, status, response, error, attempts, prompt_tokens, "
-            "completion_tokens, cost_usd, latency_s, committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT(key) DO UPDATE SET status=excluded.status, response=excluded.response, "
-            "error=excluded.error, attempts=answers.attempts + excluded.attempts, "
-            "prompt_tokens=excluded.prompt_tokens, completion_tokens=excluded.completion_tokens, "
-            "cost_usd=excluded.cost_usd, latency_s=excluded.latency_s, committed_at=excluded.committed_at",
+            "completion_tokens, cost_usd, latency_s, committed_at, mode) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(key) DO UPDATE SET "
+            "status=CASE WHEN answers.status='ok' AND excluded.status!='ok' THEN answers.status ELSE excluded.status END, "
+            "response=CASE WHEN answers.status='ok' AND excluded.status!='ok' THEN answers.response ELSE excluded.response END, "
+            "error=CASE WHEN answers.status='ok' AND excluded.status!='ok' THEN answers.error ELSE excluded.error END, "
+            "mode=CASE WHEN answers.status='ok' AND excluded.status!='ok' THEN answers.mode ELSE excluded.mode END, "
+            "prompt_tokens=CASE WHEN answers.status='ok' AND excluded.status!='ok' "
+            "THEN answers.prompt_tokens + excluded.prompt_tokens ELSE excluded.prompt_tokens END, "
+            "completion_tokens=CASE WHEN answers.status='ok' AND excluded.status!='ok' "
+            "THEN answers.completion_tokens + excluded.completion_tokens ELSE excluded.completion_tokens END, "
+            "cost_usd=CASE WHEN answers.status='ok' AND excluded.status!='ok' "
+            "THEN answers.cost_usd + excluded.cost_usd ELSE excluded.cost_usd END, "
+            "attempts=answers.attempts + excluded.attempts, latency_s=excluded.latency_s, "
+            "committed_at=excluded.committed_at",
             (key, item_id, json.dumps(request, sort_keys=True, ensure_ascii=False), status,
              json.dumps(response, ensure_ascii=False) if response is not None else None, error, attempts,
-             prompt_tokens, completion_tokens, cost_usd, latency_s, time.time()))
+             prompt_tokens, completion_tokens, cost_usd, latency_s, time.time(), mode))
 
     # --- Batch API submissions: committed before each step that pays, so a rerun re-attaches -------------
     def open_submissions(self) -> list[Submission]:
-        rows = self.db.execute("SELECT submission, input_file_id, batch_id, keys, created_at FROM batches "
+        rows = self.db.execute("SELECT submission, input_file_id, batch_id, keys, created_at, items FROM batches "
                                "WHERE state = 'open' ORDER BY created_at, submission").fetchall()
-        return [Submission(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+        return [Submission(r[0], r[1], r[2], json.loads(r[3]), r[4], json.loads(r[5]) if r[5] else None)
+                for r in rows]
 
-    def begin_submission(self, submission: str, keys: list[str]) -> Submission:
-        sub = Submission(submission, None, None, keys, time.time())
-        self.db.execute("INSERT INTO batches (submission, keys, state, created_at) VALUES (?,?, 'open', ?)",
-                        (submission, json.dumps(keys), sub.created_at))
+    def begin_submission(self, submission: str, keys: list[str], items: dict[str, str] | None = None) -> Submission:
+        sub = Submission(submission, None, None, keys, time.time(), items)
+        self.db.execute("INSERT INTO batches (submission, keys, state, created_at, items) VALUES (?,?, 'open', ?, ?)",
+                        (submission, json.dumps(keys), sub.created_at, json.dumps(items) if items else None))
         return sub
 
     def update_submission(self, submission: str, **fields: str) -> None:
@@ -167,7 +193,7 @@ class Journal:
             self.db.close()
             return
         rows = self.db.execute(f"SELECT {self._COLUMNS}, request FROM answers ORDER BY key").fetchall()
-        open_batches = self.db.execute("SELECT submission, input_file_id, batch_id, keys, state, created_at "
+        open_batches = self.db.execute("SELECT submission, input_file_id, batch_id, keys, state, created_at, items "
                                        "FROM batches WHERE state = 'open' ORDER BY submission").fetchall()
         self.db.close()
         tmp = self.path.with_name(self.path.name + ".canonical")
@@ -179,10 +205,11 @@ class Journal:
             db.executescript(SCHEMA)
             db.execute("BEGIN")
             db.executemany("INSERT INTO answers (key, item_id, status, response, error, prompt_tokens, "
-                           "completion_tokens, cost_usd, request, attempts, latency_s, committed_at) "
-                           "VALUES (?,?,?,?,?,?,?,?,?,0,NULL,0)",
+                           "completion_tokens, cost_usd, mode, request, attempts, latency_s, committed_at) "
+                           "VALUES (?,?,?,?,?,?,?,?,?,?,0,NULL,0)",
                            rows)
-            db.executemany("INSERT INTO batches VALUES (?,?,?,?,?,?)", open_batches)
+            db.executemany("INSERT INTO batches (submission, input_file_id, batch_id, keys, state, created_at, items) "
+                           "VALUES (?,?,?,?,?,?,?)", open_batches)
             db.execute("COMMIT")
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:

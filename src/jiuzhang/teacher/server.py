@@ -34,6 +34,9 @@ class _Handler(BaseHTTPRequestHandler):
         if service is not None and path.endswith("/files"):
             self._json(*service.upload({k.lower(): v for k, v in self.headers.items()}, raw))
             return
+        if service is not None and path.endswith("/cancel") and "/batches/" in path:
+            self._json(*service.cancel(path.split("/")[-2]))
+            return
         if service is not None and path.endswith("/batches"):
             try:
                 self._json(*service.create(json.loads(raw)))
