@@ -12,7 +12,7 @@ import pytest
 
 from jiuzhang.sandbox.runner import Limits, run_python
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="uid separation and network namespaces need root")
 FAST = Limits(timeout_s=2, cpu_s=4, memory_mb=512)
@@ -68,7 +68,8 @@ def test_writes_outside_the_temp_dir_are_refused(tmp_path):
     if os.geteuid() == 0:  # a place it does see and may not write
         target = Path("/etc") / "jiuzhang-evil.txt"
         res = run_python(f"open({str(target)!r}, 'w').write('pwned')")
-        assert res.status == "error" and "Permission denied" in res.stderr and not target.exists()
+        assert res.status == "error" and not target.exists()
+        assert "Read-only file system" in res.stderr or "Permission denied" in res.stderr
     target = tmp_path / "evil.txt"  # under /tmp: as root the program does not even see the host's /tmp
     res = run_python(f"open({str(target)!r}, 'w').write('pwned')")
     assert res.status == "error" and not target.exists()
@@ -172,3 +173,48 @@ def test_an_interpreter_installed_under_tmp_still_runs_with_a_private_tmp(tmp_pa
     # imports work, the host's /tmp is hidden, the installation is read-only (EROFS or EACCES)
     assert res.stdout.split() == ["42", "False", "refused", "True"]
     assert res.isolation["private_tmp"] and not list(Path("/tmp").glob("left-behind-*"))
+
+
+@ROOT_ONLY
+def test_a_planted_secret_is_unreadable_from_sandboxed_code(tmp_path):
+    """Issue 22.11: the program ran with CAP_DAC_READ_SEARCH, so it could read .dvc/config.local (where S3
+    keys go), ~/.ssh and ~/.aws, and print them into eval predictions and the report. Now it has no
+    capabilities and a root of its own holding only the system folders and the interpreter: secrets in the
+    project, in /root and in another folder of the host are neither readable nor even visible."""
+    import uuid
+
+    token = f"SECRET-{uuid.uuid4().hex}"
+    planted, made = [], [d for d in (Path("/root") / ".aws",) if not d.exists()]
+    for folder in (ROOT / ".dvc", Path("/root") / ".aws", tmp_path):
+        folder.mkdir(parents=True, exist_ok=True)
+        name = folder / f"jiuzhang-planted-{uuid.uuid4().hex}"
+        name.write_text(token)
+        name.chmod(0o600)  # as a credentials file is
+        planted.append(name)
+    try:
+        code = "\n".join(["import os", "for p in %r:" % [str(p) for p in planted],
+                           "    try:", "        print(p, open(p).read())",
+                           "    except OSError as e:", "        print(p, 'refused', e.errno)",
+                           "print('listing', os.path.exists(%r), os.path.exists('/root/.aws'))" % str(ROOT / ".dvc"),
+                           "print('project', sorted(os.listdir(%r)) if os.path.isdir(%r) else [])" % (str(ROOT), str(ROOT))])
+        res = run_python(code)
+        assert res.status == "ok", res.stderr
+        assert token not in res.stdout + res.stderr
+        assert all(f"{p} refused 2" in res.stdout for p in planted)  # ENOENT: not even there
+        assert "listing False False" in res.stdout
+        # of the project only the interpreter's own folders are there (the venv, the editable src), read-only
+        seen = res.stdout.split("project ", 1)[1].strip()
+        assert set(eval(seen)) <= {".venv", "src"}, seen
+        assert res.isolation["no_capabilities"] and res.isolation["private_root"]
+        # and with the private root in place the capability really is gone (a root-only file it can see)
+        res = run_python("print(open('/etc/shadow').read()[:10])")
+        assert res.status == "error" and "Permission denied" in res.stderr
+        # the isolation facts are not in the folder the program may write, so it cannot forge them
+        res = run_python("open('.isolation', 'w').write('0 0')\nimport os\nprint(sorted(os.listdir('.')))")
+        assert res.status == "ok" and res.stdout.strip() == "['.isolation', 'program.py']"
+        assert res.isolation["private_root"] and res.isolation["no_network"]
+    finally:
+        for p in planted:
+            p.unlink()
+        for d in made:
+            d.rmdir()

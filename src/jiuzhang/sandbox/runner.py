@@ -14,21 +14,27 @@ Every program gets:
 - a cleared environment (``PATH``, ``LANG`` and the temp paths only), so no API key is visible.
 
 When the harness runs as root it also, per program:
-- drops to a throw-away uid/gid (never used by anything else), keeping only CAP_DAC_READ_SEARCH so the
-  interpreter can read its standard library wherever it lives, so the program cannot write the project
-  or other users' files, read other processes' environments, or signal the harness; the process cap
-  then really holds (the kernel ignores it for root), which stops fork bombs;
+- builds a root of its own in a new mount namespace and ``chroot``s into it: a fresh tmpfs holding, read-only
+  and nosuid, only the system folders (/usr, /lib, /etc ...) and the interpreter's own installation (its
+  prefixes and sys.path: the venv, an editable package's src), the program's folder read-write, fresh
+  size-capped tmpfs at /tmp, /var/tmp and /dev/shm, a few /dev nodes and a /proc that hides other users'
+  processes. The project (its ``.dvc/config.local`` with S3 keys), /root (SSH keys, ``~/.aws``) and every
+  other folder of the host are not there at all; if that root cannot be built, the program is not run;
+- drops to a throw-away uid/gid (never used by anything else) with no capabilities at all and
+  ``PR_SET_NO_NEW_PRIVS`` (set-uid programs give nothing back), so the program cannot read root-only
+  files it can see (/etc/shadow), write outside its folder, read other processes' environments, or
+  signal the harness; the process cap then really holds (the kernel ignores it for root), which stops
+  fork bombs;
 - after the program ends or times out, kills every process of that uid, including background
   processes that left the process group with ``setsid``;
-- puts the program in a new network namespace with no interfaces (no network) where the kernel allows;
-- puts it in a new mount namespace where ``/tmp``, ``/var/tmp`` and ``/dev/shm`` are fresh, private,
-  size-capped tmpfs mounts: the throw-away uid may write there (they are world-writable), but nothing it
-  writes is seen by anyone else or survives the program (the namespace, and its tmpfs, die with it). Its
-  working directory then lives outside those paths (under ``/run`` or ``/var/lib``), created by the harness.
+- puts the program in a new network namespace with no interfaces (no network) where the kernel allows.
 
-Not isolated (documented in the README): without root, the network, writes wherever the user may
-write, and processes that call ``setsid``; with root, reading files (the kept capability). Production: run
-evaluation inside a container/VM with no network and a read-only root file system.
+Its stdout, stderr and the isolation facts are written outside the program's folder (a folder it owns: it
+could replace files there), in a 0700 folder of the harness.
+
+Not isolated (documented in the README): without root, the network, reads and writes wherever the user
+may, and processes that call ``setsid``. Production: run evaluation inside a container/VM with no network
+and a read-only root file system.
 """
 
 from __future__ import annotations
@@ -49,75 +55,96 @@ from dataclasses import asdict, dataclass, field
 _BOOTSTRAP = r"""
 import ctypes, os, resource, runpy, sys
 cpu, mem, fsize, nproc, uid, want_net, tmp_mb = (int(a) for a in sys.argv[1:8])
-isolated, private_tmp = 0, 0
+# The facts file lies outside the program's folder and its new root: opened now, closed before the program runs.
+facts, workdir = open(sys.argv[8], "w"), os.getcwd()
+isolated, private_root = 0, 0
 if want_net:
     try:
         isolated = int(ctypes.CDLL(None, use_errno=True).unshare(0x40000000) == 0)  # CLONE_NEWNET
     except OSError:
         pass
-def _private_tmp(tmp_mb):
-    # A mount namespace of its own (CLONE_NEWNS), made private so nothing propagates back to the host,
-    # with fresh tmpfs mounts over the world-writable places: what the program writes there dies with it.
-    # What the interpreter still reads from there (a venv or project under /tmp, as in CI clones) is bound
-    # back read-only; everything else of the host's /tmp is out of sight.
+def _private_root(tmp_mb, workdir):
+    # A mount namespace of its own (CLONE_NEWNS, made private so nothing propagates back to the host) whose
+    # root is a fresh tmpfs holding, read-only and nosuid, only the system folders (/usr, /lib, /etc ...)
+    # and the interpreter's own installation (its prefixes and sys.path), the program's folder read-write,
+    # fresh size-capped tmpfs at /tmp, /var/tmp and /dev/shm, a few /dev nodes and a /proc that hides other
+    # users' processes. Nothing else of the host exists there: not the project (its .dvc/config.local),
+    # not /root (SSH keys, ~/.aws), not other programs' folders.
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
-    libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    if libc.unshare(0x00020000) != 0 or libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) != 0:
-        return 0  # CLONE_NEWNS; MS_REC | MS_PRIVATE
-    needed = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-                                             *sys.path) if p and os.path.isdir(p)}
-    stage, done = os.path.abspath(".host-view"), 0
-    for where in ("/tmp", "/var/tmp", "/dev/shm"):
-        if not os.path.isdir(where):
-            done += 1
-            continue
-        real = os.path.realpath(where)
-        inside = sorted(p for p in needed if p == real or p.startswith(real + "/"))
-        inside = [p for p in inside if not any(p.startswith(q + "/") for q in inside)]  # top-most only
-        if real in inside:
-            continue  # the interpreter lives right there: it cannot be hidden
-        if inside:
-            os.mkdir(stage, 0o700)
-            if libc.mount(real.encode(), stage.encode(), None, 0x1000 | 0x4000, None) != 0:  # MS_BIND | MS_REC
-                os.rmdir(stage)
-                continue
-        ok = libc.mount(b"tmpfs", real.encode(), b"tmpfs", 0x2 | 0x4, b"size=%dm,mode=1777" % tmp_mb) == 0
-        for path in inside if ok else ():
-            os.makedirs(path, exist_ok=True)
-            ok &= libc.mount((stage + path[len(real):]).encode(), path.encode(), None, 0x1000 | 0x4000, None) == 0
-            # read-only: MS_REMOUNT | MS_BIND | MS_RDONLY
-            ok &= libc.mount(None, path.encode(), None, 0x20 | 0x1000 | 0x1, None) == 0
-        if inside:
-            libc.umount2(stage.encode(), 2)  # MNT_DETACH: the host's view goes before the program starts
-            os.rmdir(stage)
-        done += bool(ok)
-    return int(done == 3)
+    BIND, REC, RDONLY, NOSUID, NODEV, REMOUNT, PRIVATE = 0x1000, 0x4000, 0x1, 0x2, 0x4, 0x20, 0x40000
+    def mount(src, dst, fstype, flags, data=None):
+        if libc.mount(src and src.encode(), dst.encode(), fstype and fstype.encode(), flags, data) != 0:
+            raise OSError(ctypes.get_errno(), f"mount {src} on {dst}")
+    def bind(src, dst, writable=False):
+        if os.path.isdir(src):
+            os.makedirs(dst, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            open(dst, "a").close()
+        mount(src, dst, None, BIND | REC)
+        mount(None, dst, None, REMOUNT | BIND | NOSUID | (0 if writable else RDONLY))
+    if libc.unshare(0x00020000) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+    mount("none", "/", None, REC | PRIVATE)
+    new = os.path.join(os.path.dirname(workdir), "." + os.path.basename(workdir) + ".root")
+    os.makedirs(new, 0o755, exist_ok=True)
+    mount("tmpfs", new, "tmpfs", NOSUID | NODEV, b"size=16m,mode=755")
+    system = [d for d in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc") if os.path.lexists(d)]
+    for d in system:
+        if os.path.islink(d):
+            os.symlink(os.readlink(d), new + d)  # merged /usr: /bin -> usr/bin
+        else:
+            bind(d, new + d)
+    for d in ("/tmp", "/var/tmp", "/dev/shm"):
+        os.makedirs(new + d, exist_ok=True)
+        mount("tmpfs", new + d, "tmpfs", NOSUID | NODEV, b"size=%dm,mode=1777" % tmp_mb)
+    for node in ("null", "zero", "full", "random", "urandom"):
+        if os.path.exists("/dev/" + node):
+            bind("/dev/" + node, new + "/dev/" + node, writable=True)
+    os.makedirs(new + "/proc", exist_ok=True)
+    try:
+        mount("proc", new + "/proc", "proc", NOSUID | NODEV | 0x8, b"hidepid=2")  # MS_NOEXEC
+    except OSError:
+        pass  # no /proc then: the program runs without it
+    covered = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"]
+    needed = set()
+    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path):
+        if p and os.path.isdir(p):
+            needed |= {os.path.abspath(p), os.path.realpath(p)}
+    needed = sorted(p for p in needed if not any(p == c or p.startswith(c + "/") for c in covered))
+    for p in [p for p in needed if not any(p.startswith(q + "/") for q in needed)]:  # top-most only
+        bind(os.path.realpath(p), new + p)
+    bind(workdir, new + workdir, writable=True)
+    os.chroot(new)
+    os.chdir(workdir)
+    return 1
 
 
-if tmp_mb > 0:
-    private_tmp = _private_tmp(tmp_mb)
-del _private_tmp
+if uid >= 0:
+    try:
+        private_root = _private_root(tmp_mb, workdir)
+    except OSError as exc:
+        # Fail closed: without its own root the program would see the host's files.
+        facts.write(f"{isolated} 0")
+        facts.close()
+        sys.stderr.write(f"[sandbox] could not build the private root ({exc}); the program was not run\n")
+        sys.exit(125)
+del _private_root
 for what, value in ((resource.RLIMIT_CPU, cpu), (resource.RLIMIT_AS, mem), (resource.RLIMIT_FSIZE, fsize),
                     (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, 64), (resource.RLIMIT_NPROC, nproc)):
     if value >= 0:
         resource.setrlimit(what, (value, value))
-with open(".isolation", "w") as fh:
-    fh.write(f"{isolated} {private_tmp}")
+facts.write(f"{isolated} {private_root}")
+facts.close()
 if uid >= 0:
-    # Drop to the throw-away uid but keep one capability, CAP_DAC_READ_SEARCH (read files, not write,
-    # not signal, not read other processes' memory or environment): the interpreter and its standard
-    # library may live where only root can read (e.g. /root/.pyenv).
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(8, 1, 0, 0, 0)  # PR_SET_KEEPCAPS
+    # Drop to the throw-away uid with no capabilities at all (no PR_SET_KEEPCAPS: setuid clears them), and
+    # forbid regaining any through set-uid programs (PR_SET_NO_NEW_PRIVS).
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
-    header = (ctypes.c_uint32 * 2)(0x20080522, 0)          # _LINUX_CAPABILITY_VERSION_3, this process
-    data = (ctypes.c_uint32 * 6)(1 << 2, 1 << 2, 0, 0, 0, 0)  # effective, permitted, inheritable (x2)
-    libc.capset(header, data)
-    del libc, header, data
-del ctypes, os, resource, cpu, mem, fsize, nproc, uid, want_net, isolated, private_tmp, tmp_mb
+    ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)
+del ctypes, os, resource, cpu, mem, fsize, nproc, uid, want_net, isolated, private_root, tmp_mb, facts, workdir
 sys.argv = ["program.py"]
 runpy.run_path("program.py", run_name="__main__")
 """
@@ -234,6 +261,7 @@ def run_python(code: str, limits: Limits = Limits(), python: str = sys.executabl
     nproc = limits.processes if root else _user_process_count() + limits.processes
     # As root the program gets private tmpfs mounts over /tmp and friends, so its folder must live elsewhere.
     workdir = tempfile.mkdtemp(prefix="jiuzhang-sandbox-", dir=_root_workspace() if root else None)
+    harness = tempfile.mkdtemp(prefix="jiuzhang-sandbox-harness-")  # 0700, the harness's own
     try:
         with open(os.path.join(workdir, "program.py"), "w", encoding="utf-8") as fh:
             fh.write(code)
@@ -243,11 +271,12 @@ def run_python(code: str, limits: Limits = Limits(), python: str = sys.executabl
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir, "TMPDIR": workdir,
                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONIOENCODING": "utf-8", "OMP_NUM_THREADS": "1",
                "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        out_path, err_path = os.path.join(workdir, ".stdout"), os.path.join(workdir, ".stderr")
+        # Output and isolation facts go outside the program's folder (it could replace files there).
+        out_path, err_path, facts_path = (os.path.join(harness, name) for name in ("stdout", "stderr", "isolation"))
         # The file-size limit caps each output file; one byte more than we read tells "truncated" apart.
         args = [python, "-I", "-c", _BOOTSTRAP, str(limits.cpu_s), str(limits.memory_mb * 2**20),
                 str(limits.output_bytes + 1), str(nproc), str(uid), "1" if root else "0",
-                str(limits.tmp_mb if root else 0)]
+                str(limits.tmp_mb if root else 0), facts_path]
         started = time.perf_counter()
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             proc = subprocess.Popen(args, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
@@ -272,14 +301,19 @@ def run_python(code: str, limits: Limits = Limits(), python: str = sys.executabl
         if t1 or t2 or proc.returncode == -signal.SIGXFSZ:
             stderr += f"\n[sandbox] output limit of {limits.output_bytes} bytes exceeded"
         try:
-            with open(os.path.join(workdir, ".isolation")) as fh:
-                no_network, private_tmp = (flag == "1" for flag in fh.read().split())
+            with open(facts_path) as fh:
+                no_network, private_root = (flag == "1" for flag in fh.read().split())
         except (OSError, ValueError):
-            no_network = private_tmp = False
+            no_network = private_root = False
         return Execution(status, stdout, stderr, round(seconds, 4), proc.returncode, t1 or t2,
-                         {"separate_uid": root, "no_network": no_network, "private_tmp": private_tmp})
+                         {"separate_uid": root, "no_capabilities": root, "no_network": no_network,
+                          "private_root": private_root, "private_tmp": private_root})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(harness, ignore_errors=True)
+        if root:
+            shutil.rmtree(os.path.join(os.path.dirname(workdir), "." + os.path.basename(workdir) + ".root"),
+                          ignore_errors=True)
 
 
 def run_many(programs: list[str], limits: Limits = Limits(), workers: int = 2,
