@@ -64,17 +64,21 @@ ssh-server:
 # One command for a team's MLflow tracking server: runs in a database (SQLite here; PostgreSQL/MySQL via
 # MLFLOW_BACKEND=postgresql://...), artifacts proxied by the server (--serve-artifacts) into
 # MLFLOW_ARTIFACTS (a folder, or s3://bucket/path), so clients record mlflow-artifacts:/ URIs and never a
-# path on one machine. Users then: export MLFLOW_TRACKING_URI=http://<host>:$(MLFLOW_PORT)
+# path on one machine. For other machines: MLFLOW_ALLOWED_HOSTS=<name>:<port> (MLflow refuses unknown Host
+# headers) and MLFLOW_AUTH=basic with MLFLOW_ADMIN_PASSWORD in the environment (src/jiuzhang/tracking/server.py).
+# Users then: export MLFLOW_TRACKING_URI=http://<name>:$(MLFLOW_PORT) [MLFLOW_TRACKING_USERNAME/PASSWORD]
 MLFLOW_HOST ?= 127.0.0.1
 MLFLOW_PORT ?= 5000
 MLFLOW_DIR ?= mlflow-server
-MLFLOW_BACKEND ?= sqlite:///$(abspath $(MLFLOW_DIR))/mlflow.db
-MLFLOW_ARTIFACTS ?= $(abspath $(MLFLOW_DIR))/artifacts
+MLFLOW_BACKEND ?=
+MLFLOW_ARTIFACTS ?=
+MLFLOW_ALLOWED_HOSTS ?=
+MLFLOW_AUTH ?= none
 mlflow-server:
 	@test -x $(BIN)/mlflow || { echo "error: $(BIN)/mlflow not found; run make install first" >&2; exit 2; }
-	mkdir -p $(MLFLOW_DIR)
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false exec $(BIN)/mlflow server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) \
-	  --workers 1 --backend-store-uri $(MLFLOW_BACKEND) --serve-artifacts --artifacts-destination $(MLFLOW_ARTIFACTS)
+	exec $(BIN)/python -m jiuzhang.tracking.server --dir $(MLFLOW_DIR) --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) \
+	  --backend '$(MLFLOW_BACKEND)' --artifacts '$(MLFLOW_ARTIFACTS)' --allowed-hosts '$(MLFLOW_ALLOWED_HOSTS)' \
+	  --auth $(MLFLOW_AUTH)
 
 shared-data:
 	@if [ ! -e ../shared/corpus ]; then \

@@ -27,16 +27,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    """A real MLflow tracking server (SQLite backend, proxied artifacts) on loopback, stopped after."""
-    root = tmp_path_factory.mktemp("mlflow-server")
+def _start_server(root: Path, env: dict | None = None, **make_vars: str):
+    """`make mlflow-server` with ``make_vars`` in ``root`` on a free loopback port: (url, process, log)."""
     port = _free_port()
     log = open(root / "server.log", "w")
-    # the README's one command for a team (`make mlflow-server`): SQLite database, --serve-artifacts
+    extra = [f"{k}={v.format(port=port)}" for k, v in make_vars.items()]
     proc = subprocess.Popen(["make", "--no-print-directory", "-s", "-C", str(ROOT), "mlflow-server",
-                             f"MLFLOW_PORT={port}", f"MLFLOW_DIR={root}"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                             f"MLFLOW_PORT={port}", f"MLFLOW_DIR={root}", *extra],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while True:
@@ -50,10 +49,22 @@ def mlflow_server(tmp_path_factory):
             proc.kill()
             pytest.fail(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
         time.sleep(0.5)
-    yield url
+    return url, proc, log
+
+
+def _stop_server(proc, log) -> None:
     os.killpg(proc.pid, 15)
     proc.wait(timeout=30)
     log.close()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server (SQLite backend, proxied artifacts) on loopback, stopped after:
+    the README's one command for a team (`make mlflow-server`)."""
+    url, proc, log = _start_server(tmp_path_factory.mktemp("mlflow-server"))
+    yield url
+    _stop_server(proc, log)
 
 
 @pytest.fixture
@@ -265,3 +276,82 @@ def test_compare_cells_carry_their_intervals():
     assert rows["eval@gsm8k: nl.accuracy"] == ["0 [0, 0.324]", "0.5 [0.215, 0.785]"]
     assert rows["eval@gsm8k: loss.mean_nll"] == ["7 [6.8, 7.2]", "6.5 [6.3, 6.7]"]
     assert not any(".ci95." in k for k in rows) and "eval@gsm8k: items" not in rows  # equal: not shown
+
+
+def _get(url: str, host: str | None = None, auth: tuple[str, str] | None = None) -> tuple[int, str]:
+    import base64
+    import urllib.error
+
+    req = urllib.request.Request(url)
+    if host:
+        req.add_header("Host", host)  # the name users type; the connection still goes to 127.0.0.1
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_team_server_by_name_with_basic_auth(tmp_path, fixture_corpus, corpus_dir, write_params, mlflow_server):
+    """Issue 22.12: MLflow refuses requests addressed by a name it was not told (the README's
+    http://<server>:5000 failed), and the team server had no authentication. `make mlflow-server
+    MLFLOW_ALLOWED_HOSTS=... MLFLOW_AUTH=basic` answers that name, refuses others, and asks for a password;
+    a user created by the admin logs a stage run with MLFLOW_TRACKING_USERNAME/PASSWORD."""
+    from mlflow.server import get_app_client
+
+    search = "/api/2.0/mlflow/experiments/search?max_results=1"
+    port = mlflow_server.rsplit(":", 1)[1]
+    # the plain server: a request by name is refused (what users met)
+    assert _get(mlflow_server + search, host=f"mlflow.lab.test:{port}")[0] == 403
+
+    password = "admin-" + os.urandom(8).hex()
+    root = tmp_path / "secured"
+    root.mkdir()
+    url, proc, log = _start_server(root, {"MLFLOW_ADMIN_PASSWORD": password}, MLFLOW_AUTH="basic",
+                                   MLFLOW_ALLOWED_HOSTS="mlflow.lab.test:{port},127.0.0.1:{port}")
+    try:
+        sport = url.rsplit(":", 1)[1]
+        admin = ("admin", password)
+        assert _get(url + search)[0] == 401                                   # no password: refused
+        assert _get(url + search, auth=("admin", "wrong-password"))[0] == 401
+        assert _get(url + search, auth=admin)[0] == 200
+        assert _get(url + search, host=f"mlflow.lab.test:{sport}", auth=admin)[0] == 200   # by its name
+        status, body = _get(url + search, host=f"elsewhere.test:{sport}", auth=admin)
+        assert status == 403 and "Invalid Host header" in body
+        # the password is in a 0600 file, never on a command line
+        ini = root / "basic_auth.ini"
+        assert ini.stat().st_mode & 0o777 == 0o600
+        cmdlines = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in os.listdir("/proc") if pid.isdigit()
+                    and Path(f"/proc/{pid}/cmdline").exists()]
+        assert not any(password.encode() in c for c in cmdlines)
+        # the admin creates a user; that user's stage run is tracked
+        os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = admin
+        try:
+            get_app_client("basic-auth", tracking_uri=url).create_user("alice", "alice-password-1234")
+        finally:
+            del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
+        env = {**TRACKING_ON, "MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": "alice",
+               "MLFLOW_TRACKING_PASSWORD": "alice-password-1234"}
+        exp_name = f"secured-{tmp_path.name}"
+        params = write_params(tiny_params(fixture_corpus, **{"tracking.experiment": exp_name}))
+        _run_prompts(params, corpus_dir, tmp_path / "data" / "prompts", env)
+        os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = "alice", "alice-password-1234"
+        try:
+            client = MlflowClient(tracking_uri=url)
+            exp = client.get_experiment_by_name(exp_name)
+            runs = client.search_runs([exp.experiment_id], filter_string="tags.`jiuzhang.role` = 'stage'")
+        finally:
+            del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
+        assert len(runs) == 1 and runs[0].data.metrics["prompts"] > 0
+    finally:
+        _stop_server(proc, log)
+
+
+def test_auth_without_a_password_is_a_clear_error(tmp_path):
+    res = subprocess.run(["make", "--no-print-directory", "-s", "-C", str(ROOT), "mlflow-server",
+                          f"MLFLOW_DIR={tmp_path}", "MLFLOW_AUTH=basic", "MLFLOW_PORT=1"],
+                         env={k: v for k, v in os.environ.items() if k != "MLFLOW_ADMIN_PASSWORD"},
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0 and "MLFLOW_ADMIN_PASSWORD" in res.stderr
