@@ -4,7 +4,8 @@ memory as tensors (as int64 ids, labels and positions they take ~130 GB on every
 One process (the main rank) tokenizes and packs the examples once, streaming, into shards of
 ``shard_rows`` rows: ``ids-NNNNN.npy`` and ``labels-NNNNN.npy`` (int32), ``pos-NNNNN.npy`` (int16 when
 positions fit) and per-row ``real`` (tokens before the padding) and ``targets`` (supervised tokens after
-the label shift: the loss's denominator, so a rank never reads rows it does not train on). ``meta.json`` is
+the label shift: the loss's denominator, which every rank reads for the whole global batch, 4 bytes a row,
+while it reads token rows only of its own micro-batches). ``meta.json`` is
 written last: a store without it is unfinished and is rebuilt. The folder is named by a fingerprint of
 everything that decides its bytes (tokenizer, examples, max_length, on_overlong, packing, this code), so a
 store is reused exactly when it would be rebuilt identically. Every rank reads only the rows of its own
