@@ -247,3 +247,21 @@ def test_bf16_weights_take_the_same_code_path_and_keep_the_ranking(tmp_path):
     from jiuzhang.influence.scoring import spearman
     import torch
     assert spearman(torch.tensor(a["score"]), torch.tensor(b["score"])) > 0.8
+
+
+def test_gradient_checkpointing_selects_the_same_and_scores_equal(tmp_path):
+    """Issue 22.3: influence.less.gradient_checkpointing (a 7B reference at batch 8 x 2,048 needs it) runs
+    the warm-up and the gradient features with recomputed activations: the same scores and selection."""
+    import pyarrow.parquet as pq
+
+    from jiuzhang.influence.selection import select_less
+
+    model_dir, p, cands, texts = _two_rank_setup(tmp_path)
+    plain = select_less(p.influence, p.kd, cands, texts, model_dir, tmp_path / "plain")
+    ckpt_cfg = p.influence.model_copy(update={"less": p.influence.less.model_copy(update={"gradient_checkpointing": True})})
+    ckpt = select_less(ckpt_cfg, p.kd, cands, texts, model_dir, tmp_path / "ckpt")
+    assert plain["selected"] == ckpt["selected"] == 6
+    a = pq.read_table(tmp_path / "plain" / "scores.parquet").to_pydict()
+    b = pq.read_table(tmp_path / "ckpt" / "scores.parquet").to_pydict()
+    assert a["id"] == b["id"] and max(abs(x - y) for x, y in zip(a["score"], b["score"])) < 1e-5
+    assert (tmp_path / "plain" / "selected.parquet").read_bytes() == (tmp_path / "ckpt" / "selected.parquet").read_bytes()
