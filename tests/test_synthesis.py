@@ -233,17 +233,21 @@ def test_overlong_prompt_is_counted_not_a_crash(tiny_model, tmp_path):
     assert truncated["overlong_skipped"] == 0 and truncated["truncated_prompts"] == 1
 
 
-def test_a_failing_shard_fails_the_job_with_its_error_and_a_rerun_recovers(tiny_model, tmp_path):
-    rows, p, out = pool(16), params(), tmp_path / "out"
-
-    second_shard = {r.id for r in plan_requests(rows, p.synthesize)[8:16]}
+def failing_on(requests) -> type:
+    """An HF engine that fails (as a GPU fault would) on any batch holding one of ``requests``."""
+    ids = {r.id for r in requests}
 
     class Broken(HFEngine):
-        def generate(self, requests):
-            if any(r.id in second_shard for r in requests):
+        def generate(self, batch):
+            if any(r.id in ids for r in batch):
                 raise RuntimeError("CUDA error: device-side assert (simulated)")
-            return super().generate(requests)
+            return super().generate(batch)
+    return Broken
 
+
+def test_a_failing_shard_fails_the_job_with_its_error_and_a_rerun_recovers(tiny_model, tmp_path):
+    rows, p, out = pool(16), params(), tmp_path / "out"
+    Broken = failing_on(plan_requests(rows, p.synthesize)[8:16])
     with pytest.raises(ShardFailed, match=r"shard 1 .* failed on rank 0: RuntimeError: CUDA error"):
         run_job(p.synthesize, rows, tiny_model, out, World(), lambda: Broken(tiny_model, p.synthesize), progress=False)
     assert (out / "part-00001.error.json").is_file() and (out / "part-00000.done.json").is_file()
@@ -258,13 +262,7 @@ def test_a_multi_rank_rerun_redoes_a_failed_shard_and_a_fresh_failure_still_fail
     import threading
 
     rows, p = pool(16), params()
-    second_shard = {r.id for r in plan_requests(rows, p.synthesize)[8:16]}
-
-    class Broken(HFEngine):
-        def generate(self, requests):
-            if any(r.id in second_shard for r in requests):
-                raise RuntimeError("CUDA error: device-side assert (simulated)")
-            return super().generate(requests)
+    Broken = failing_on(plan_requests(rows, p.synthesize)[8:16])
 
     loading = threading.Lock()  # transformers' model loading is not thread-safe (its meta-device context)
 

@@ -164,6 +164,13 @@ def test_offline_teacher_serves_batch_mode_and_gives_the_online_kd_set(tmp_path,
 
 # ---- issue 22.9 and 22.10: what was paid, answers kept, cancels respected, several batches in flight ----
 
+def _stop_waiting(url: str, prompts: list[str], tmp_path, wait_s: float) -> None:
+    """A batch-mode round that stops waiting after ``wait_s``: its batch stays open in the journal."""
+    with pytest.raises(BatchWaitExceeded):
+        run_round(batch_cfg(url, batch={"max_wait_s": wait_s}), items(prompts), Endpoint(KEY), tmp_path / "j.sqlite",
+                  tmp_path / "kd", progress=False)
+
+
 def test_reported_cost_is_the_price_paid_at_the_mode_it_went_by(tmp_path):
     """Issue 22.9: answers paid online and reused by a batch-mode rerun were reported at batch rates (half
     of what was paid). Each call's price is in its journal row, with the mode it was paid at."""
@@ -203,9 +210,7 @@ def test_a_later_failure_never_replaces_an_answer_already_paid_for(tmp_path):
     prompts = [f"late prompt {i}" for i in range(6)]
     service = BatchService(fake.answer, line_delay_s=0.2, expire_after=2)
     with ChatServer(fake.answer, batches=service) as server:
-        with pytest.raises(BatchWaitExceeded):
-            run_round(batch_cfg(server.url, batch={"max_wait_s": 0.05}), items(prompts), Endpoint(KEY),
-                      tmp_path / "j.sqlite", tmp_path / "kd", progress=False)
+        _stop_waiting(server.url, prompts, tmp_path, 0.05)
         run_round(teacher_cfg(server.url), items(prompts), Endpoint(KEY), tmp_path / "j.sqlite", tmp_path / "kd",
                   progress=False)
         m = run_round(batch_cfg(server.url), items(prompts), Endpoint(KEY), tmp_path / "j.sqlite", tmp_path / "kd",
@@ -221,9 +226,7 @@ def test_answers_of_an_open_batch_are_kept_when_the_settings_changed(tmp_path):
     prompts = [f"settings prompt {i}" for i in range(4)]
     service = BatchService(fake.answer, line_delay_s=0.1)
     with ChatServer(fake.answer, batches=service) as server:
-        with pytest.raises(BatchWaitExceeded):
-            run_round(batch_cfg(server.url, batch={"max_wait_s": 0.05}), items(prompts), Endpoint(KEY),
-                      tmp_path / "j.sqlite", tmp_path / "kd", progress=False)
+        _stop_waiting(server.url, prompts, tmp_path, 0.05)
         warmer = run_round(batch_cfg(server.url, temperature=0.7), items(prompts), Endpoint(KEY),
                            tmp_path / "j.sqlite", tmp_path / "kd", progress=False)
         assert warmer["run"]["batches_reattached"] == 1 and service.created == 2 and warmer["kept"] == 4
@@ -242,9 +245,7 @@ def test_a_cancelled_batch_is_not_resubmitted_unless_asked(tmp_path):
     prompts = [f"cancel prompt {i}" for i in range(6)]
     service = BatchService(fake.answer, line_delay_s=0.15)
     with ChatServer(fake.answer, batches=service) as server:
-        with pytest.raises(BatchWaitExceeded):
-            run_round(batch_cfg(server.url, batch={"max_wait_s": 0.2}), items(prompts), Endpoint(KEY),
-                      tmp_path / "j.sqlite", tmp_path / "kd", progress=False)
+        _stop_waiting(server.url, prompts, tmp_path, 0.2)
         (batch_id,) = service.batches
         service.cancel(batch_id)
         for _ in range(2):  # the rerun that collects the cancelled batch, and one more
