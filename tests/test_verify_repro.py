@@ -22,7 +22,9 @@ def project(root: Path, hashes: dict[str, str], journal_rows: list[tuple], repor
     (root / "data" / "journal").mkdir(parents=True)
     db = sqlite3.connect(root / "data" / "journal" / "kd_initial.sqlite")
     db.executescript(SCHEMA)
-    db.executemany("INSERT INTO answers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", journal_rows)
+    db.executemany("INSERT INTO answers (key, item_id, request, status, response, error, attempts, prompt_tokens, "
+                   "completion_tokens, cost_usd, latency_s, committed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                   journal_rows)
     db.commit()
     db.close()
     (root / "reports").mkdir()

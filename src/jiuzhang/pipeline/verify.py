@@ -17,7 +17,7 @@ import yaml
 from jiuzhang.errors import UserError
 
 JOURNAL_COLUMNS = ("key", "item_id", "request", "status", "response", "error", "prompt_tokens", "completion_tokens",
-                   "cost_usd")
+                   "cost_usd", "mode")
 
 
 def lock_outputs(lock: Path) -> dict[str, str]:

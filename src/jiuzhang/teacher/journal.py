@@ -32,19 +32,20 @@ CREATE TABLE IF NOT EXISTS answers (
     prompt_tokens INTEGER NOT NULL DEFAULT 0,
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     cost_usd REAL NOT NULL DEFAULT 0, -- the price paid for this call, at the rates of the mode it went by
-    mode TEXT,                     -- 'online' | 'batch': the mode (and so the rates) the call was paid at
     latency_s REAL,
-    committed_at REAL NOT NULL
+    committed_at REAL NOT NULL,
+    mode TEXT                      -- 'online' | 'batch': the mode (and so the rates) the call was paid at;
+                                   -- last, as in journals that gained it by ALTER TABLE
 );
 CREATE TABLE IF NOT EXISTS batches (
     submission TEXT PRIMARY KEY,   -- our id, committed before anything is uploaded; sent as batch metadata
     input_file_id TEXT,            -- the uploaded request file (uploads cost nothing)
     batch_id TEXT,                 -- the paid-for batch, committed as soon as the create call returns
     keys TEXT NOT NULL,            -- JSON list of the request keys in this batch
-    items TEXT,                    -- JSON {request key: item id}: answers are committed under their own
-                                   -- request even when a rerun has other settings
     state TEXT NOT NULL,           -- 'open' until its output is committed to answers, then 'done'
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    items TEXT                     -- JSON {request key: item id}: answers are committed under their own
+                                   -- request even when a rerun has other settings
 );
 """
 
