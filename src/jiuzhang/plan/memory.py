@@ -17,7 +17,7 @@ What is counted (bytes per device):
 
 It is an estimate of the dominant terms (Korthikanti et al. 2022 count the same way); the CUDA context,
 allocator fragmentation and temporary buffers come on top, so a stage is refused only when the estimate
-alone is over the device's memory, and it is flagged above 90%.
+alone is over the device's memory.
 """
 
 from __future__ import annotations
@@ -68,31 +68,32 @@ def shape_of(params: Params, role: str, root: Path) -> Shape | None:
     from jiuzhang.plan.checks import BASE_OUTPUT
     from jiuzhang.plan.estimate import arch_parameters
 
+    from jiuzhang.config.plan import ModelShapeConfig
+
     stated = params.plan.model_shape.get(role)
-    n_params = params.plan.model_params.get(role)
-    if stated is not None:
-        return Shape(n_params or stated.params_estimate(), stated.hidden_size, stated.num_layers, stated.num_heads,
-                     stated.intermediate_size, stated.vocab_size)
     local = params.synthesizer.init.path if role == "synthesizer" else BASE_OUTPUT
-    if local and Path(local).as_posix().rstrip("/") == BASE_OUTPUT and params.base.mode == "train":
+    if stated is None and local and Path(local).as_posix().rstrip("/") == BASE_OUTPUT and params.base.mode == "train":
         a = params.base.arch
         return Shape(arch_parameters(params, params.base.tokenizer.vocab_size), a.hidden_size, a.num_layers,
                      a.num_heads, a.intermediate_size, params.base.tokenizer.vocab_size)
     config = (Path(local) if local and Path(local).is_absolute() else root / (local or "")) / "config.json"
-    if local and config.is_file():
+    if stated is None and local and config.is_file():
         c = json.loads(config.read_text())
         try:
-            h, layers, vocab = int(c["hidden_size"]), int(c["num_hidden_layers"]), int(c["vocab_size"])
-            heads, inter = int(c["num_attention_heads"]), int(c.get("intermediate_size", 4 * h))
+            stated = ModelShapeConfig(hidden_size=c["hidden_size"], num_layers=c["num_hidden_layers"],
+                                      num_heads=c["num_attention_heads"],
+                                      intermediate_size=c.get("intermediate_size", 4 * c["hidden_size"]),
+                                      vocab_size=c["vocab_size"])
         except (KeyError, TypeError, ValueError):
             return None
-        return Shape(n_params or float(layers * (4 * h * h + 3 * h * inter) + 2 * vocab * h), h, layers, heads,
-                     inter, vocab)
-    return None
+    if stated is None:
+        return None
+    return Shape(params.plan.model_params.get(role) or stated.params_estimate(), stated.hidden_size,
+                 stated.num_layers, stated.num_heads, stated.intermediate_size, stated.vocab_size)
 
 
 def activation_bytes(shape: Shape, micro_batch: int, seq: int, bf16: bool, checkpointing: bool,
-                     attention: str | None, trainable_logits: bool = True) -> float:
+                     attention: str | None) -> float:
     """Activations of one micro-batch kept for backward, plus the logits (see the module docstring)."""
     elem = 2 if bf16 else 4
     tokens = micro_batch * seq
@@ -103,7 +104,7 @@ def activation_bytes(shape: Shape, micro_batch: int, seq: int, bf16: bool, check
         layers = shape.layers * shape.hidden * tokens * elem + per_layer  # inputs + the one being recomputed
     else:
         layers = shape.layers * per_layer
-    logits = tokens * shape.vocab * (10 if trainable_logits else elem)
+    logits = tokens * shape.vocab * 10
     return float(layers + logits)
 
 

@@ -90,8 +90,8 @@ def _private_root(tmp_mb, workdir):
     new = os.path.join(os.path.dirname(workdir), "." + os.path.basename(workdir) + ".root")
     os.makedirs(new, 0o755, exist_ok=True)
     mount("tmpfs", new, "tmpfs", NOSUID | NODEV, b"size=16m,mode=755")
-    system = [d for d in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc") if os.path.lexists(d)]
-    for d in system:
+    system = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+    for d in (d for d in system if os.path.lexists(d)):
         if os.path.islink(d):
             os.symlink(os.readlink(d), new + d)  # merged /usr: /bin -> usr/bin
         else:
@@ -107,12 +107,11 @@ def _private_root(tmp_mb, workdir):
         mount("proc", new + "/proc", "proc", NOSUID | NODEV | 0x8, b"hidepid=2")  # MS_NOEXEC
     except OSError:
         pass  # no /proc then: the program runs without it
-    covered = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"]
     needed = set()
     for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path):
         if p and os.path.isdir(p):
             needed |= {os.path.abspath(p), os.path.realpath(p)}
-    needed = sorted(p for p in needed if not any(p == c or p.startswith(c + "/") for c in covered))
+    needed = sorted(p for p in needed if not any(p == c or p.startswith(c + "/") for c in system))
     for p in [p for p in needed if not any(p.startswith(q + "/") for q in needed)]:  # top-most only
         bind(os.path.realpath(p), new + p)
     bind(workdir, new + workdir, writable=True)
