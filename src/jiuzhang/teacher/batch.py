@@ -151,21 +151,22 @@ class BatchTeacher:
         """The request's input tokens as the enqueued-token limit counts them (estimated, 4 chars/token)."""
         return estimate_prompt_tokens(json.dumps(req.body.get("messages", []), ensure_ascii=False))
 
-    def _chunks(self, keys: list[str], requests: dict[str, _Request]) -> list[list[str]]:
+    def _chunks(self, keys: list[str], requests: dict[str, _Request]) -> list[tuple[list[str], int]]:
         """Batches of at most max_requests_per_batch requests and, with a limit, at most a quarter of
-        max_queued_tokens each, so that several run at once within the limit."""
+        max_queued_tokens each, so that several run at once within the limit; each with its token estimate
+        (counted once here, not at every poll while it waits)."""
         cap = None if self.cfg.max_queued_tokens is None else max(1, self.cfg.max_queued_tokens // 4)
         chunks, current, tokens = [], [], 0
         for k in keys:
             t = self._tokens(requests[k])
             if current and (len(current) == self.cfg.max_requests_per_batch or (cap is not None and tokens + t > cap)):
-                chunks.append(current)
+                chunks.append((current, tokens))
                 current, tokens = [], 0
             current.append(k)
             tokens += t
-        return chunks + ([current] if current else [])
+        return chunks + ([(current, tokens)] if current else [])
 
-    def _run_batches(self, reattached: list[Submission], chunks: list[list[str]],
+    def _run_batches(self, reattached: list[Submission], chunks: list[tuple[list[str], int]],
                      requests: dict[str, _Request]) -> None:
         """Submit ``chunks`` as batches, as many at once as max_in_flight and the enqueued-token estimate
         allow, and collect each as it ends; ``reattached`` (earlier runs' open batches) count as in flight."""
@@ -176,17 +177,18 @@ class BatchTeacher:
             in_flight.append(self._ensure_created(sub, requests))
             queued[sub.submission] = sum(self._tokens(requests[k]) for k in sub.keys if k in requests)
         waiting = list(chunks)
-        total = sum(len(s.keys) for s in in_flight) + sum(len(c) for c in chunks)
+        total = sum(len(s.keys) for s in in_flight) + sum(len(c) for c, _ in chunks)
         bar = tqdm(total=total, desc="kd batches", unit="req", disable=not self.progress or not total)
         done_requests = 0
         started, delay = time.monotonic(), self.cfg.poll_initial_s
         try:
             while waiting or in_flight:
                 while waiting and len(in_flight) < self.cfg.max_in_flight:
-                    need = sum(self._tokens(requests[k]) for k in waiting[0])
+                    keys, need = waiting[0]
                     if limit is not None and in_flight and sum(queued.values()) + need > limit:
                         break  # wait for a batch to end: the organisation's queue would refuse this one
-                    sub = self._submit(waiting.pop(0), requests)
+                    waiting.pop(0)
+                    sub = self._submit(keys, requests)
                     in_flight.append(sub)
                     queued[sub.submission] = need
                 ended, running = [], []
@@ -211,7 +213,7 @@ class BatchTeacher:
                     raise BatchWaitExceeded(
                         f"batch(es) {ids} still running after {waited:.0f} s (teacher.batch.max_wait_s); they stay "
                         f"recorded in the journal: rerun the stage to re-attach to them (nothing is resubmitted "
-                        f"or paid twice){f'; {sum(map(len, waiting))} requests were not submitted yet' if waiting else ''}")
+                        f"or paid twice){f'; {sum(len(c) for c, _ in waiting)} requests were not submitted yet' if waiting else ''}")
                 self.sleep(delay)
                 delay = min(self.cfg.poll_max_s, delay * 1.5)
         finally:
