@@ -25,15 +25,20 @@ from stages.options import params_option
               help="With one --benchmark: where to write its metrics JSON (the DVC stage's metrics file).")
 @click.option("--stage", "stage_name", default=None,
               help="Name of this run in MLflow (default eval@<benchmark>; the DAG's base-model runs: eval_base@...).")
+@click.option("--resume-dir", default=None, type=click.Path(file_okay=False),
+              help="Where finished shards of generations wait for the predictions file (default "
+                   ".cache/eval/<stage>): a killed eval's rerun generates only the unfinished shards.")
 def command(params_path: str, benchmarks: tuple[str, ...], model: str, revision: str | None, endpoint: str | None,
-            out: str | None, metrics_path: str | None, stage_name: str | None) -> None:
+            out: str | None, metrics_path: str | None, stage_name: str | None, resume_dir: str | None) -> None:
     """Evaluate a model on the paper's benchmarks, natural-language and tool settings, greedy decoding.
 
     Prompts are the paper's (`## Question ... ## Solution`, tool: `## Code Solution`), zero-shot except
     AQuA, SAT-Math and MMLU-STEM (5-shot from eval.fewshot_dir). Tool-setting code runs in the sandbox.
     Answers are graded as `jiuzhang grade` does. The 'loss' setting scores the held-out loss instead:
     the mean NLL per token of each item's gold solution given its question (a local model only).
-    eval.limit / eval.limits take a slice of each test set.
+    eval.limit / eval.limits take a slice of each test set. Generations are kept shard by shard
+    (eval.shard_size items) in --resume-dir until the predictions are written: rerun a killed eval and it
+    generates only what it had not finished.
 
     \b
     Examples:
@@ -52,7 +57,8 @@ def command(params_path: str, benchmarks: tuple[str, ...], model: str, revision:
     stage = stage_name or (f"eval@{names[0]}" if len(names) == 1 else "eval")
     def work(p, run):
         metrics = run_eval(p, names, model, revision, endpoint, os.environ.get("OPENAI_API_KEY"), target,
-                           single=metrics_path is not None)
+                           single=metrics_path is not None,
+                           resume=Path(resume_dir or Path(".cache") / "eval" / stage.replace("/", "_")))
         for predictions in sorted(target.rglob("predictions.jsonl")):  # per-item outputs, answers, verdicts
             run.log_artifact(predictions)
         return metrics

@@ -21,13 +21,18 @@ from stages.options import params_option
 @click.option("--base-predictions", "base_dir", default="data/eval_base", show_default=True,
               type=click.Path(file_okay=False),
               help="The base model's per-item predictions on eval.base_benchmarks, for the paired comparison.")
+@click.option("--arm-predictions", "arm_dir", default="data/eval_arms", show_default=True,
+              type=click.Path(file_okay=False),
+              help="The control arms' per-item predictions (<arm>/<benchmark>/predictions.jsonl, pretrain.arms).")
 @click.option("--template", default="templates/report/report.html.j2", show_default=True,
               type=click.Path(dir_okay=False), help="Jinja2 template of report.html.")
 def command(params_path: str, metrics_dir: str, paper: str, out: str, eval_dir: str, base_dir: str,
-            template: str) -> None:
+            arm_dir: str, template: str) -> None:
     """Build the run's report: what was run (profile, code commit, experiment, models, volumes), every
     benchmark and setting with its interval next to the base model and the paper, the base-vs-trained paired
-    differences (eval.base_benchmarks), the held-out loss, the filter's keep rate before and after KD, sample
+    differences (eval.base_benchmarks), the control arms side by side (pretrain.arms: base, synthetic, raw
+    corpus, released sample at one token budget, paired differences vs base and vs raw, the winner in
+    words), the held-out loss under two prompt formats, the filter's keep rate before and after KD, sample
     predictions, teacher cost actual vs planned, and charts.
 
     Open reports/report.html in a browser (self-contained: it renders offline); results.md is the same
@@ -41,7 +46,8 @@ def command(params_path: str, metrics_dir: str, paper: str, out: str, eval_dir: 
 
     def work(p, run):
         metrics = write_report(Path(metrics_dir), Path(paper), p, Path(out), Path(eval_dir),
-                               Path(base_dir) if p.eval.base_benchmarks else None, Path(template))
+                               Path(base_dir) if p.eval.base_benchmarks else None, Path(template),
+                               arm_dir=Path(arm_dir))
         for name in ("report.html", "results.md", "accuracy.png", "summary.json"):
             run.log_artifact(Path(out) / name)
         return metrics

@@ -102,8 +102,15 @@ def test_eval_stage_on_a_tiny_model(tmp_path, write_params):
     loss = metrics["loss"]  # held-out loss of the gold solutions: an untrained model is far from 0
     assert loss["items"] == 3 and loss["ci95"][0] <= loss["mean_nll"] <= loss["ci95"][1] and loss["mean_nll"] > 1
     preds = [json.loads(x) for x in (tmp_path / "gsm8k" / "predictions.jsonl").read_text().splitlines()]
-    assert len(preds) == 9 and {p["setting"] for p in preds} == {"nl", "tool", "loss"} and preds[0]["gold"] == "18"
-    assert all(p["nll"] > 0 and p["tokens"] > 10 for p in preds if p["setting"] == "loss")
+    # the loss is scored under both prompt formats: same gold targets, different prompts, different NLLs
+    assert len(preds) == 12 and {p["setting"] for p in preds} == {"nl", "tool", "loss", "loss_neutral"}
+    assert preds[0]["gold"] == "18"
+    assert all(p["nll"] > 0 and p["tokens"] > 10 for p in preds if p["setting"].startswith("loss"))
+    paper = {p["idx"]: p for p in preds if p["setting"] == "loss"}
+    neutral = {p["idx"]: p for p in preds if p["setting"] == "loss_neutral"}
+    assert all(neutral[i]["target"] == paper[i]["target"] and neutral[i]["format"] == "neutral" for i in paper)
+    assert metrics["loss_neutral"]["items"] == 3 and metrics["loss_neutral"]["mean_nll"] != loss["mean_nll"]
+    assert not (tmp_path / ".cache" / "eval").exists() or not any((tmp_path / ".cache" / "eval").iterdir())
     # standalone, several benchmarks (5-shot aqua included), default layout <out>/<benchmark>/
     run_cli("eval", "--params", str(params_file), "--benchmark", "aqua", "--benchmark", "svamp", "--model", str(model),
             "--out", str(tmp_path / "all"), cwd=tmp_path)
@@ -182,22 +189,28 @@ def report_fixture(tmp_path, with_base: bool = False):
         "tool": {"input": 1, "kept": 0, "keep_rate": 0.0, "dropped_by_reason": {"no_code": 1}}}}))
     (m / "pretrain.json").write_text(json.dumps({"steps": 3, "tokens_seen": 1200, "final_loss": 2.5,
                                                  "used_records": 6, "synthetic_records": 1, "supplement_records": 9}))
-    raw = params(benchmarks={"gsm8k": ["nl", "tool"], "aqua": ["nl"]}, base_benchmarks=[])
+    raw = params(benchmarks={"gsm8k": ["nl", "tool"], "aqua": ["nl"]}, base_benchmarks=[], arm_benchmarks=[])
     if with_base:
-        raw["eval"].update(benchmarks={"gsm8k": ["nl", "tool", "loss"], "aqua": ["nl"]}, base_benchmarks=["gsm8k"])
+        raw["eval"].update(benchmarks={"gsm8k": ["nl", "tool", "loss"], "aqua": ["nl"]}, base_benchmarks=["gsm8k"],
+                           arm_benchmarks=[])
         gsm = json.loads((m / "eval" / "gsm8k.json").read_text())
         gsm["loss"] = {"mean_nll": 1.5, "ci95": [1.2, 1.8], "items": 2, "total": 2}
+        gsm["loss_neutral"] = {"mean_nll": 3.3, "ci95": [3.0, 3.6], "items": 2, "total": 2}
         (m / "eval" / "gsm8k.json").write_text(json.dumps(gsm))
         (m / "eval_base").mkdir()
         (m / "eval_base" / "gsm8k.json").write_text(json.dumps({
             "benchmark": "gsm8k", "items": 2, "nl": {"correct": 0, "total": 2, "invalid": 2},
-            "tool": {"correct": 0, "total": 2, "invalid": 2}, "loss": {"mean_nll": 3.25, "ci95": [3.0, 3.5], "items": 2}}))
-        for folder, correct, nll in (("eval", [True, False], [1.0, 2.0]), ("eval_base", [False, False], [3.0, 3.5])):
+            "tool": {"correct": 0, "total": 2, "invalid": 2}, "loss": {"mean_nll": 3.25, "ci95": [3.0, 3.5], "items": 2},
+            "loss_neutral": {"mean_nll": 3.25, "ci95": [3.0, 3.5], "items": 2}}))
+        # the trained model gains under the paper's template only (a learnt format): neutral 3.0/3.6 vs 3.0/3.5
+        for folder, correct, nll, neutral in (("eval", [True, False], [1.0, 2.0], [3.0, 3.6]),
+                                              ("eval_base", [False, False], [3.0, 3.5], [3.0, 3.5])):
             (tmp_path / folder / "gsm8k").mkdir(parents=True, exist_ok=True)
             out = [{"idx": r["_idx"], "setting": s, "correct": c, "prediction": "The answer is 1." if c else "x",
                     "extracted": "1" if c else None, "gold": "18", "cut_off": False}
                    for s in ("nl", "tool") for r, c in zip(rows["gsm8k"], correct)]
             out += [{"idx": r["_idx"], "setting": "loss", "nll": v} for r, v in zip(rows["gsm8k"], nll)]
+            out += [{"idx": r["_idx"], "setting": "loss_neutral", "nll": v} for r, v in zip(rows["gsm8k"], neutral)]
             (tmp_path / folder / "gsm8k" / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in out))
     return m, validate_params(raw, "test")
 
@@ -246,14 +259,18 @@ def test_report_shows_base_vs_trained_and_the_heldout_loss(tmp_path):
     m, p = report_fixture(tmp_path, with_base=True)
     build_report(tmp_path, m, p, "r4")
     md = (tmp_path / "r4" / "results.md").read_text()
-    assert "| gsm8k | 2 | 1.500 [1.200, 1.800] |" in md
+    assert "| gsm8k | paper template | 2 | 1.500 [1.200, 1.800] |" in md
+    assert "| gsm8k | neutral prompt | 2 | 3.300 [3.000, 3.600] |" in md
     assert "| gsm8k | NL accuracy | 2 | 0.0 | 50.0 | +50.0 [+0.0, +100.0] |" in md
-    assert "| gsm8k | held-out loss (worked solution) | 2 | 3.250 | 1.500 | -1.750 [-2.000, -1.500] |" in md
+    # better under the template, not under the neutral prompt: a format effect, and the page says so
+    assert ("| gsm8k | held-out loss, paper template (worked solution) | 2 | 3.250 | 1.500 | -1.750 [-2.000, -1.500] "
+            "(format effect only) |") in md
+    assert "| gsm8k | held-out loss, neutral prompt (worked solution) | 2 | 3.250 | 3.300 | +0.050 [+0.000, +0.100] |" in md
     assert "| gsm8k | NL | 1 / 2 | 50.0 [9.5, 90.5] | 1 (1) | 0.0 (0 / 2) | 88.6 |" in md
     summary = json.loads((tmp_path / "r4" / "summary.json").read_text())
-    assert [c["setting"] for c in summary["base_vs_trained"]] == ["nl", "tool", "loss"]
+    assert [c["setting"] for c in summary["base_vs_trained"]] == ["nl", "tool", "loss", "loss_neutral"]
     page = (tmp_path / "r4" / "report.html").read_text()
-    assert page.count("<img") == 2 and '<span class="ok">better</span>' in page  # the loss interval excludes 0
+    assert page.count("<img") == 2 and '<span class="bad">format effect only</span>' in page
     assert "built-in method" not in page and "Undefined" not in page  # every cell a value (Jinja: c["items"])
     assert '<td class="n">2</td><td class="n">3.250</td><td class="n">1.500</td>' in page
     assert [x["model"] for x in summary["samples"][0]["models"]] == ["base", "trained"]

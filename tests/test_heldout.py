@@ -122,7 +122,7 @@ def test_loss_limit_scores_more_items_than_generation_and_counts_them(tiny):
 
     folder, _, _ = tiny
     raw = tiny_params({"x": "unused.jsonl"})
-    raw["eval"].update({"benchmarks": {"svamp": ["nl", "loss"]}, "base_benchmarks": [], "limit": 3, "loss_limit": 7,
+    raw["eval"].update({"benchmarks": {"svamp": ["nl", "loss"]}, "base_benchmarks": [], "arm_benchmarks": [], "limit": 3, "loss_limit": 7,
                         "max_new_tokens": 4})
     p = validate_params(raw, "test")
     cfg: EvalConfig = p.eval

@@ -165,7 +165,7 @@ def test_eval_plan_counts_the_base_model_and_the_heldout_loss(tmp_path):
 
     def edit(raw):
         raw["eval"]["benchmarks"]["gsm8k"] = [*raw["eval"]["benchmarks"]["gsm8k"], "loss"]
-        raw["eval"]["base_benchmarks"] = ["gsm8k"]
+        raw["eval"]["base_benchmarks"], raw["eval"]["arm_benchmarks"] = ["gsm8k"], ["gsm8k"]
 
     moved, _ = paper_plan(tmp_path, edit)
     gsm8k_settings = len([s for s in yaml.safe_load(PAPER.read_text())["eval"]["benchmarks"]["gsm8k"]])

@@ -18,8 +18,13 @@ from jiuzhang.errors import UserError
 # Measured here (AMD EPYC, AVX512): the base stage takes the same time with AVX2 kernels (51.8 s vs
 # 50.6 s), so every `jiuzhang` process pins AVX2 unless the user chose (ATEN_CPU_CAPABILITY=avx512 to
 # trade cross-machine identity for the native kernels). Set before torch is imported: torch reads it once.
+# bf16 matmuls (train.dtype / eval.dtype: bf16 on CPU) run in oneDNN, which picks its instruction set by
+# itself; capping it at AVX512-BF16 makes an AMX machine compute as an AVX512-BF16 one does (this machine's
+# best: the cap changes nothing here) instead of summing in AMX tile order. Recorded in provenance
+# (jiuzhang.common.precision); ONEDNN_MAX_CPU_ISA=DEFAULT lifts the cap.
 if platform.machine().lower() in {"x86_64", "amd64"}:
     os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
+    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
 
 
 class FriendlyGroup(click.Group):
@@ -60,7 +65,8 @@ COMMANDS = {
     "compare": "stages.compare:command", "verify-repro": "stages.verify_repro:command",
     **{name: f"stages.{name}:command" for name in (
         "corpus", "prompts", "base", "kd_initial", "synthesizer_initial", "influence", "kd_boost", "synthesizer",
-        "synthesize", "synthesize_init", "filter", "filter_init", "pretrain", "eval", "eval_base", "report")},
+        "synthesize", "synthesize_init", "filter", "filter_init", "pretrain", "pretrain_arm", "eval", "eval_base",
+        "report")},
 }
 
 

@@ -87,7 +87,10 @@ def hardware() -> dict[str, Any]:
     try:
         import torch
 
+        from jiuzhang.common.precision import precision_facts
+
         info["cpu_kernels"] = torch.backends.cpu.get_cpu_capability()  # see jiuzhang.cli: pinned to AVX2
+        info["precision"] = precision_facts()  # oneDNN's bf16 kernels and what the CPU offers for them
         info["cuda"] = torch.cuda.is_available()
         if info["cuda"]:
             info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]

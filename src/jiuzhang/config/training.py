@@ -64,10 +64,14 @@ class TrainConfig(Section):
                           "positions restart). false: one example per sequence, each micro-batch cut to its longest "
                           "example, as the paper's synthesizer training ran (2 x 5.3k examples -> ~1,455 steps at "
                           "batch 32 over 5 epochs, where packing gives far fewer).")
-    dtype: Literal["fp32", "bf16"] = Field("fp32", description="fp32 on CPU (bf16 autocast is ~19x slower "
-                                           "there), bf16 on GPU: bf16 compute, fp32 master weights and AdamW state "
-                                           "(DeepSpeed's bf16 mode, or autocast over fp32 weights without it); the "
-                                           "saved model is bf16.")
+    dtype: Literal["fp32", "bf16"] = Field("fp32", description="bf16: bf16 compute with fp32 master weights and "
+                                           "AdamW state (DeepSpeed's bf16 mode, or autocast over fp32 weights "
+                                           "without it). On a CPU with AVX512-BF16/AMX it is ~2x fp32's tokens/s "
+                                           "(benchmarks/precision_cpu.py); on GPU the paper's setting.")
+    save_dtype: Literal["fp32", "bf16"] | None = Field(None, description="dtype of the saved model; null = dtype. "
+                                                       "fp32 keeps a CPU bf16 run's master weights exactly: rounding "
+                                                       "them to bf16 would undo updates below half a bf16 ulp (most "
+                                                       "of a short fine-tune at lr 1e-5..1e-4).")
     gradient_checkpointing: bool = Field(False, description="Recompute each layer's activations in the backward "
                                          "pass (transformers' gradient checkpointing): activation memory per "
                                          "micro-batch falls to about one layer's, for ~1/3 more compute. The paper's "
@@ -161,6 +165,27 @@ class SftTailConfig(Section):
         return self.format == "hf" and not re.fullmatch(r"[0-9a-f]{40}", self.revision or "")
 
 
+class ArmsConfig(Section):
+    """Control arms: the base model pre-trained on other data at the synthetic arm's target-token budget."""
+
+    names: list[Literal["raw", "released"]] = Field(default_factory=list, description=(
+        "Arms trained next to the synthetic one (`pretrain`), each a DVC stage pretrain_arm@<name> evaluated by "
+        "eval_arm@<name>-<benchmark> on eval.arm_benchmarks: 'raw' = the corpus snippets the prompts were built "
+        "from (the kept records' own snippets first), as plain text; 'released' = the paper's released "
+        "JiuZhang3.0 sample only. [] = no arms."))
+    released: str | None = Field(None, description="JSONL/Parquet {input, output} of the 'released' arm (the paper's "
+                                 "released sample, read in place); required when 'released' is listed.")
+    seed: int = Field(53, description="Order in which each arm's source rows are taken until the budget is met.")
+
+    @model_validator(mode="after")
+    def _released_path(self) -> "ArmsConfig":
+        if "released" in self.names and not self.released:
+            raise ValueError("names lists 'released' but released (the records' path) is null; set it or drop the arm")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"names lists an arm twice: {self.names}")
+        return self
+
+
 class PretrainConfig(Section):
     """Pre-training the base model on the synthetic records (then an optional SFT tail, in order)."""
 
@@ -179,5 +204,7 @@ class PretrainConfig(Section):
                                            "~2.86M rows, ~0.77B tokens; its published scores are after it).")
     max_records: int | None = Field(None, ge=1, description="Use at most this many synthetic records (after the "
                                     "seeded shuffle; smoke profile only, null = all).")
+    arms: ArmsConfig = Field(default_factory=ArmsConfig, description="Control arms at the same token budget "
+                             "(raw corpus, released sample), so the report can tell content from training per se.")
     planned_tokens: float | None = Field(None, gt=0, description="Expected training tokens (paper: 4.6e9 synthetic "
                                          "+ 0.77e9 SFT), used only to print the step budget in 'config check'.")

@@ -9,6 +9,11 @@ measured on benchmark items. When prompt and target exceed the model's context, 
 the left (keeping ``<bos>`` and the question's end, as generation does) so the whole target is scored; a
 target that alone fills the context is left unscored (counted in the metrics).
 
+Each item is scored under every format of ``eval.loss_formats``: the paper's eval template (metric
+``loss``) and a neutral ``Question:``/``Answer:`` prompt (``loss_neutral``). The synthetic pre-training
+records are written in the template, so a model can lower ``loss`` by learning the template alone; a
+difference that shows under ``loss`` but not ``loss_neutral`` is a format effect, not better math.
+
 The target is the item's worked gold solution where the test file has one (GSM8K, MATH, MATH-500, ...;
 GSM8K's ``<<48/2=24>>`` calculator notes removed; SVAMP: its gold equation, "( 30.0 - 11.0 ) = 19. The answer
 is 19."), else the answer statement "The answer is {gold}." (MAWPS, ASDiv, ...). A bare answer statement
@@ -23,6 +28,22 @@ from typing import Any
 
 from jiuzhang.evaluation.tasks import Task
 from jiuzhang.training.packing import IGNORE, Example, Tokenized, prompt_ids
+
+# The scoring formats (eval.loss_formats) and the metric / prediction-setting key each writes. Two formats
+# because one can be faked: the synthetic records' input is the paper's eval template, so a model that
+# learnt only the template scores better under it; under the neutral one it must have learnt the math.
+LOSS_KEYS = {"paper": "loss", "neutral": "loss_neutral"}
+
+
+def loss_keys(formats) -> list[str]:
+    """The metric keys of the 'loss' setting for ``formats`` (eval.loss_formats), in a fixed order."""
+    return [LOSS_KEYS[f] for f in LOSS_KEYS if f in formats]
+
+
+def is_loss(setting: str) -> bool:
+    """Whether a metric / prediction setting is a held-out loss (any format)."""
+    return setting in LOSS_KEYS.values()
+
 
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
 
@@ -52,9 +73,12 @@ def _fit(example: Example, tokenizer, max_length: int, min_prompt: int = 8) -> T
     return Tokenized(example.id, p + t, [IGNORE] * len(p) + t)
 
 
-def heldout_nll(model, tokenizer, examples: list[Example], batch_size: int, max_length: int) -> dict[str, tuple[float, int]]:
+def heldout_nll(model, tokenizer, examples: list[Example], batch_size: int, max_length: int,
+                bf16: bool = False) -> dict[str, tuple[float, int]]:
     """{example id: (mean NLL per target token, target tokens)}; an example whose target alone does not fit
-    ``max_length`` (with a few prompt tokens) is left out."""
+    ``max_length`` (with a few prompt tokens) is left out. ``bf16``: under bf16 autocast (eval.loss_dtype)."""
+    from jiuzhang.common.precision import autocast
+
     import torch
     import torch.nn.functional as F
 
@@ -70,7 +94,7 @@ def heldout_nll(model, tokenizer, examples: list[Example], batch_size: int, max_
         ids = torch.tensor([t.input_ids + [pad] * (width - len(t.input_ids)) for t in batch], device=device)
         labels = torch.tensor([t.labels + [IGNORE] * (width - len(t.labels)) for t in batch], device=device)
         mask = torch.tensor([[1] * len(t.input_ids) + [0] * (width - len(t.input_ids)) for t in batch], device=device)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(device.type, bf16):
             logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
         targets = F.pad(labels, (0, 1), value=IGNORE)[:, 1:]  # token t predicts t+1
         nll = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE,

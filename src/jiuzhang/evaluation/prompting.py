@@ -26,6 +26,14 @@ def load_fewshot(folder: str | Path, task: Task) -> list[dict[str, str]]:
     return shots[:task.shots]
 
 
+def neutral_prompt(task: Task, row: dict[str, Any], shots: list[dict[str, str]]) -> str:
+    """The held-out loss's second format: ``Question: ...`` / ``Answer:``, which shares no marker with the
+    paper's template (nor with the synthetic records, whose input is that template): a model that only
+    learnt the template gains nothing here."""
+    head = "".join(f"Question: {s['question'].strip()}\nAnswer:\n{s['solution'].strip()}\n\n\n" for s in shots)
+    return f"{head}Question: {task.question(row).strip()}\nAnswer:\n"
+
+
 def build_prompt(task: Task, row: dict[str, Any], setting: str, shots: list[dict[str, str]]) -> str:
     head = "".join(f"## Question\n{s['question'].strip()}\n\n## Solution\n{s['solution'].strip()}\n\n\n" for s in shots)
     return f"{head}## Question\n{task.question(row).strip()}\n\n{HEADINGS[setting]}"

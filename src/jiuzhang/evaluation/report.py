@@ -20,6 +20,8 @@ from typing import Any
 
 from jiuzhang.common.io import InputDataError, atomic_write_text, write_csv, write_json
 from jiuzhang.config.root import Params
+from jiuzhang.evaluation.arm_comparison import compare_arms, item_value, read_predictions, verdict_lines
+from jiuzhang.evaluation.heldout import LOSS_KEYS, is_loss, loss_keys
 from jiuzhang.evaluation.stats import paired_difference, wilson
 
 PAPER_MODEL = "JiuZhang3.0-7B"
@@ -41,42 +43,49 @@ def paper_numbers(paper: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _predictions(folder: Path) -> dict[str, dict[int, dict[str, Any]]]:
-    """setting -> item index -> prediction row, from an eval stage's predictions.jsonl."""
-    path = folder / "predictions.jsonl"
-    if not path.is_file():
-        raise InputDataError(f"{path}: missing; run the eval stages first (dvc repro)")
-    out: dict[str, dict[int, dict[str, Any]]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            out.setdefault(row["setting"], {})[row["idx"]] = row
-    return out
-
-
-def _item_value(row: dict[str, Any], setting: str) -> float | None:
-    return row.get("nll") if setting == "loss" else float(bool(row["correct"]))
-
-
 def compare_base(name: str, settings: list[str], trained_dir: Path, base_dir: Path) -> list[dict[str, Any]]:
-    """Base vs trained on the same items, per setting: each side's mean and the paired difference
-    (trained - base) with its paired-bootstrap 95% interval. Accuracy in %, loss in nats per token."""
-    trained, base = _predictions(trained_dir / name), _predictions(base_dir / name)
+    """Base vs trained on the same items, per scored setting (``loss`` and ``loss_neutral`` are the held-out
+    loss in its two prompt formats): each side's mean and the paired difference (trained - base) with its
+    paired-bootstrap 95% interval. Accuracy in %, loss in nats per token."""
+    trained, base = read_predictions(trained_dir / name), read_predictions(base_dir / name)
     out = []
     for s in settings:
         t, b = trained.get(s, {}), base.get(s, {})
         items = sorted(i for i in set(t) & set(b)
-                       if _item_value(t[i], s) is not None and _item_value(b[i], s) is not None)
+                       if item_value(t[i], s) is not None and item_value(b[i], s) is not None)
         if not items:
             continue
-        scale = 1.0 if s == "loss" else 100.0
-        after = [scale * _item_value(t[i], s) for i in items]
-        before = [scale * _item_value(b[i], s) for i in items]
+        scale = 1.0 if is_loss(s) else 100.0
+        after = [scale * item_value(t[i], s) for i in items]
+        before = [scale * item_value(b[i], s) for i in items]
         diff, lo, hi = paired_difference(after, before)
         out.append({"benchmark": name, "setting": s, "items": len(items), "base": round(sum(before) / len(items), 4),
                     "trained": round(sum(after) / len(items), 4), "diff": round(diff, 4),
                     "diff_ci95": [round(lo, 4), round(hi, 4)]})
     return out
+
+
+def scored_settings(settings: list[str], formats) -> list[str]:
+    """The settings as scored: 'loss' becomes one entry per prompt format ('loss', 'loss_neutral')."""
+    return [k for s in settings for k in (loss_keys(formats) if s == "loss" else [s])]
+
+
+def annotate_losses(comparisons: list[dict[str, Any]]) -> None:
+    """Name each loss row's gold text and prompt format, and flag a *format effect*: a loss that improves
+    (interval below 0) under the paper's template while the neutral prompt's does not on the same
+    benchmark, so the page cannot present a learnt template as better math."""
+    from jiuzhang.evaluation.heldout import target_kind
+    from jiuzhang.evaluation.tasks import TASKS
+
+    by_key = {(c["benchmark"], c["setting"]): c for c in comparisons}
+    for c in comparisons:
+        if not is_loss(c["setting"]):
+            continue
+        c["target"] = target_kind(TASKS[c["benchmark"]])  # an answer-only target measures answer format
+        c["format"] = FORMAT_NAMES[c["setting"]]
+        neutral = by_key.get((c["benchmark"], LOSS_KEYS["neutral"]))
+        c["format_effect"] = (c["setting"] == LOSS_KEYS["paper"] and neutral is not None
+                              and c["diff_ci95"][1] < 0 and not neutral["diff_ci95"][1] < 0)
 
 
 def _optional(path: Path) -> dict[str, Any] | None:
@@ -106,10 +115,10 @@ def benchmark_rows(metrics_dir: Path, benchmarks: dict[str, list[str]], publishe
                 row[f"base_{s}"] = 100 * bc / bt if bt else 0.0
                 row[f"base_{s}_correct"], row[f"base_{s}_total"] = bc, bt
                 row[f"base_{s}_ci95"] = [round(100 * x, 1) for x in wilson(bc, bt)]
-        if "loss" in settings:
-            row["loss"], row["loss_ci95"], row["loss_items"] = m["loss"]["mean_nll"], m["loss"]["ci95"], m["loss"]["items"]
-            if b is not None and "loss" in b:
-                row["base_loss"], row["base_loss_ci95"] = b["loss"]["mean_nll"], b["loss"]["ci95"]
+        for key in (k for k in LOSS_KEYS.values() if "loss" in settings and k in m):  # each scoring format
+            row[key], row[f"{key}_ci95"], row[f"{key}_items"] = m[key]["mean_nll"], m[key]["ci95"], m[key]["items"]
+            if b is not None and key in b:
+                row[f"base_{key}"], row[f"base_{key}_ci95"] = b[key]["mean_nll"], b[key]["ci95"]
         rows.append(row)
     return rows
 
@@ -125,8 +134,8 @@ def samples(benchmarks: dict[str, list[str]], root: Path, eval_dir: Path, base_d
         setting = next((s for s in ("nl", "tool") if s in settings), None)
         if setting is None:
             continue
-        trained = _predictions(eval_dir / name).get(setting, {})
-        base = (_predictions(base_dir / name).get(setting, {})
+        trained = read_predictions(eval_dir / name).get(setting, {})
+        base = (read_predictions(base_dir / name).get(setting, {})
                 if base_dir is not None and name in base_benchmarks else {})
         rows = {r["_idx"]: r for r in load_rows(root, name, per_benchmark)}
         for idx in sorted(trained)[:per_benchmark]:
@@ -184,18 +193,19 @@ def planned_costs(params: Params, root: Path) -> dict[str, Any]:
 
 
 def collect(metrics_dir: Path, params: Params, paper: dict[str, Any], eval_dir: Path, base_dir: Path | None,
-            root: Path = Path(".")) -> dict[str, Any]:
+            root: Path = Path("."), arm_dir: Path | None = None) -> dict[str, Any]:
     e = params.eval
     published = paper_numbers(paper)
     rows = benchmark_rows(metrics_dir, e.benchmarks, published, e.base_benchmarks)
     comparisons = [c for name in e.base_benchmarks
-                   for c in compare_base(name, e.benchmarks[name], eval_dir, base_dir)] if base_dir else []
-    from jiuzhang.evaluation.heldout import target_kind
-    from jiuzhang.evaluation.tasks import TASKS
-
-    for c in comparisons:  # which gold text a loss row scores: an answer-only target measures answer format
-        if c["setting"] == "loss":
-            c["target"] = target_kind(TASKS[c["benchmark"]])
+                   for c in compare_base(name, scored_settings(e.benchmarks[name], e.loss_formats), eval_dir,
+                                         base_dir)] if base_dir else []
+    annotate_losses(comparisons)
+    arm_names = params.pretrain.arms.names if arm_dir is not None and base_dir is not None else []
+    arms = compare_arms(e.arm_benchmarks, {b: scored_settings(e.benchmarks[b], e.loss_formats) for b in e.arm_benchmarks},
+                        metrics_dir, eval_dir, base_dir, arm_dir, arm_names) if arm_names else None
+    if arms is not None:
+        arms["verdicts"] = verdict_lines(arms, MEASURE_NAMES)
     kd = {r: _read(metrics_dir / f"kd_{r}.json") for r in ("initial", "boost")}
     synth, filt = _read(metrics_dir / "synthesize.json"), _read(metrics_dir / "filter.json")
     training = {s: _read(metrics_dir / f"{s}.json") for s in ("synthesizer_initial", "synthesizer", "pretrain")
@@ -240,7 +250,7 @@ def collect(metrics_dir: Path, params: Params, paper: dict[str, Any], eval_dir: 
         "training": {s: {"steps": t.get("steps"), "tokens_seen": t.get("tokens_seen"),
                          "final_loss": t.get("final_loss")} for s, t in training.items()},
     }
-    return {"run": run, "volumes": volumes, "benchmarks": rows, "base_vs_trained": comparisons,
+    return {"run": run, "volumes": volumes, "benchmarks": rows, "base_vs_trained": comparisons, "arms": arms,
             "keep_rates": keep_rates(metrics_dir),
             "samples": samples(e.benchmarks, Path(params.benchmarks.root), eval_dir, base_dir, e.base_benchmarks),
             "costs": costs, "paper_model": PAPER_MODEL, "paper_source": paper.get("_source", "")}
@@ -260,6 +270,8 @@ def _fmt(v: float | None) -> str:
 
 
 SETTING_NAMES = {"nl": "NL", "tool": "tool"}
+FORMAT_NAMES = {LOSS_KEYS["paper"]: "paper template", LOSS_KEYS["neutral"]: "neutral prompt"}
+MEASURE_NAMES = {"nl": "NL accuracy", "tool": "tool accuracy", **{k: f"held-out loss, {v}" for k, v in FORMAT_NAMES.items()}}
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -279,13 +291,14 @@ def markdown(summary: dict[str, Any]) -> str:
                          f"{_fmt(r['paper_nl']) if s == 'nl' else ''} |")
     lines += ["", "*no answer*: outputs with no extractable answer; *cut off*: those that hit the generation "
               "budget (eval.max_new_tokens) before stating one, which grade as wrong."]
-    losses = [r for r in summary["benchmarks"] if "loss" in r]
+    losses = [(r, k) for r in summary["benchmarks"] for k in LOSS_KEYS.values() if k in r]
     if losses:
         lines += ["", "Held-out loss: mean negative log-likelihood per token of each item's gold solution given its "
-                  "question (lower is better; 95% bootstrap interval over items).", "",
-                  "| benchmark | items | mean NLL [95% CI] |", "|---|---:|---:|"]
-        lines += [f"| {r['benchmark']} | {r['loss_items']} | {r['loss']:.3f} [{r['loss_ci95'][0]:.3f}, "
-                  f"{r['loss_ci95'][1]:.3f}] |" for r in losses]
+                  "question, under the paper's template and a neutral prompt (lower is better; 95% bootstrap "
+                  "interval over items). A gain under one format only is a format effect, not better math.", "",
+                  "| benchmark | prompt format | items | mean NLL [95% CI] |", "|---|---|---:|---:|"]
+        lines += [f"| {r['benchmark']} | {FORMAT_NAMES[k]} | {r[f'{k}_items']} | {r[k]:.3f} [{r[f'{k}_ci95'][0]:.3f}, "
+                  f"{r[f'{k}_ci95'][1]:.3f}] |" for r, k in losses]
     if summary.get("base_vs_trained"):
         lines += ["", "Base model vs trained model on the same items: the paired difference (trained - base) with "
                   "its paired-bootstrap 95% interval; an interval that excludes 0 is a real change at this "
@@ -293,12 +306,13 @@ def markdown(summary: dict[str, Any]) -> str:
                   "| benchmark | measure | items | base | trained | difference [95% CI] |",
                   "|---|---|---:|---:|---:|---:|"]
         for c in summary["base_vs_trained"]:
-            measure = (f"held-out loss ({c['target']})" if c["setting"] == "loss"
+            measure = (f"held-out loss, {c['format']} ({c['target']})" if is_loss(c["setting"])
                        else f"{SETTING_NAMES[c['setting']]} accuracy")
-            digits = 3 if c["setting"] == "loss" else 1
+            digits = 3 if is_loss(c["setting"]) else 1
             lines.append(f"| {c['benchmark']} | {measure} | {c['items']} | {c['base']:.{digits}f} | "
                          f"{c['trained']:.{digits}f} | {c['diff']:+.{digits}f} [{c['diff_ci95'][0]:+.{digits}f}, "
-                         f"{c['diff_ci95'][1]:+.{digits}f}] |")
+                         f"{c['diff_ci95'][1]:+.{digits}f}]{' (format effect only)' if c.get('format_effect') else ''} |")
+    lines += arms_markdown(summary.get("arms"))
     k = summary.get("keep_rates")
     if k:
         lines += ["", f"Filter keep rate before KD (the init model on the first {k['init_prompts']} prompts of the "
@@ -320,6 +334,34 @@ def markdown(summary: dict[str, Any]) -> str:
     for name, tr in c["training"].items():
         lines.append(f"Training {name}: {tr['steps']} steps, {tr['tokens_seen']:,} tokens.")
     return "\n".join(lines) + "\n"
+
+
+def _cell(d: dict[str, Any], digits: int) -> str:
+    return f"{d['diff']:+.{digits}f} [{d['ci95'][0]:+.{digits}f}, {d['ci95'][1]:+.{digits}f}] {d['verdict']}"
+
+
+def arms_markdown(arms: dict[str, Any] | None) -> list[str]:
+    """The control arms as Markdown: the budget table, the measures side by side, the verdicts."""
+    if not arms:
+        return []
+    lines = ["", "Control arms: the same base model and training settings at one target-token budget; "
+             "differences are paired on the same items (loss: paired bootstrap, nats/token, lower is better; "
+             "accuracy: Newcombe's paired interval, points).", "",
+             "| arm | trained on | records | target tokens | steps |", "|---|---|---:|---:|---:|"]
+    lines += [f"| {a} | {b['data']} | {b['records']} | {b['target_tokens']:,} | {b['steps']} |"
+              for a, b in arms["budgets"].items()]
+    names = arms["arms"]
+    lines += ["", "| benchmark | measure | items | " + " | ".join(names) + " | vs base | vs raw |",
+              "|---|---|---:|" + "---:|" * len(names) + "---|---|"]
+    for r in arms["rows"]:
+        d = 3 if is_loss(r["setting"]) else 1
+        cells = [f"{r['arms'][a]['mean']:.{d}f} [{r['arms'][a]['ci95'][0]:.{d}f}, {r['arms'][a]['ci95'][1]:.{d}f}]"
+                 for a in names]
+        lines.append(f"| {r['benchmark']} | {MEASURE_NAMES[r['setting']]} | {r['items']} | " + " | ".join(cells) + " | "
+                     + "; ".join(f"{a} {_cell(v, d)}" for a, v in r["vs_base"].items()) + " | "
+                     + "; ".join(f"{a} {_cell(v, d)}" for a, v in r["vs_raw"].items()) + " |")
+    lines += ["", "Verdicts:", *[f"- {v}" for v in arms["verdicts"]]]
+    return lines
 
 
 def _png(fig) -> bytes:
@@ -381,20 +423,20 @@ def chart(summary: dict[str, Any]) -> bytes:
 
 def loss_chart(summary: dict[str, Any]) -> bytes | None:
     """Held-out loss per benchmark, base and trained, with 95% bootstrap intervals."""
-    rows = [r for r in summary["benchmarks"] if "loss" in r]
+    rows = [(r, k) for r in summary["benchmarks"] for k in LOSS_KEYS.values() if k in r]
     if not rows:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 1.6 + 0.6 * len(rows)), dpi=100, layout="constrained")
     height = 0.38
     for j, (prefix, label) in enumerate((("base_", "base model"), ("", "trained model"))):
-        pts = [(i, r[f"{prefix}loss"], r[f"{prefix}loss_ci95"]) for i, r in enumerate(rows) if f"{prefix}loss" in r]
+        pts = [(i, r[f"{prefix}{k}"], r[f"{prefix}{k}_ci95"]) for i, (r, k) in enumerate(rows) if f"{prefix}{k}" in r]
         if not pts:
             continue
         ax.barh([i + (j - 0.5) * height for i, _, _ in pts], [v for _, v, _ in pts], height,
                 xerr=[[v - ci[0] for _, v, ci in pts], [ci[1] - v for _, v, ci in pts]], capsize=3,
                 label=f"{label} (95% CI)", error_kw={"elinewidth": 0.8})
-    return _finish(plt, fig, ax, [f"{r['benchmark']} ({r['loss_items']} items)" for r in rows],
+    return _finish(plt, fig, ax, [f"{r['benchmark']}, {FORMAT_NAMES[k]} ({r[f'{k}_items']} items)" for r, k in rows],
                    "mean NLL per token of the gold solution (nats; lower is better)",
                    "Held-out loss per benchmark: base vs trained")
 
@@ -418,19 +460,20 @@ def render_html(summary: dict[str, Any], charts: dict[str, bytes | None], templa
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
     images = {k: base64.b64encode(v).decode() for k, v in charts.items() if v is not None}
-    return env.get_template(template.name).render(s=summary, images=images, settings=SETTING_NAMES)
+    return env.get_template(template.name).render(s=summary, images=images, settings=SETTING_NAMES,
+                                                  measures=MEASURE_NAMES)
 
 
 def write_report(metrics_dir: Path, paper_path: Path, params: Params, out: Path, eval_dir: Path,
                  base_dir: Path | None, template: Path = Path("templates/report/report.html.j2"),
-                 root: Path = Path(".")) -> dict[str, Any]:
+                 root: Path = Path("."), arm_dir: Path | None = None) -> dict[str, Any]:
     import matplotlib
 
     matplotlib.rcParams["svg.hashsalt"] = "jiuzhang"  # deterministic output
     paper = _read(paper_path)
     if not template.is_file():
         raise InputDataError(f"{template}: the report's page template is missing (restore it from git)")
-    summary = collect(metrics_dir, params, paper, eval_dir, base_dir, root)
+    summary = collect(metrics_dir, params, paper, eval_dir, base_dir, root, arm_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary)
     atomic_write_text(out / "results.md", markdown(summary))

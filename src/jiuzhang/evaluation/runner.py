@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from jiuzhang.common.io import atomic_write_text, write_json
 from jiuzhang.config.root import Params
 from jiuzhang.errors import UserError
 from jiuzhang.evaluation.evaluator import evaluate
+from jiuzhang.evaluation.heldout import is_loss, loss_keys
 from jiuzhang.evaluation.tasks import TASKS, load_rows
 
 TOOL_DEFAULT = {"gsm8k", "math500", "math", "svamp", "asdiv", "mawps", "tabmwp", "gsm_hard"}
@@ -37,32 +39,48 @@ def build_eval_engine(params: Params, model: str, revision: str | None, endpoint
                                                "threads": params.eval.threads, "batch_size": params.eval.batch_size,
                                                "shard_size": max(params.eval.batch_size, params.synthesize.shard_size),
                                                "on_overlong": "truncate"})
-    return HFEngine(model, cfg, revision=revision, chat_template=params.eval.chat_template)
+    return HFEngine(model, cfg, revision=revision, chat_template=params.eval.chat_template,
+                    cpu_autocast=params.eval.dtype == "bf16")
+
+
+def model_key(model: str, revision: str | None, endpoint: str | None) -> str:
+    """What identifies the answers' model: a folder's bytes, a hub id at its revision, an endpoint's model."""
+    from jiuzhang.common.digest import folder_sha256
+
+    if endpoint:
+        return f"{endpoint}#{model}"
+    return folder_sha256(Path(model)) if Path(model).is_dir() else f"{model}@{revision or 'main'}"
 
 
 def run_eval(params: Params, names: tuple[str, ...], model: str, revision: str | None, endpoint: str | None,
-             api_key: str | None, out: Path, single: bool) -> dict[str, Any]:
+             api_key: str | None, out: Path, single: bool, resume: Path | None = None) -> dict[str, Any]:
+    """Evaluate ``model`` on ``names``; with ``resume``, finished shards of generations are kept there until
+    the predictions are written (a killed run's rerun generates only the rest), then the folder is removed."""
     unknown = [n for n in names if n not in TASKS]
     if unknown:
         raise UserError(f"unknown benchmark(s) {unknown}; known: {', '.join(sorted(TASKS))}")
     rows = {n: load_rows(params.benchmarks.root, n, params.eval.limit_for(n)) for n in names}  # fail before loading
     engine = build_eval_engine(params, model, revision, endpoint, api_key)
+    key = model_key(model, revision, endpoint) if resume is not None else ""
     summary: dict[str, Any] = {}
     for name in names:
         if endpoint and "loss" in settings_for(params, name):
             click.echo(f"eval {name}: the 'loss' setting is skipped (an endpoint gives no likelihoods)", err=True)
         settings = settings_for(params, name, endpoint=bool(endpoint))
-        preds, metrics = evaluate(TASKS[name], rows[name], settings, engine, params.eval)
+        preds, metrics = evaluate(TASKS[name], rows[name], settings, engine, params.eval, resume=resume, model_key=key)
         folder = out if single else out / name
         atomic_write_text(folder / "predictions.jsonl",
                           "".join(json.dumps(p, ensure_ascii=False, sort_keys=True) + "\n" for p in preds))
         if not single:
             write_json(folder / "metrics.json", {k: v for k, v in metrics.items() if k != "timing"})
-        line = ", ".join(f"{s} mean NLL {metrics[s]['mean_nll']:.3f} over {metrics[s]['items']} items" if s == "loss"
+        shown = [k for s in settings for k in (loss_keys(params.eval.loss_formats) if s == "loss" else [s])]
+        line = ", ".join(f"{s} mean NLL {metrics[s]['mean_nll']:.3f} over {metrics[s]['items']} items" if is_loss(s)
                          else f"{s} {metrics[s]['accuracy']:.1%} ({metrics[s]['correct']}/{metrics[s]['total']})"
-                         for s in settings)
+                         for s in shown)
         click.echo(f"eval {name}: {line}", err=True)
         summary[name] = metrics
+    if resume is not None:  # every answer is in a predictions file now: the scratch copies have done their job
+        shutil.rmtree(resume, ignore_errors=True)
     if single:
         return summary[names[0]]
     return {"benchmarks": {n: {k: v for k, v in m.items() if k != "timing"} for n, m in summary.items()},

@@ -72,7 +72,7 @@ class HFEngine:
     name = "hf"
 
     def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0, revision: str | None = None,
-                 chat_template: bool = False):
+                 chat_template: bool = False, cpu_autocast: bool = False):
         import torch
 
         from jiuzhang.config.training import ModelSource
@@ -87,7 +87,10 @@ class HFEngine:
             torch.set_num_threads(cfg.threads)
         source = (ModelSource(path=str(model_dir)) if Path(model_dir).exists()
                   else ModelSource(model_id=str(model_dir), revision=revision or "main"))  # a hub id
-        self.model, self.tokenizer = load_start(source, cfg.dtype)
+        # cpu_autocast: bf16 compute over fp32 weights on a CPU (eval.dtype: bf16), so the same weights give
+        # fp32 likelihoods for the held-out loss; bf16 weights would round a fine-tune's small updates away
+        self.autocast = cpu_autocast and self.device.type == "cpu"
+        self.model, self.tokenizer = load_start(source, "fp32" if self.autocast else cfg.dtype)
         self.model.to(self.device).eval()
         self.context = int(getattr(self.model.config, "max_position_embeddings", 2048))
         if chat_template and not getattr(self.tokenizer, "chat_template", None):
@@ -140,7 +143,9 @@ class HFEngine:
             gen_cfg = GenerationConfig(max_new_tokens=max_new, do_sample=False, pad_token_id=pad,
                                        eos_token_id=self.tokenizer.eos_token_id, use_cache=True,
                                        stop_strings=stop or None)
-            with torch.inference_mode():
+            from jiuzhang.common.precision import autocast
+
+            with torch.inference_mode(), autocast(self.device.type, self.autocast):
                 cache = self._prefill([ids for _, ids, _ in live], width, width + max_new)
                 out = self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=gen_cfg,
                                           past_key_values=cache, logits_processor=LogitsProcessorList([sampler]),

@@ -152,7 +152,7 @@ def run_training(source: ModelSource, examples: list[Example] | ExampleSet, cfg:
         shutil.rmtree(stores, ignore_errors=True)  # finished (every rank is past the barrier in train_sft)
         out = reset_dir(out_dir)
         trained = engine.module()
-        if cfg.dtype == "bf16":  # the fp32 master weights are saved as the bf16 model the run was asked for
+        if (cfg.save_dtype or cfg.dtype) == "bf16":  # the fp32 master weights saved as a bf16 model
             trained = trained.to(torch.bfloat16)
         trained.save_pretrained(out, safe_serialization=True)
         tokenizer.save_pretrained(out)

@@ -1,0 +1,147 @@
+"""The control-arm comparison: base, synthetic and each control arm (pretrain.arms) on the same items,
+every measure side by side, with paired differences vs the base model and vs the raw-corpus arm.
+
+Read from the eval stages' per-item predictions (not from their summary metrics), so every difference is
+paired on the items all arms scored: a paired bootstrap for held-out losses, Newcombe's paired score
+interval (with McNemar's exact p) for accuracies, whose interval stays honest when no item differs
+(0 of 30 vs 0 of 30 is about +-11 points, not a certain 0). Each measure names its winner and whether
+the winner's interval against the runner-up excludes 0; the page states the verdict in words.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from jiuzhang.common.io import InputDataError
+from jiuzhang.evaluation.heldout import is_loss
+from jiuzhang.evaluation.stats import bootstrap_mean, paired_difference, paired_proportions, wilson
+
+# What each arm trained on, in words (the page's table of arms).
+DATA = {
+    "base": "no further training",
+    "synthetic": "our kept synthetic records (+ the released sample, as configured): '## Question ... ## Solution' "
+                 "records, loss on the solution",
+    "raw": "the corpus snippets the prompts were built from, as plain text, loss on every token (raw text has no "
+           "question/solution split, so it cannot share the records' format)",
+    "released": "the paper's released JiuZhang3.0 sample only: '## Question ... ## Solution' records, loss on the "
+                "solution",
+}
+
+
+def read_predictions(folder: Path) -> dict[str, dict[int, dict[str, Any]]]:
+    """setting -> item index -> prediction row, from an eval stage's predictions.jsonl."""
+    path = folder / "predictions.jsonl"
+    if not path.is_file():
+        raise InputDataError(f"{path}: missing; run the eval stages first (dvc repro)")
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out.setdefault(row["setting"], {})[row["idx"]] = row
+    return out
+
+
+def item_value(row: dict[str, Any], setting: str) -> float | None:
+    """The per-item figure a setting is scored by: the NLL of a loss setting, 1/0 for an accuracy."""
+    return row.get("nll") if is_loss(setting) else float(bool(row["correct"]))
+
+
+def _difference(a: list[float], b: list[float], loss: bool) -> dict[str, Any]:
+    """Paired difference a - b (loss in nats; accuracy in points) with its 95% interval and a verdict."""
+    if loss:
+        d, lo, hi = paired_difference(a, b)
+        out: dict[str, Any] = {"diff": round(d, 4), "ci95": [round(lo, 4), round(hi, 4)], "method": "paired bootstrap"}
+        better, worse = hi < 0, lo > 0
+    else:
+        p = paired_proportions([x > 0.5 for x in a], [x > 0.5 for x in b])
+        out = {"diff": round(100 * p["diff"], 2), "ci95": [round(100 * p["lo"], 2), round(100 * p["hi"], 2)],
+               "method": "Newcombe paired interval", "p_mcnemar": round(p["p_mcnemar"], 4),
+               "gained": p["gained"], "lost": p["lost"]}
+        better, worse = p["lo"] > 0, p["hi"] < 0
+    out["verdict"] = "better" if better else "worse" if worse else "no difference detectable"
+    return out
+
+
+def measure_rows(benchmark: str, settings: list[str], dirs: dict[str, Path]) -> list[dict[str, Any]]:
+    """One row per scored setting of ``benchmark``: every arm's mean and interval on the items all arms
+    scored, differences vs base and vs raw, and the winner."""
+    preds = {arm: read_predictions(folder / benchmark) for arm, folder in dirs.items()}
+    rows = []
+    for s in settings:
+        per_arm = {arm: p.get(s, {}) for arm, p in preds.items()}
+        items = sorted(set.intersection(*(set(v) for v in per_arm.values())))
+        items = [i for i in items if all(item_value(per_arm[a][i], s) is not None for a in per_arm)]
+        if not items:
+            continue
+        loss = is_loss(s)
+        scale = 1.0 if loss else 100.0
+        values = {a: [scale * item_value(per_arm[a][i], s) for i in items] for a in per_arm}
+        arms = {}
+        for a, v in values.items():
+            if loss:
+                m, lo, hi = bootstrap_mean(v)
+            else:
+                k = sum(x > 0.5 * scale for x in v)
+                m, (lo, hi) = 100.0 * k / len(v), tuple(100.0 * x for x in wilson(k, len(v)))
+            arms[a] = {"mean": round(m, 4), "ci95": [round(lo, 4), round(hi, 4)]}
+            if not loss:
+                arms[a]["correct"] = sum(x > 0.5 * scale for x in v)
+        row: dict[str, Any] = {"benchmark": benchmark, "setting": s, "items": len(items), "arms": arms,
+                               "vs_base": {}, "vs_raw": {}}
+        for a in values:
+            if a != "base" and "base" in values:
+                row["vs_base"][a] = _difference(values[a], values["base"], loss)
+            if a not in ("raw", "base") and "raw" in values:
+                row["vs_raw"][a] = _difference(values[a], values["raw"], loss)
+        ranked = sorted(values, key=lambda a: (arms[a]["mean"] if loss else -arms[a]["mean"], a))
+        winner, runner_up = ranked[0], ranked[1] if len(ranked) > 1 else None
+        row["winner"] = winner
+        if runner_up is not None:
+            d = _difference(values[winner], values[runner_up], loss)
+            row["winner_vs_runner_up"] = {"runner_up": runner_up, **d, "excludes_0": d["verdict"] == "better"}
+        rows.append(row)
+    return rows
+
+
+def budgets(metrics_dir: Path, arms: list[str]) -> dict[str, dict[str, Any]]:
+    """Each trained arm's training volume: records, target tokens (the budget), optimizer steps."""
+    out = {"base": {"records": 0, "target_tokens": 0, "steps": 0, "data": DATA["base"]}}
+    for arm in ["synthetic", *arms]:
+        path = metrics_dir / ("pretrain.json" if arm == "synthetic" else f"pretrain_arms/{arm}.json")
+        if not path.is_file():
+            raise InputDataError(f"{path}: missing; run the pretrain stages first (dvc repro)")
+        m = json.loads(path.read_text())
+        out[arm] = {"records": m.get("examples"), "target_tokens": m.get("target_tokens_per_epoch"),
+                    "steps": m.get("steps"), "data": DATA.get(arm, arm)}
+    return out
+
+
+def compare_arms(benchmarks: list[str], settings: dict[str, list[str]], metrics_dir: Path, eval_dir: Path,
+                 base_dir: Path, arm_dir: Path, arms: list[str]) -> dict[str, Any] | None:
+    """The whole comparison (None when no control arm is configured)."""
+    if not arms:
+        return None
+    rows = []
+    for b in benchmarks:
+        dirs = {"base": base_dir, "synthetic": eval_dir, **{a: arm_dir / a for a in arms}}
+        rows += measure_rows(b, settings[b], dirs)
+    return {"arms": ["base", "synthetic", *arms], "budgets": budgets(metrics_dir, arms), "rows": rows}
+
+
+def verdict_lines(comparison: dict[str, Any], names: dict[str, str]) -> list[str]:
+    """Plain sentences: per measure, which arm won and whether that is beyond noise."""
+    lines = []
+    for r in comparison["rows"]:
+        w = r.get("winner_vs_runner_up")
+        unit = "nats/token" if is_loss(r["setting"]) else "points"
+        measure = f"{r['benchmark']} {names.get(r['setting'], r['setting'])}"
+        if w is None:
+            lines.append(f"{measure}: {r['winner']} (only arm)")
+            continue
+        plain = ("the interval excludes 0" if w["excludes_0"] else "the interval includes 0: not distinguishable "
+                 "from the runner-up at this sample size")
+        lines.append(f"{measure} ({r['items']} items): {r['winner']} wins; vs {w['runner_up']} {w['diff']:+.3f} "
+                     f"[{w['ci95'][0]:+.3f}, {w['ci95'][1]:+.3f}] {unit}, {plain}.")
+    return lines
