@@ -436,3 +436,34 @@ def test_deepspeed_settings_the_trainer_cannot_run_are_refused(setting, message)
     tensors; the config refuses them (so `config check` does, before a GPU is rented)."""
     with pytest.raises(ValueError, match=message):
         cfg(deepspeed={"enabled": True, **setting})
+
+
+def test_bf16_autocast_training_follows_the_fp32_loss_curve(tiny_model, tmp_path):
+    """Issue 23: CPU training in bf16 (autocast over fp32 master weights) reaches the fp32 run's losses
+    within noise, training and held-out; save_dtype: fp32 keeps the master weights exactly."""
+    from safetensors.torch import load_file
+
+    from jiuzhang.evaluation.heldout import heldout_nll
+
+    data = examples(24)
+    train, held = data[:20], data[20:]
+    runs = {}
+    for dtype in ("fp32", "bf16"):
+        c = cfg(dtype=dtype, save_dtype="fp32", epochs=3, lr=3e-3)
+        runs[dtype] = run_training(ModelSource(path=str(tiny_model)), train, c, tmp_path / dtype, tmp_path / f"c{dtype}",
+                                   World())
+    fp32, bf16 = ([x["loss"] for x in runs[d]["loss_curve"]] for d in ("fp32", "bf16"))
+    assert len(fp32) == len(bf16) and fp32[-1] < fp32[0] - 0.3  # both learn
+    worst = max(abs(a - b) / a for a, b in zip(fp32, bf16))
+    assert worst < 0.03, (fp32, bf16)
+    weights = load_file(tmp_path / "bf16" / "model.safetensors")
+    assert all(w.dtype == torch.float32 for w in weights.values())  # save_dtype: the master weights, unrounded
+    tok = AutoTokenizer.from_pretrained(tmp_path / "fp32")
+    scores = {}
+    for dtype in ("fp32", "bf16"):
+        model = AutoModelForCausalLM.from_pretrained(tmp_path / dtype, dtype=torch.float32)
+        nll = heldout_nll(model, tok, held, 4, 64)  # scored in fp32 whatever the training precision
+        scores[dtype] = sum(v for v, _ in nll.values()) / len(nll)
+    print(f"max relative train-loss gap bf16 vs fp32: {worst:.4f}; held-out NLL fp32 {scores['fp32']:.4f}, "
+          f"bf16 {scores['bf16']:.4f}")
+    assert abs(scores["bf16"] - scores["fp32"]) < 0.03 * scores["fp32"]

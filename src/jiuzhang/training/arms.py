@@ -79,6 +79,8 @@ def arm_examples(arm: str, budget: int, tokenizer, max_length: int, seed: int, *
     total, exhausted = 0, True
     for ex in rows:
         n = target_tokens(ex, tokenizer, max_length)
+        if n == 0:
+            continue  # its prompt fills the window: training would skip it too
         if abs(total + n - budget) >= abs(total - budget):
             exhausted = False
             break
