@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from transformers import AutoTokenizer
 
 from jiuzhang.common.io import InputDataError
@@ -17,7 +18,7 @@ from jiuzhang.evaluation.report import MEASURE_NAMES, arms_markdown
 from jiuzhang.evaluation.stats import paired_proportions
 from jiuzhang.training.arms import arm_examples, target_tokens
 
-from conftest import SHARED, make_tiny_model
+from conftest import SHARED, make_tiny_model, run_cli, tiny_params
 
 RELEASED = SHARED / "corpus" / "jiuzhang3_samples" / "cot_pretrain_data_sampled.jsonl"
 
@@ -93,8 +94,9 @@ def test_arm_comparison_pairs_every_arm_and_names_the_winner(tmp_path):
         "raw": ([False] * n, [v - 0.05 for v in base], [v - 0.05 for v in base]),
         "released": ([i < 2 for i in range(n)], [v - 0.40 for v in base], [v + 0.02 for v in base]),
     }
-    dirs = {"base": tmp_path / "eval_base", "synthetic": tmp_path / "eval", "raw": tmp_path / "arms" / "raw",
-            "released": tmp_path / "arms" / "released"}
+    data = tmp_path / "data"  # the DAG's layout, so `jiuzhang compare --arms` reads it with its defaults
+    dirs = {"base": data / "eval_base", "synthetic": data / "eval", "raw": data / "eval_arms" / "raw",
+            "released": data / "eval_arms" / "released"}
     for a, (c, nll, neutral) in arms.items():
         _predictions(dirs[a] / "gsm8k", c, nll, neutral)
     metrics = tmp_path / "metrics"
@@ -104,7 +106,7 @@ def test_arm_comparison_pairs_every_arm_and_names_the_winner(tmp_path):
         (metrics / "pretrain_arms" / f"{a}.json").write_text(json.dumps({"examples": 60, "target_tokens_per_epoch": k,
                                                                          "steps": 8}))
     result = compare_arms(["gsm8k"], {"gsm8k": ["nl", "loss", "loss_neutral"]}, metrics, dirs["synthetic"],
-                          dirs["base"], tmp_path / "arms", ["raw", "released"])
+                          dirs["base"], data / "eval_arms", ["raw", "released"])
     rows = {r["setting"]: r for r in result["rows"]}
     assert result["arms"] == ["base", "synthetic", "raw", "released"]
     assert result["budgets"]["raw"]["target_tokens"] == 11950 and result["budgets"]["base"]["target_tokens"] == 0
@@ -124,3 +126,17 @@ def test_arm_comparison_pairs_every_arm_and_names_the_winner(tmp_path):
     md = "\n".join(arms_markdown(result))
     assert "| raw | the corpus snippets the prompts were built from" in md and "| 11,950 |" in md
     assert "synthetic -0.050 [-0.050, -0.050] better" in md
+
+    # the same comparison in the terminal, from the workspace's outputs
+    raw = tiny_params({"x": "unused.jsonl"})
+    raw["eval"].update({"benchmarks": {"gsm8k": ["nl", "loss"]}, "base_benchmarks": ["gsm8k"],
+                        "arm_benchmarks": ["gsm8k"]})
+    raw["pretrain"]["arms"] = {"names": ["raw", "released"], "released": str(RELEASED)}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    text = run_cli("compare", "--arms", cwd=tmp_path).stdout
+    assert "gsm8k held-out loss, neutral prompt (40 items; nats/token, lower is better):" in text
+    assert "vs raw -0.050 [-0.050, -0.050] better" in text and "synthetic wins" in text
+    raw["pretrain"]["arms"] = {"names": []}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    res = run_cli("compare", "--arms", cwd=tmp_path, check=False)
+    assert res.returncode == 2 and "no control arms to compare" in res.stderr

@@ -145,3 +145,30 @@ def verdict_lines(comparison: dict[str, Any], names: dict[str, str]) -> list[str
         lines.append(f"{measure} ({r['items']} items): {r['winner']} wins; vs {w['runner_up']} {w['diff']:+.3f} "
                      f"[{w['ci95'][0]:+.3f}, {w['ci95'][1]:+.3f}] {unit}, {plain}.")
     return lines
+
+
+def render_text(comparison: dict[str, Any], names: dict[str, str]) -> str:
+    """The comparison as plain text for a terminal (what `jiuzhang compare --arms` prints)."""
+    arms = comparison["arms"]
+    lines = ["arms (same base, settings and seeds; one target-token budget):"]
+    width = max(len(a) for a in arms)
+    for a, b in comparison["budgets"].items():
+        lines.append(f"  {a.ljust(width)}  {b['records']!s:>6} records  {b['target_tokens']:>10,} target tokens  "
+                     f"{b['steps']!s:>5} steps  {b['data']}")
+    for r in comparison["rows"]:
+        loss = is_loss(r["setting"])
+        d, unit = (3, "nats/token, lower is better") if loss else (1, "%, higher is better")
+        lines += ["", f"{r['benchmark']} {names.get(r['setting'], r['setting'])} ({r['items']} items; {unit}):"]
+        for a in arms:
+            m = r["arms"][a]
+            extra = []
+            for label, side in (("vs base", r["vs_base"]), ("vs raw", r["vs_raw"])):
+                if a in side:
+                    v = side[a]
+                    extra.append(f"{label} {v['diff']:+.{d}f} [{v['ci95'][0]:+.{d}f}, {v['ci95'][1]:+.{d}f}] "
+                                 f"{v['verdict']}")
+            lines.append(f"  {a.ljust(width)}  {m['mean']:.{d}f} [{m['ci95'][0]:.{d}f}, {m['ci95'][1]:.{d}f}]"
+                         + (f"   {'; '.join(extra)}" if extra else ""))
+    lines += ["", "verdicts:", *[f"  {v}" for v in verdict_lines(comparison, names)],
+              "", "A gain under the paper template only (not under the neutral prompt) is a format effect."]
+    return "\n".join(lines)
