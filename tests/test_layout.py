@@ -15,18 +15,34 @@ DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
 
 def _expand(stages: dict) -> dict:
-    """``foreach`` stages as DVC expands them (eval@gsm8k, ...), items taken from params.yaml."""
+    """``foreach`` and ``matrix`` stages as DVC expands them (eval@gsm8k, eval_arm@raw-gsm8k, ...), items taken
+    from params.yaml."""
+    import itertools
+
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+    def lookup(ref: str):
+        node = params
+        for part in ref.strip("${}").split("."):
+            node = node[part]
+        return node
+
     out = {}
     for name, stage in stages.items():
+        if "matrix" in stage:
+            axes = {k: lookup(v) for k, v in stage["matrix"].items()}
+            body = {k: v for k, v in stage.items() if k != "matrix"}
+            for combo in itertools.product(*axes.values()):
+                text = yaml.safe_dump(body)
+                for axis, value in zip(axes, combo):
+                    text = text.replace(f"${{item.{axis}}}", value)
+                out[f"{name}@{'-'.join(combo)}"] = yaml.safe_load(text)
+            continue
         if "foreach" not in stage:
             out[name] = stage
             continue
-        node = params
-        for part in stage["foreach"].strip("${}").split("."):
-            node = node[part]
-        for key in node:
-            text = yaml.safe_dump(stage["do"]).replace("${key}", key)
+        for key in lookup(stage["foreach"]):
+            text = yaml.safe_dump(stage["do"]).replace("${key}", key).replace("${item}", key)
             out[f"{name}@{key}"] = yaml.safe_load(text)
     return out
 

@@ -66,7 +66,7 @@ COMMANDS = {
     **{name: f"stages.{name}:command" for name in (
         "corpus", "prompts", "base", "kd_initial", "synthesizer_initial", "influence", "kd_boost", "synthesizer",
         "synthesize", "synthesize_init", "filter", "filter_init", "pretrain", "pretrain_arm", "eval", "eval_base",
-        "report")},
+        "eval_arm", "report")},
 }
 
 
