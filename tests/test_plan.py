@@ -160,8 +160,11 @@ def test_cli_prints_and_validates(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "plan.mfu" in res.output
 
 
-def test_eval_plan_counts_the_base_model_and_the_heldout_loss(tmp_path):
-    base, _ = paper_plan(tmp_path)
+def test_eval_plan_counts_the_base_model_the_arms_and_the_heldout_loss(tmp_path):
+    def alone(raw):
+        raw["eval"]["base_benchmarks"], raw["eval"]["arm_benchmarks"] = [], []
+
+    base, _ = paper_plan(tmp_path, alone)
 
     def edit(raw):
         raw["eval"]["benchmarks"]["gsm8k"] = [*raw["eval"]["benchmarks"]["gsm8k"], "loss"]
@@ -169,9 +172,11 @@ def test_eval_plan_counts_the_base_model_and_the_heldout_loss(tmp_path):
 
     moved, _ = paper_plan(tmp_path, edit)
     gsm8k_settings = len([s for s in yaml.safe_load(PAPER.read_text())["eval"]["benchmarks"]["gsm8k"]])
-    # the base model generates on GSM8K's settings too; the loss adds forward passes, not generated tokens
-    assert moved["eval"].amounts["items"] == base["eval"].amounts["items"] + 1319 * gsm8k_settings
-    assert moved["eval"].amounts["heldout_items"] == 2 * 1319 and base["eval"].amounts["heldout_items"] == 0
+    arms = len(yaml.safe_load(PAPER.read_text())["pretrain"]["arms"]["names"])
+    # the base model and each arm generate on GSM8K's settings too; the loss adds forward passes (two prompt
+    # formats each), not generated tokens
+    assert moved["eval"].amounts["items"] == base["eval"].amounts["items"] + 1319 * gsm8k_settings * (1 + arms)
+    assert moved["eval"].amounts["heldout_items"] == 2 * (2 + arms) * 1319 and base["eval"].amounts["heldout_items"] == 0
     assert "eval_base@<benchmark>" in moved["eval"].launch
 
 

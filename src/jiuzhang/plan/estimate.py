@@ -258,14 +258,16 @@ class Planner:
         for name, settings in e.benchmarks.items():
             rows = len(load_rows(self.path(self.p.benchmarks.root), name, e.limit_for(name)))
             n = {s: min(rows, e.limit_for(name, s) or rows) for s in settings}
-            models = 1 + (name in e.base_benchmarks)  # the base model is evaluated on the same items too
+            # the base model and each control arm are evaluated on the same items too
+            models = 1 + (name in e.base_benchmarks) + len(self.p.pretrain.arms.names) * (name in e.arm_benchmarks)
             items += sum(k for s, k in n.items() if s != "loss") * models
             tool_items += n.get("tool", 0) * models
-            scored += n.get("loss", 0) * models  # held-out loss: forward passes only, no generation
+            # held-out loss: forward passes only, no generation; once per prompt format
+            scored += n.get("loss", 0) * models * len(e.loss_formats)
         per = min(self.p.plan.eval_tokens_per_item, e.max_new_tokens)
         tokens = items * per
         programs = tool_items * e.tool_rounds
-        stages = len(e.benchmarks) + len(e.base_benchmarks)
+        stages = len(e.benchmarks) + len(e.base_benchmarks) + len(self.p.pretrain.arms.names) * len(e.arm_benchmarks)
         plan = StagePlan("eval", f"{len(e.benchmarks)} benchmarks ({len(e.base_benchmarks)} also on the base model), "
                          f"{items:,} item-settings x {per:,.0f} new tokens = {tokens / 1e6:,.2f}M tokens; <= "
                          f"{programs:,} sandboxed programs; {scored:,} held-out-loss items (forward passes, not "
