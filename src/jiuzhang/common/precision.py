@@ -1,7 +1,8 @@
 """What a CPU offers for bf16 and which kernels a process uses, recorded in every stage's provenance.
 
-Measured here (AMD EPYC with AVX512-BF16, 2 threads, SmolLM2-135M, seq 512, batch 2; benchmarks/precision_cpu.py):
-training fp32 ~100 tokens/s, fp32 master weights + bf16 autocast ~195 (2.0x), the forward pass ~480 -> ~820.
+Measured here (AMD EPYC with AVX512-BF16, 2 threads, SmolLM2-135M, seq 512, batch 2; benchmarks/precision_cpu.py,
+2026-12-04): training fp32 152 tokens/s, fp32 master weights + bf16 autocast 229 (1.51x), the forward pass
+418 -> 731 (1.75x), HF generation 136 -> 172 new tokens/s (1.26x).
 The bf16 matmuls run in oneDNN, which picks its own instruction set (AVX512-BF16, AMX) independently of
 PyTorch's ATEN_CPU_CAPABILITY pin (jiuzhang.cli), so both are recorded: a bf16 result is reproducible on
 machines whose recorded kernels match.

@@ -6,7 +6,7 @@ fixed shards (``eval.shard_size`` items, in item order); a finished shard's gene
 ``<root>/<key>/<setting>-<shard>.json`` by atomic rename, so a file on disk is always a whole shard. The key
 digests everything that decides the answers (the model's bytes or hub revision, the prompts, the sampling
 and stop settings, the engine and its precision, the eval code), so answers of another model or setting
-are never reused; the folder is deleted when the eval has written its predictions.
+are never reused; ``jiuzhang eval`` deletes the whole scratch folder once it has written its predictions.
 
 This is our own rather than a library's because it is the same shard-and-marker scheme as synthesis
 (:mod:`jiuzhang.synthesis.shards`), one small JSON file per shard, with no service to run.
@@ -15,7 +15,6 @@ This is our own rather than a library's because it is the same shard-and-marker 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,3 @@ class AnswerStore:
 
     def save(self, setting: str, shard: int, answers: dict[str, Any]) -> None:
         atomic_write_text(self._path(setting, shard), json.dumps(answers, ensure_ascii=False, sort_keys=True))
-
-    def clear(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)

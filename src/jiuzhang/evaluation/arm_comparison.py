@@ -48,20 +48,32 @@ def item_value(row: dict[str, Any], setting: str) -> float | None:
     return row.get("nll") if is_loss(setting) else float(bool(row["correct"]))
 
 
-def _difference(a: list[float], b: list[float], loss: bool) -> dict[str, Any]:
-    """Paired difference a - b (loss in nats; accuracy in points) with its 95% interval and a verdict."""
+def paired_delta(after: list[float], before: list[float], loss: bool) -> dict[str, Any]:
+    """Paired difference ``after - before`` over the same items, with its 95% interval and a verdict: per-item
+    NLLs by paired bootstrap (nats), per-item 0/1 correctness by Newcombe's paired interval (points, with
+    McNemar's exact p), which is not zero-width when no item differs."""
     if loss:
-        d, lo, hi = paired_difference(a, b)
+        d, lo, hi = paired_difference(after, before)
         out: dict[str, Any] = {"diff": round(d, 4), "ci95": [round(lo, 4), round(hi, 4)], "method": "paired bootstrap"}
         better, worse = hi < 0, lo > 0
     else:
-        p = paired_proportions([x > 0.5 for x in a], [x > 0.5 for x in b])
-        out = {"diff": round(100 * p["diff"], 2), "ci95": [round(100 * p["lo"], 2), round(100 * p["hi"], 2)],
+        p = paired_proportions([x > 0.5 for x in after], [x > 0.5 for x in before])
+        out = {"diff": round(100 * p["diff"], 4), "ci95": [round(100 * p["lo"], 4), round(100 * p["hi"], 4)],
                "method": "Newcombe paired interval", "p_mcnemar": round(p["p_mcnemar"], 4),
                "gained": p["gained"], "lost": p["lost"]}
         better, worse = p["lo"] > 0, p["hi"] < 0
     out["verdict"] = "better" if better else "worse" if worse else "no difference detectable"
     return out
+
+
+def _summary(values: list[float], loss: bool) -> dict[str, Any]:
+    """One arm's mean and 95% interval: bootstrap over items for a loss, Wilson for an accuracy (in %)."""
+    if loss:
+        m, lo, hi = bootstrap_mean(values)
+        return {"mean": round(m, 4), "ci95": [round(lo, 4), round(hi, 4)]}
+    k = int(sum(values))
+    lo, hi = wilson(k, len(values))
+    return {"mean": round(100.0 * k / len(values), 4), "ci95": [round(100 * lo, 4), round(100 * hi, 4)], "correct": k}
 
 
 def measure_rows(benchmark: str, settings: list[str], dirs: dict[str, Path]) -> list[dict[str, Any]]:
@@ -76,30 +88,20 @@ def measure_rows(benchmark: str, settings: list[str], dirs: dict[str, Path]) -> 
         if not items:
             continue
         loss = is_loss(s)
-        scale = 1.0 if loss else 100.0
-        values = {a: [scale * item_value(per_arm[a][i], s) for i in items] for a in per_arm}
-        arms = {}
-        for a, v in values.items():
-            if loss:
-                m, lo, hi = bootstrap_mean(v)
-            else:
-                k = sum(x > 0.5 * scale for x in v)
-                m, (lo, hi) = 100.0 * k / len(v), tuple(100.0 * x for x in wilson(k, len(v)))
-            arms[a] = {"mean": round(m, 4), "ci95": [round(lo, 4), round(hi, 4)]}
-            if not loss:
-                arms[a]["correct"] = sum(x > 0.5 * scale for x in v)
+        values = {a: [item_value(per_arm[a][i], s) for i in items] for a in per_arm}
+        arms = {a: _summary(v, loss) for a, v in values.items()}
         row: dict[str, Any] = {"benchmark": benchmark, "setting": s, "items": len(items), "arms": arms,
                                "vs_base": {}, "vs_raw": {}}
         for a in values:
             if a != "base" and "base" in values:
-                row["vs_base"][a] = _difference(values[a], values["base"], loss)
+                row["vs_base"][a] = paired_delta(values[a], values["base"], loss)
             if a not in ("raw", "base") and "raw" in values:
-                row["vs_raw"][a] = _difference(values[a], values["raw"], loss)
+                row["vs_raw"][a] = paired_delta(values[a], values["raw"], loss)
         ranked = sorted(values, key=lambda a: (arms[a]["mean"] if loss else -arms[a]["mean"], a))
         winner, runner_up = ranked[0], ranked[1] if len(ranked) > 1 else None
         row["winner"] = winner
         if runner_up is not None:
-            d = _difference(values[winner], values[runner_up], loss)
+            d = paired_delta(values[winner], values[runner_up], loss)
             row["winner_vs_runner_up"] = {"runner_up": runner_up, **d, "excludes_0": d["verdict"] == "better"}
         rows.append(row)
     return rows

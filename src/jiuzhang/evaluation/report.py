@@ -20,9 +20,10 @@ from typing import Any
 
 from jiuzhang.common.io import InputDataError, atomic_write_text, write_csv, write_json
 from jiuzhang.config.root import Params
-from jiuzhang.evaluation.arm_comparison import compare_arms, item_value, read_predictions, verdict_lines
+from jiuzhang.evaluation.arm_comparison import (compare_arms, item_value, paired_delta, read_predictions,
+                                                verdict_lines)
 from jiuzhang.evaluation.heldout import LOSS_KEYS, is_loss, loss_keys
-from jiuzhang.evaluation.stats import paired_difference, wilson
+from jiuzhang.evaluation.stats import wilson
 
 PAPER_MODEL = "JiuZhang3.0-7B"
 
@@ -46,7 +47,8 @@ def paper_numbers(paper: dict[str, Any]) -> dict[str, float]:
 def compare_base(name: str, settings: list[str], trained_dir: Path, base_dir: Path) -> list[dict[str, Any]]:
     """Base vs trained on the same items, per scored setting (``loss`` and ``loss_neutral`` are the held-out
     loss in its two prompt formats): each side's mean and the paired difference (trained - base) with its
-    paired-bootstrap 95% interval. Accuracy in %, loss in nats per token."""
+    95% interval (:func:`paired_delta`: bootstrap for a loss, Newcombe's paired interval for an accuracy, so
+    0 of n vs 0 of n is not printed as a certain 0). Accuracy in %, loss in nats per token."""
     trained, base = read_predictions(trained_dir / name), read_predictions(base_dir / name)
     out = []
     for s in settings:
@@ -56,12 +58,12 @@ def compare_base(name: str, settings: list[str], trained_dir: Path, base_dir: Pa
         if not items:
             continue
         scale = 1.0 if is_loss(s) else 100.0
-        after = [scale * item_value(t[i], s) for i in items]
-        before = [scale * item_value(b[i], s) for i in items]
-        diff, lo, hi = paired_difference(after, before)
-        out.append({"benchmark": name, "setting": s, "items": len(items), "base": round(sum(before) / len(items), 4),
-                    "trained": round(sum(after) / len(items), 4), "diff": round(diff, 4),
-                    "diff_ci95": [round(lo, 4), round(hi, 4)]})
+        after = [item_value(t[i], s) for i in items]
+        before = [item_value(b[i], s) for i in items]
+        d = paired_delta(after, before, is_loss(s))
+        out.append({"benchmark": name, "setting": s, "items": len(items),
+                    "base": round(scale * sum(before) / len(items), 4),
+                    "trained": round(scale * sum(after) / len(items), 4), "diff": d["diff"], "diff_ci95": d["ci95"]})
     return out
 
 
@@ -301,7 +303,7 @@ def markdown(summary: dict[str, Any]) -> str:
                   f"{r[f'{k}_ci95'][1]:.3f}] |" for r, k in losses]
     if summary.get("base_vs_trained"):
         lines += ["", "Base model vs trained model on the same items: the paired difference (trained - base) with "
-                  "its paired-bootstrap 95% interval; an interval that excludes 0 is a real change at this "
+                  "its 95% interval (loss: paired bootstrap; accuracy: Newcombe's paired interval); an interval that excludes 0 is a real change at this "
                   "sample size. Accuracy in %, loss in nats per token (lower is better).", "",
                   "| benchmark | measure | items | base | trained | difference [95% CI] |",
                   "|---|---|---:|---:|---:|---:|"]
