@@ -93,6 +93,13 @@ def test_hf_source_needs_dataset_and_revision():
         validate_params(data, "paper.yaml")
 
 
+def test_vllm_eval_with_a_chat_template_is_refused_before_any_model_loads():
+    data = yaml.safe_load((ROOT / "configs/mini.yaml").read_text())
+    data["eval"].update(engine="vllm", chat_template=True)
+    with pytest.raises(ConfigError, match=r"eval.*engine 'vllm'.*chat template.*chat_template: false or engine: hf"):
+        validate_params(data, "mini.yaml")
+
+
 def test_missing_section_and_bad_yaml(tmp_path):
     assert "corpus: required key is missing" in _bad(tmp_path, "profile: x\nbenchmarks: {root: a, decontaminate: [gsm8k]}\n")
     assert "bad.yaml:2: not valid YAML" in _bad(tmp_path, "a: [1,\nb: ]]\n")

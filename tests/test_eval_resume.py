@@ -22,7 +22,7 @@ class Counting:
 
     def __init__(self, engine, die_after: int | None = None):
         self.engine, self.die_after, self.prompts, self.calls = engine, die_after, [], 0
-        self.name, self.autocast = engine.name, engine.autocast
+        self.name = engine.name
 
     def plan(self, requests):
         return self.engine.plan(requests)

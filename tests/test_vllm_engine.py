@@ -136,3 +136,62 @@ def test_missing_vllm_interpreter_is_a_clear_error(tiny_model, tmp_path):
     p = params(engine="vllm", vllm={"python": str(tmp_path / "nope" / "python")})
     with pytest.raises(InputDataError, match=r"synthesize.vllm.python: .*does not exist.*make vllm-env"):
         VllmEngine(tiny_model, p.synthesize)
+
+
+@pytest.fixture(scope="module")
+def eval_model(tmp_path_factory) -> Path:
+    """Room for eval prompts and gold solutions (512 positions), so the held-out loss scores every item."""
+    return make_tiny_model(tmp_path_factory.mktemp("vllm-eval") / "model", hidden_size=64, max_position_embeddings=512)
+
+
+def eval_params(engine: str, **extra):
+    """gsm8k in all three settings on the tiny model, through ``engine``."""
+    from jiuzhang.config.loader import validate_params
+
+    from conftest import SHARED, tiny_params
+
+    raw = tiny_params({"x": "unused.jsonl"})
+    raw["benchmarks"]["root"] = str(SHARED / "benchmarks")
+    raw["eval"].update({"benchmarks": {"gsm8k": ["nl", "tool", "loss"]}, "base_benchmarks": [], "arm_benchmarks": [],
+                        "limit": 6, "max_new_tokens": 8, "batch_size": 2, "shard_size": 4,
+                        "fewshot_dir": str(ROOT / "templates/eval/fewshot"), "engine": engine,
+                        "vllm": {"python": str(VLLM_PYTHON), "enforce_eager": True, "cpu_kv_cache_gib": 1,
+                                 "chunked_prefill": False}, **extra})
+    return validate_params(raw, "test")
+
+
+def test_eval_on_vllm_writes_what_eval_on_hf_writes(eval_model, tmp_path):
+    """eval.engine: vllm generates through the synthesis worker: greedy answers, grades and tool rounds equal
+    the HF engine's, and the held-out loss (scored on an HF copy whatever generates) is the same numbers."""
+    from jiuzhang.evaluation.runner import run_eval
+
+    out = {}
+    for engine in ("hf", "vllm"):
+        metrics = run_eval(eval_params(engine), ("gsm8k",), str(eval_model), None, None, None, tmp_path / engine,
+                           single=True)
+        out[engine] = ((tmp_path / engine / "predictions.jsonl").read_text(), metrics)
+    hf_rows, vllm_rows = (text.splitlines() for text, _ in out.values())
+    assert len(hf_rows) == 6 * 4 and vllm_rows == hf_rows  # nl + tool + two loss formats, 6 items each
+    assert out["hf"][1]["loss"]["items"] == out["hf"][1]["loss_neutral"]["items"] == 6  # every item scored
+    assert {k: v for k, v in out["vllm"][1].items() if k != "timing"} == \
+        {k: v for k, v in out["hf"][1].items() if k != "timing"}
+
+
+def test_a_loss_only_eval_on_vllm_never_starts_vllm(eval_model):
+    from jiuzhang.evaluation.evaluator import evaluate
+    from jiuzhang.evaluation.runner import build_eval_engine
+    from jiuzhang.evaluation.tasks import TASKS, load_rows
+
+    p = eval_params("vllm")
+    engine = build_eval_engine(p, str(eval_model), None, None, None)
+    rows = load_rows(p.benchmarks.root, "gsm8k", 3)
+    _, metrics = evaluate(TASKS["gsm8k"], rows, ("loss",), engine, p.eval)
+    assert metrics["loss"]["items"] == 3 and engine._generator is None and engine.scorer is not None
+
+
+def test_eval_on_vllm_without_its_interpreter_names_the_eval_key(tiny_model, tmp_path):
+    from jiuzhang.evaluation.runner import build_eval_engine
+
+    p = eval_params("vllm", vllm={"python": str(tmp_path / "nope" / "python")})
+    with pytest.raises(InputDataError, match=r"eval.vllm.python: .*does not exist"):
+        build_eval_engine(p, str(tiny_model), None, None, None)

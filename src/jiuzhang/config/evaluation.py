@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from jiuzhang.config.base_model import Section
+from jiuzhang.config.synthesis import VllmConfig
 
 SETTINGS = ("nl", "tool", "loss")
 
@@ -62,6 +63,12 @@ class EvalConfig(Section):
     loss_dtype: Literal["fp32", "bf16"] = Field("fp32", description="Precision of the held-out loss. fp32: bf16 "
                                                 "moved one paired difference from +0.037 to +0.015 nats on the same "
                                                 "60 items here, larger than the effects at stake.")
+    engine: Literal["hf", "vllm"] = Field("hf", description=(
+        "Engine of the generating settings (nl, tool): 'hf' (transformers, CPU or one GPU) or 'vllm' (the "
+        "synthesis engine's vLLM worker, settings in eval.vllm; the paper profile's 7B models). Greedy either way; "
+        "the held-out loss is scored on a local HF copy whatever generates (exact weights, eval.loss_dtype)."))
+    vllm: VllmConfig = Field(default_factory=VllmConfig, description="vLLM settings when engine is 'vllm' "
+                             "(same keys as synthesize.vllm).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="HF engine device.")
     threads: int = Field(2, ge=1, description="CPU threads.")
 
@@ -80,6 +87,9 @@ class EvalConfig(Section):
 
     @model_validator(mode="after")
     def _limits_name_evaluated_benchmarks(self) -> "EvalConfig":
+        if self.engine == "vllm" and self.chat_template:
+            raise ValueError("engine 'vllm' sends plain prompts (token ids, as synthesis does) and does not apply a "
+                             "chat template; set chat_template: false or engine: hf")
         stray = sorted(set(self.limits) - set(self.benchmarks))
         if stray:
             raise ValueError(f"limits names {stray}, which 'benchmarks' does not evaluate; remove them or add the "

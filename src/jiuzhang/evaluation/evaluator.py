@@ -55,12 +55,11 @@ def evaluate(task: Task, rows: list[dict[str, Any]], settings: tuple[str, ...], 
         requests = [Request(f"{task.name}/{setting}/{r['_idx']}", build_prompt(task, r, setting, shots), "nl", setting,
                             0, greedy, tuple(cfg.stop)) for r in rows]
         store = None if resume is None else AnswerStore(resume, {
-            "model": model_key, "engine": getattr(engine, "name", type(engine).__name__),
-            "autocast": bool(getattr(engine, "autocast", False)), "setting": setting,
+            "model": model_key, "engine": getattr(engine, "name", type(engine).__name__), "setting": setting,
             "prompts": [(q.id, q.prompt) for q in requests], "shard_size": cfg.shard_size,
             "eval": cfg.model_dump(mode="json", include={"max_new_tokens", "stop", "tool_rounds", "tool_output_chars",
                                                         "exec_timeout_s", "exec_memory_mb", "batch_size", "dtype",
-                                                        "chat_template", "device"})})
+                                                        "chat_template", "device", "engine"})})
         texts, executions, cut_off = _generate(requests, setting, engine, cfg, limits, store, progress)
         correct = invalid = 0
         for r, req in zip(rows, requests):

@@ -12,6 +12,7 @@ import click
 from jiuzhang.common.io import atomic_write_text, write_json
 from jiuzhang.config.root import Params
 from jiuzhang.errors import UserError
+from jiuzhang.evaluation.eval_model import EvalModel
 from jiuzhang.evaluation.evaluator import evaluate
 from jiuzhang.evaluation.heldout import is_loss, loss_keys
 from jiuzhang.evaluation.tasks import TASKS, load_rows
@@ -28,19 +29,33 @@ def settings_for(params: Params, name: str, endpoint: bool = False) -> tuple[str
     return tuple(s for s in settings if not (endpoint and s == "loss"))
 
 
-def build_eval_engine(params: Params, model: str, revision: str | None, endpoint: str | None, api_key: str | None):
+def build_eval_engine(params: Params, model: str, revision: str | None, endpoint: str | None,
+                      api_key: str | None) -> EvalModel:
+    """The model under evaluation: generation on ``eval.engine`` (or an endpoint), likelihoods on HF."""
     if endpoint:
         from jiuzhang.evaluation.endpoint import EndpointEngine
 
-        return EndpointEngine(endpoint, model, api_key)
-    from jiuzhang.synthesis.engine import HFEngine
+        return EvalModel("endpoint", lambda: EndpointEngine(endpoint, model, api_key))
+    from jiuzhang.synthesis.engine import HFEngine, VllmEngine
 
-    cfg = params.synthesize.model_copy(update={"dtype": params.eval.dtype, "device": params.eval.device,
-                                               "threads": params.eval.threads, "batch_size": params.eval.batch_size,
-                                               "shard_size": max(params.eval.batch_size, params.synthesize.shard_size),
+    ev = params.eval
+    # the synthesis engines' settings, with eval's precision, batch and vLLM sections; seed 0: eval is greedy
+    cfg = params.synthesize.model_copy(update={"dtype": ev.dtype, "device": ev.device, "threads": ev.threads,
+                                               "batch_size": ev.batch_size, "seed": 0, "vllm": ev.vllm,
+                                               "shard_size": max(ev.batch_size, params.synthesize.shard_size),
                                                "on_overlong": "truncate"})
-    return HFEngine(model, cfg, revision=revision, chat_template=params.eval.chat_template,
-                    cpu_autocast=params.eval.dtype == "bf16")
+    hf: list[HFEngine] = []
+
+    def hf_engine() -> HFEngine:
+        if not hf:
+            hf.append(HFEngine(model, cfg, revision=revision, chat_template=ev.chat_template,
+                               cpu_autocast=ev.dtype == "bf16"))
+        return hf[0]
+
+    if ev.engine == "vllm":
+        VllmEngine.interpreter(cfg, "eval")  # no vLLM: the error now, before any model loads
+        return EvalModel("vllm", lambda: VllmEngine(model, cfg, revision=revision, section="eval"), hf_engine)
+    return EvalModel("hf", hf_engine, hf_engine)
 
 
 def model_key(model: str, revision: str | None, endpoint: str | None) -> str:
@@ -79,6 +94,7 @@ def run_eval(params: Params, names: tuple[str, ...], model: str, revision: str |
                          for s in shown)
         click.echo(f"eval {name}: {line}", err=True)
         summary[name] = metrics
+    engine.close()
     if resume is not None:  # every answer is in a predictions file now: the scratch copies have done their job
         shutil.rmtree(resume, ignore_errors=True)
     if single:

@@ -271,8 +271,9 @@ class Planner:
         plan = StagePlan("eval", f"{len(e.benchmarks)} benchmarks ({len(e.base_benchmarks)} also on the base model), "
                          f"{items:,} item-settings x {per:,.0f} new tokens = {tokens / 1e6:,.2f}M tokens; <= "
                          f"{programs:,} sandboxed programs; {scored:,} held-out-loss items (forward passes, not "
-                         f"timed)", f"{stages} DVC stages (eval@<benchmark>, eval_base@<benchmark>), HF engine on "
-                         f"1 device, batch {e.batch_size}; {e.exec_workers} sandbox workers", self.acc.name,
+                         f"timed)", f"{stages} DVC stages (eval@<benchmark>, eval_base@<benchmark>, eval_arm@<arm>-<benchmark>), "
+                         f"{'vLLM' if e.engine == 'vllm' else f'HF engine, batch {e.batch_size},'} on 1 device; "
+                         f"{e.exec_workers} sandbox workers", self.acc.name,
                          amounts={"items": items, "generated_tokens": tokens, "programs": programs,
                                   "heldout_items": scored})
         plan = self.timed(plan, tokens, self.gen_rate("eval", 1), 1)

@@ -205,13 +205,15 @@ class VllmEngine:
     _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
                       "GROUP_RANK", "ROLE_RANK", "TORCHELASTIC_RUN_ID", "GROUP_WORLD_SIZE", "ROLE_WORLD_SIZE")
 
-    def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0, revision: str | None = None):
+    def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0, revision: str | None = None,
+                 section: str = "synthesize"):
         import os
 
         from transformers import AutoTokenizer
 
         self.cfg = cfg
-        python = self.interpreter(cfg)
+        self.section = section  # whose vllm settings these are, for error messages ('synthesize', 'eval')
+        python = self.interpreter(cfg, section)
         env = {k: v for k, v in os.environ.items() if k not in self._TORCHRUN_VARS}
         if "LOCAL_RANK" in os.environ:  # one replica per torchrun process, on its own GPUs
             tp = cfg.vllm.tensor_parallel_size
@@ -235,19 +237,19 @@ class VllmEngine:
         self.version = ready["vllm"]
 
     @staticmethod
-    def interpreter(cfg: SynthesizeConfig) -> str:
+    def interpreter(cfg: SynthesizeConfig, section: str = "synthesize") -> str:
         """The Python that runs the worker; a clear error, before any model loads, when it has no vLLM."""
         import importlib.util
 
         if not cfg.vllm.python:
             if importlib.util.find_spec("vllm") is None:
-                raise InputDataError("synthesize.engine: vllm is selected but not installed; `pip install .[vllm]` "
-                                     "on a GPU machine, or `make vllm-env` and synthesize.vllm.python: "
-                                     ".venv-vllm/bin/python on a CPU, or set synthesize.engine: hf")
+                raise InputDataError(f"{section}.engine: vllm is selected but not installed; `pip install .[vllm]` "
+                                     f"on a GPU machine, or `make vllm-env` and {section}.vllm.python: "
+                                     f".venv-vllm/bin/python on a CPU, or set {section}.engine: hf")
             return sys.executable
         python = Path(cfg.vllm.python)
         if not python.is_file():
-            raise InputDataError(f"synthesize.vllm.python: {python} does not exist (relative paths start at the "
+            raise InputDataError(f"{section}.vllm.python: {python} does not exist (relative paths start at the "
                                  f"project root, {Path.cwd()}); `make vllm-env` creates .venv-vllm")
         return str(python.absolute())  # not resolve(): a venv's python is a link whose venv is found by its path
 
@@ -263,7 +265,7 @@ class VllmEngine:
                 if not sel.select(timeout_s):
                     self.close()
                     raise RuntimeError(f"vLLM worker did not {what} within {timeout_s:g} s "
-                                       f"(synthesize.vllm.start_timeout_s)")
+                                       f"({self.section}.vllm.start_timeout_s)")
         line = self.proc.stdout.readline()
         if not line:
             code = self.proc.wait()
