@@ -85,6 +85,23 @@ def _predictions(folder: Path, correct: list[bool], nll: list[float], neutral: l
     (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
+def test_a_tie_crowns_no_arm(tmp_path):
+    """0 of 30 everywhere: the page says no arm wins (not 'base wins', the first arm of the list)."""
+    n = 30
+    for a in ("base", "synthetic", "raw"):
+        _predictions(tmp_path / a / "gsm8k", [False] * n, [2.0] * n, [2.0] * n)
+    metrics = tmp_path / "metrics"
+    (metrics / "pretrain_arms").mkdir(parents=True)
+    for f in ("pretrain.json", "pretrain_arms/raw.json"):
+        (metrics / f).write_text(json.dumps({"examples": 8, "target_tokens_per_epoch": 100, "steps": 2}))
+    result = compare_arms(["gsm8k"], {"gsm8k": ["nl"]}, metrics, tmp_path / "synthetic", tmp_path / "base",
+                          tmp_path, ["raw"])
+    row = result["rows"][0]
+    assert row["winner"] is None and row["tied"] == ["base", "raw", "synthetic"]
+    (line,) = verdict_lines(result, MEASURE_NAMES)
+    assert line.startswith("gsm8k NL accuracy (30 items): no arm wins: base, raw, synthetic tie") and "[-11.4, +11.4] points" in line
+
+
 def test_arm_comparison_pairs_every_arm_and_names_the_winner(tmp_path):
     n = 40
     base = [2.0 + 0.01 * (i % 7) for i in range(n)]

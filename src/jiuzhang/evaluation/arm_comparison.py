@@ -99,7 +99,9 @@ def measure_rows(benchmark: str, settings: list[str], dirs: dict[str, Path]) -> 
                 row["vs_raw"][a] = paired_delta(values[a], values["raw"], loss)
         ranked = sorted(values, key=lambda a: (arms[a]["mean"] if loss else -arms[a]["mean"], a))
         winner, runner_up = ranked[0], ranked[1] if len(ranked) > 1 else None
-        row["winner"] = winner
+        # equal means (e.g. every arm 0 of 30) crown no one: name the tie instead of the first arm in the list
+        row["tied"] = [a for a in ranked if arms[a]["mean"] == arms[winner]["mean"]]
+        row["winner"] = winner if len(row["tied"]) == 1 else None
         if runner_up is not None:
             d = paired_delta(values[winner], values[runner_up], loss)
             row["winner_vs_runner_up"] = {"runner_up": runner_up, **d, "excludes_0": d["verdict"] == "better"}
@@ -137,15 +139,20 @@ def verdict_lines(comparison: dict[str, Any], names: dict[str, str]) -> list[str
     lines = []
     for r in comparison["rows"]:
         w = r.get("winner_vs_runner_up")
-        unit = "nats/token" if is_loss(r["setting"]) else "points"
+        unit, d = ("nats/token", 3) if is_loss(r["setting"]) else ("points", 1)
         measure = f"{r['benchmark']} {names.get(r['setting'], r['setting'])}"
         if w is None:
             lines.append(f"{measure}: {r['winner']} (only arm)")
             continue
+        if r["winner"] is None:
+            lines.append(f"{measure} ({r['items']} items): no arm wins: {', '.join(r['tied'])} tie (same mean); "
+                         f"the interval of their difference is [{w['ci95'][0]:+.{d}f}, {w['ci95'][1]:+.{d}f}] {unit}, "
+                         f"so a difference that size cannot be ruled out.")
+            continue
         plain = ("the interval excludes 0" if w["excludes_0"] else "the interval includes 0: not distinguishable "
                  "from the runner-up at this sample size")
-        lines.append(f"{measure} ({r['items']} items): {r['winner']} wins; vs {w['runner_up']} {w['diff']:+.3f} "
-                     f"[{w['ci95'][0]:+.3f}, {w['ci95'][1]:+.3f}] {unit}, {plain}.")
+        lines.append(f"{measure} ({r['items']} items): {r['winner']} wins; vs {w['runner_up']} {w['diff']:+.{d}f} "
+                     f"[{w['ci95'][0]:+.{d}f}, {w['ci95'][1]:+.{d}f}] {unit}, {plain}.")
     return lines
 
 
