@@ -68,7 +68,7 @@ def test_wrong_type_is_not_coerced(tmp_path):
 
 def test_impossible_values_all_reported_at_once(tmp_path):
     text = (ROOT / "params.yaml").read_text()
-    text = text.replace("threshold: 0.8", "threshold: 1.5").replace("    steps: 100", "    steps: 0")
+    text = text.replace("threshold: 0.8", "threshold: 1.5").replace("    steps: 60 ", "    steps: 0 ")
     msg = _bad(tmp_path, text)
     assert "2 problems" in msg
     assert "corpus.dedup.threshold" in msg and "base.train.steps" in msg
