@@ -44,6 +44,7 @@ def main() -> None:
     preds = {}
     for engine in ("hf", "vllm"):
         ev = p.eval.model_copy(update={"engine": engine, "chat_template": False, "shard_size": max(len(rows), 1),
+                                       "limit": len(rows), "limits": {},  # every item asked for, not the profile's limit
                                        "vllm": p.synthesize.vllm.model_copy(update={"python": args.vllm_python})})
         params = p.model_copy(update={"eval": ev})
         start = time.perf_counter()
@@ -61,7 +62,7 @@ def main() -> None:
     out["vllm_over_hf_items_per_s"] = round(out["vllm"]["items_per_s"] / out["hf"]["items_per_s"], 2)
     out["vllm_over_hf_with_start"] = round((out["hf"]["answer_s"] + out["hf"]["start_s"])
                                            / (out["vllm"]["answer_s"] + out["vllm"]["start_s"]), 2)
-    out["identical_predictions"] = sum(a == b for a, b in zip(preds["hf"], preds["vllm"]))
+    out["identical_predictions"] = f"{sum(a == b for a, b in zip(preds['hf'], preds['vllm']))} of {len(rows)}"
     print(json.dumps(out, indent=1))
 
 
