@@ -233,6 +233,35 @@ def test_unpacked_training_is_one_example_per_sequence_and_learns(tiny_model, tm
     assert unpacked["loss_curve"][0]["loss"] == pytest.approx(full.item(), rel=1e-4)
 
 
+def test_packed_rows_are_cut_to_their_longest_real_row_with_the_same_loss(tiny_model, tmp_path):
+    """Packed rows end in padding too (the last row, and rows the next example did not fit): the trainer feeds
+    the model only up to the longest real row of each micro-batch, and the first step's loss equals the
+    full-width forward pass (padding is its own segment: nothing real attends to it)."""
+    from jiuzhang.training.engine import TorchEngine
+    from jiuzhang.training.sft import epoch_order, train_sft
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    c = cfg()
+    stats = PackStats()
+    data = pack(tokenize(examples(), tok, 64, "truncate", stats), 64, tok.pad_token_id, stats)
+    first = epoch_order(len(data), c.seed_data, 0)[:c.global_batch]
+    longest = [int(data.real[first[i:i + c.micro_batch]].sum(dim=1).max()) for i in (0, c.micro_batch)]
+    assert min(longest) < 64  # there is padding to cut in the first step
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    with torch.no_grad():
+        logits = model(input_ids=data.input_ids[first], position_ids=data.position_ids[first], use_cache=False).logits
+    targets = torch.nn.functional.pad(data.labels[first], (0, 1), value=IGNORE)[:, 1:]
+    full = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+
+    widths: list[int] = []
+    model.register_forward_pre_hook(lambda _m, args, kw: widths.append(kw["input_ids"].shape[1]), with_kwargs=True)
+    result = train_sft(TorchEngine(model, c), data, c, World(), tmp_path / "ck", stop_after=1)
+    assert widths == longest  # each micro-batch computed only its real width
+    assert result.losses[0][1] == pytest.approx(full.item(), rel=1e-5)
+
+
 def test_token_store_serves_exactly_the_in_memory_rows_and_the_same_weights(tiny_model, tmp_path):
     """The on-disk store (memory-mapped shards, written once) gives the rows pack() gives in memory, and
     training on it reaches byte-identical weights (same packing, same order, same loss)."""

@@ -121,9 +121,12 @@ def train_sft(engine, data: Packed | TokenStore, cfg: TrainConfig, world: World,
         for idx in chunks:
             weight = 0.0 if idx is None else 1.0
             ids, labels, pos, real = data.gather(batch[:1] if idx is None else idx)
-            if not cfg.packing:  # one example per row, padding at the end: compute only up to the longest
-                width = int(real.sum(dim=1).max())
-                ids, labels, pos = ids[:, :width], labels[:, :width], pos[:, :width]
+            # Padding sits at the end of every row, packed or not, and is its own segment (nothing real attends
+            # to it): compute only up to the longest real row. Packed rows of ~1.3 examples left 24% of the
+            # positions as padding in the mini profile (SmolLM2, max_length 768); each was a wasted forward
+            # and backward position.
+            width = int(real.sum(dim=1).max())
+            ids, labels, pos = ids[:, :width], labels[:, :width], pos[:, :width]
             device = _device(model)
             # bf16 compute over fp32 master weights (the plain path; DeepSpeed's bf16 weights need none)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
