@@ -13,7 +13,7 @@ import yaml
 from transformers import AutoTokenizer
 
 from jiuzhang.common.io import InputDataError
-from jiuzhang.evaluation.arm_comparison import compare_arms, verdict_lines
+from jiuzhang.evaluation.arm_comparison import budgets, compare_arms, verdict_lines
 from jiuzhang.evaluation.report import MEASURE_NAMES, arms_markdown
 from jiuzhang.evaluation.stats import paired_proportions
 from jiuzhang.training.arms import arm_examples, target_tokens
@@ -127,6 +127,10 @@ def test_arm_comparison_pairs_every_arm_and_names_the_winner(tmp_path):
     rows = {r["setting"]: r for r in result["rows"]}
     assert result["arms"] == ["base", "synthetic", "raw", "released"]
     assert result["budgets"]["raw"]["target_tokens"] == 11950 and result["budgets"]["base"]["target_tokens"] == 0
+    assert "mixed in" not in result["budgets"]["synthetic"]["data"]  # no supplement used: none claimed
+    (metrics / "pretrain.json").write_text(json.dumps({"examples": 48, "target_tokens_per_epoch": 12000, "steps": 8,
+                                                       "supplement_used": 16}))
+    assert "with 16 records of pretrain.supplement" in budgets(metrics, ["raw"])["synthetic"]["data"]
     neutral = rows["loss_neutral"]
     assert neutral["winner"] == "synthetic" and neutral["vs_raw"]["synthetic"]["diff"] == pytest.approx(-0.05)
     assert neutral["vs_raw"]["synthetic"]["verdict"] == "better" and neutral["winner_vs_runner_up"]["excludes_0"]

@@ -21,8 +21,7 @@ from jiuzhang.evaluation.stats import bootstrap_mean, paired_difference, paired_
 # What each arm trained on, in words (the page's table of arms).
 DATA = {
     "base": "no further training",
-    "synthetic": "our kept synthetic records (+ the released sample, as configured): '## Question ... ## Solution' "
-                 "records, loss on the solution",
+    "synthetic": "our kept synthetic records: '## Question ... ## Solution' records, loss on the solution",
     "raw": "the corpus snippets the prompts were built from, as plain text, loss on every token (raw text has no "
            "question/solution split, so it cannot share the records' format)",
     "released": "the paper's released JiuZhang3.0 sample only: '## Question ... ## Solution' records, loss on the "
@@ -117,8 +116,11 @@ def budgets(metrics_dir: Path, arms: list[str]) -> dict[str, dict[str, Any]]:
         if not path.is_file():
             raise InputDataError(f"{path}: missing; run the pretrain stages first (dvc repro)")
         m = json.loads(path.read_text())
+        data = DATA.get(arm, arm)
+        if arm == "synthetic" and m.get("supplement_used"):  # pretrain.supplement mixes other records in: say so
+            data += f" (with {m['supplement_used']} records of pretrain.supplement mixed in)"
         out[arm] = {"records": m.get("examples"), "target_tokens": m.get("target_tokens_per_epoch"),
-                    "steps": m.get("steps"), "data": DATA.get(arm, arm)}
+                    "steps": m.get("steps"), "data": data}
     return out
 
 
