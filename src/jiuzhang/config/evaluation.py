@@ -52,6 +52,9 @@ class EvalConfig(Section):
     exec_memory_mb: int = Field(1024, ge=64, description="Sandbox address-space limit per program.")
     exec_workers: int = Field(2, ge=1, description="Programs run at once.")
     batch_size: int = Field(16, ge=1, description="Prompts per generate() call (HF engine).")
+    loss_batch_size: int = Field(1, ge=1, description="Sequences per forward pass of the held-out loss. 1 on a CPU: "
+                                 "no padding, and SmolLM2 scores 2.2x the tokens/s of 16 per pass on 2 cores "
+                                 "(benchmarks/heldout_batch.py); larger on a GPU. Any value gives the same losses up to float rounding.")
     shard_size: int = Field(64, ge=1, description="Items per unit of resume: each finished shard of generations is "
                             "kept in .cache/eval/ until the stage writes its predictions, so a killed eval reruns only "
                             "its unfinished shards.")

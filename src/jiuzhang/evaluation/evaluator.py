@@ -128,7 +128,7 @@ def heldout(task: Task, rows: list[dict[str, Any]], shots, engine, cfg: EvalConf
     key = LOSS_KEYS[fmt]
     prompt = (lambda r: build_prompt(task, r, "nl", shots)) if fmt == "paper" else (lambda r: neutral_prompt(task, r, shots))
     examples = [Example(f"{task.name}/{key}/{r['_idx']}", prompt(r), gold_target(task, r)) for r in rows]
-    nll = heldout_nll(model, tokenizer, examples, cfg.batch_size, engine.context, bf16=cfg.loss_dtype == "bf16")
+    nll = heldout_nll(model, tokenizer, examples, cfg.loss_batch_size, engine.context, bf16=cfg.loss_dtype == "bf16")
     preds = [{"idx": r["_idx"], "setting": key, "format": fmt, "target": ex.target,
               "nll": round(nll[ex.id][0], 6) if ex.id in nll else None,
               "tokens": nll[ex.id][1] if ex.id in nll else 0} for r, ex in zip(rows, examples)]
