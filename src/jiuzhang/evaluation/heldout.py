@@ -78,6 +78,7 @@ def heldout_nll(model, tokenizer, examples: list[Example], batch_size: int, max_
     """{example id: (mean NLL per target token, target tokens)}; an example whose target alone does not fit
     ``max_length`` (with a few prompt tokens) is left out. ``bf16``: under bf16 autocast (eval.loss_dtype)."""
     from jiuzhang.common.precision import autocast
+    from jiuzhang.common.scored_logits import scored_logits
 
     import torch
     import torch.nn.functional as F
@@ -95,9 +96,8 @@ def heldout_nll(model, tokenizer, examples: list[Example], batch_size: int, max_
         labels = torch.tensor([t.labels + [IGNORE] * (width - len(t.labels)) for t in batch], device=device)
         mask = torch.tensor([[1] * len(t.input_ids) + [0] * (width - len(t.input_ids)) for t in batch], device=device)
         with torch.inference_mode(), autocast(device.type, bf16):
-            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
-        targets = F.pad(labels, (0, 1), value=IGNORE)[:, 1:]  # token t predicts t+1
-        nll = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE,
+            logits, targets = scored_logits(model, labels, input_ids=ids, attention_mask=mask, use_cache=False)
+        nll = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE,
                               reduction="none").view(targets.shape)
         counts = (targets != IGNORE).sum(dim=1)
         for t, total, n in zip(batch, nll.sum(dim=1).tolist(), counts.tolist()):

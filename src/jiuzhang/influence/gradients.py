@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from jiuzhang.common.scored_logits import scored_logits
 from jiuzhang.training.packing import IGNORE, Tokenized
 
 
@@ -36,9 +37,8 @@ def _check(examples: list[Tokenized]) -> None:
 def _example_loss(model, ex: Tokenized) -> torch.Tensor:
     ids = torch.tensor([ex.input_ids], device=device_of(model))
     labels = torch.tensor([ex.labels], device=device_of(model))
-    logits = model(input_ids=ids).logits[:, :-1].float()
-    target = labels[:, 1:]
-    mask = target != IGNORE
+    logits, target = scored_logits(model, labels, input_ids=ids)
+    logits, mask = logits.float(), target != IGNORE
     losses = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.clamp(min=0).reshape(-1),
                                                reduction="none").view_as(target)
     return (losses * mask).sum() / mask.sum()
@@ -97,9 +97,8 @@ def per_example_batched(model, examples: list[Tokenized], batch_size: int = 16) 
         mask = torch.tensor([pad([1] * len(e.input_ids), 0) for e in batch], device=device)
         captures = {n: _Capture(m) for n, m in owners.items()}
         try:
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-            target = labels[:, 1:]
-            sup = target != IGNORE
+            logits, target = scored_logits(model, labels, input_ids=ids, attention_mask=mask)
+            logits, sup = logits.float(), target != IGNORE
             losses = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                                        target.clamp(min=0).reshape(-1), reduction="none").view_as(target)
             per_example = (losses * sup).sum(1) / sup.sum(1)

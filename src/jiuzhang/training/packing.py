@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from jiuzhang.common.io import InputDataError
+from jiuzhang.common.scored_logits import IGNORE  # noqa: F401 - re-exported: the label of unscored tokens
 
-IGNORE = -100
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from jiuzhang.common.io import write_json
+from jiuzhang.common.scored_logits import scored_logits
 from jiuzhang.config.training import TrainConfig
 from jiuzhang.training.packing import IGNORE, Packed
 from jiuzhang.training.tokenstore import TokenStore
@@ -132,10 +133,9 @@ def train_sft(engine, data: Packed | TokenStore, cfg: TrainConfig, world: World,
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 # use_cache=False matters: with a KV cache, transformers ignores the restarting position ids
                 # and examples packed together would attend to each other (tests/test_training.py).
-                logits = model(input_ids=ids.to(device), position_ids=pos.to(device),
-                               use_cache=False).logits
-            # shift the labels, not the logits: slicing logits[:, :-1] would copy the largest tensor of the step
-            targets = F.pad(labels, (0, 1), value=IGNORE)[:, 1:].to(logits.device)
+                # logits at the scored positions only (jiuzhang.common.scored_logits): prompts cost no LM head
+                logits, targets = scored_logits(model, labels.to(device), input_ids=ids.to(device),
+                                                position_ids=pos.to(device), use_cache=False)
             loss_sum = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE,
                                        reduction="sum")
             # gradients are averaged over processes by DDP/DeepSpeed: scale by world size to keep a token mean
