@@ -1,12 +1,12 @@
 """``jiuzhang influence``: write data for the candidate pool with synthesizer_initial, then choose the boost texts."""
 
+from functools import partial
 from pathlib import Path
 
 import click
 
 from jiuzhang.runtime import run_stage
 from stages.options import metrics_option, params_option, progress_option, prompts_option
-from stages.training_common import world
 
 
 @click.command("influence")
@@ -46,24 +46,18 @@ def command(params_path: str, prompts_dir: str, model_dir: str, candidates_dir: 
     from jiuzhang.synthesis.engine import build_engine
     from jiuzhang.synthesis.job import run_job
 
-    w = world()
-
     def work(p, run):
         if p.influence.method == "less" and reference_dir is None:  # before any generation
             raise UserError("influence.method: less needs --reference (the model to be pre-trained, models/base)")
         candidates = candidate_pool(p.influence, p.kd, load_pool(Path(prompts_dir)))
         cfg = p.synthesize.model_copy(update={"max_prompts": None})
-        made = run_job(cfg, candidates, Path(model_dir), Path(candidates_dir), w,
-                       lambda: build_engine(model_dir, cfg, w.local_rank), progress=progress)
-        if not w.is_main and p.influence.method != "less":
-            return {}
+        made = run_job(cfg, candidates, Path(model_dir), Path(candidates_dir), p.cluster,
+                       partial(build_engine, model_dir, cfg), progress=progress)
         timing = made.pop("timing", {})
         if p.influence.method == "less":
             texts = {r["id"]: r["text"] for f in sorted(Path(candidates_dir).glob("part-*.parquet"))
                      for r in pq.read_table(f, columns=["id", "text"]).to_pylist()}
-            metrics = select_less(p.influence, p.kd, candidates, texts, Path(reference_dir), Path(out), w)
-            if not w.is_main:
-                return {}
+            metrics = select_less(p.influence, p.kd, candidates, texts, Path(reference_dir), Path(out), p.cluster)
         else:
             metrics = select(p.influence, p.kd, candidates, Path(out))
         return {**metrics, "candidate_data": {k: made[k] for k in ("records", "by_finish_reason", "mean_new_tokens")},

@@ -33,6 +33,7 @@ def command(params_path: str, templates: str, measured: str | None, as_json: boo
     from jiuzhang.config.loader import load_params
     from jiuzhang.plan.checks import blockers
     from jiuzhang.plan.estimate import Planner
+    from jiuzhang.plan.memory import GIB, training_memory
     from jiuzhang.plan.report import render
 
     params = load_params(params_path)
@@ -44,4 +45,9 @@ def command(params_path: str, templates: str, measured: str | None, as_json: boo
     if found:
         raise SystemExit(2)
     plan = Planner(params, Path.cwd(), Path(templates), Path(measured) if measured else None).build()
-    click.echo(json.dumps(plan.as_dict(), indent=2) if as_json else render(plan, params_path))
+    memory = training_memory(params, Path.cwd())
+    if as_json:
+        click.echo(json.dumps({**plan.as_dict(), "memory_gib": {m.stage: round(m.total / GIB, 2) for m in memory}},
+                              indent=2))
+    else:
+        click.echo(render(plan, params_path, tuple(m.describe() for m in memory)))

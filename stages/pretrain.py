@@ -7,8 +7,8 @@ import click
 from jiuzhang.runtime import run_stage
 from jiuzhang.config.training import ModelSource
 from stages.options import metrics_option, params_option
-from stages.training_common import (checkpoints_option, loss_curve_option, out_model_option, train_and_report,
-                                    world)
+from stages.training_common import (checkpoints_option, loss_curve_option, out_model_option, started_as_gang,
+                                    train_and_report, world)
 
 
 @click.command("pretrain")
@@ -58,4 +58,6 @@ def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoin
             ModelSource(path=init_dir), data, cfg, Path(out), Path(checkpoints), world(), on_log,
             shuffle=False), loss_path)
 
+    if started_as_gang("pretrain", params_path, lambda p: p.pretrain.train):
+        return
     run_stage("pretrain", params_path, ("pretrain",), {}, work, metrics_path)

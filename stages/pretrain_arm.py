@@ -9,8 +9,8 @@ from jiuzhang.config.training import ModelSource
 from jiuzhang.errors import UserError
 from jiuzhang.runtime import run_stage
 from stages.options import metrics_option, params_option
-from stages.training_common import (checkpoints_option, loss_curve_option, out_model_option, train_and_report,
-                                    world)
+from stages.training_common import (checkpoints_option, loss_curve_option, out_model_option, started_as_gang,
+                                    train_and_report, world)
 
 
 @click.command("pretrain_arm")
@@ -67,4 +67,6 @@ def command(params_path: str, arm: str, init_dir: str, budget_path: str, corpus:
             ModelSource(path=init_dir), examples, cfg, Path(out), Path(checkpoints), world(), on_log,
             shuffle=True), loss_path)
 
+    if started_as_gang(f"pretrain_arm@{arm}", params_path, lambda p: p.pretrain.train):
+        return
     run_stage(f"pretrain_arm@{arm}", params_path, ("pretrain",), {}, work, metrics_path)

@@ -6,8 +6,8 @@ import click
 
 from jiuzhang.runtime import run_stage
 from stages.options import metrics_option, params_option
-from stages.training_common import (checkpoints_option, loss_curve_option, out_model_option, train_and_report,
-                                    world)
+from stages.training_common import (checkpoints_option, loss_curve_option, out_model_option, started_as_gang,
+                                    train_and_report, world)
 
 
 def train_synthesizer(stage: str, params_path: str, kd_dirs: tuple[str, ...], out: str, checkpoints: str,
@@ -21,6 +21,8 @@ def train_synthesizer(stage: str, params_path: str, kd_dirs: tuple[str, ...], ou
             p.synthesizer.init, examples, p.synthesizer.train, Path(out), Path(checkpoints), world(), on_log),
             loss_path)
 
+    if started_as_gang(stage, params_path, lambda p: p.synthesizer.train):
+        return
     run_stage(stage, params_path, ("synthesizer",), {}, work, metrics_path)
 
 

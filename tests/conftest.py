@@ -24,6 +24,9 @@ if not (SHARED / "corpus").is_dir():
 
 # Tests must never write to the developer's MLflow store unless they ask for it.
 os.environ.setdefault("JIUZHANG_TRACKING", "off")
+# Ray clusters the tests start (and the stages they run) bind and advertise 127.0.0.1 only: Ray's switch for
+# single-machine clusters, read when ray is first imported (jiuzhang.cluster.session sets it for stages too).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 def real_docs(name: str, n: int) -> list[dict]:
@@ -137,3 +140,26 @@ def copy_project(dest: Path) -> Path:
         subprocess.run(cmd, cwd=dest, check=True, env=env)
     shutil.copy2(ROOT / ".dvc" / "config", dest / ".dvc" / "config")  # the shipped default remote
     return dest
+
+
+# Node death is noticed by health checks: fast ones, so a node removed by a test fails its actors within seconds.
+RAY_FAST_HEALTH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500, "health_check_timeout_ms": 500,
+                   "health_check_failure_threshold": 2}
+
+
+def two_node_ray_cluster():
+    """A Ray cluster of a head node and one more, 1 CPU each, on 127.0.0.1, this process connected to it; for
+    a module-scoped fixture (``yield from two_node_ray_cluster()``). Two 1-CPU workers land on different nodes."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 80 * 2**20,
+                                                      "_system_config": RAY_FAST_HEALTH})
+    c.add_node(num_cpus=1, object_store_memory=80 * 2**20)
+    c.wait_for_nodes()
+    ray.init(address=c.address, include_dashboard=False, logging_level="WARNING")
+    try:
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()

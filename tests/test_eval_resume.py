@@ -13,8 +13,8 @@ from jiuzhang.evaluation.tasks import TASKS, load_rows
 from conftest import ROOT, SHARED, make_tiny_model, tiny_params
 
 
-class Killed(Exception):
-    """Stands in for SIGKILL in the middle of a benchmark."""
+class Killed(BaseException):
+    """Stands in for SIGKILL in the middle of a benchmark (a BaseException: no retry or wrapper catches it)."""
 
 
 class Counting:

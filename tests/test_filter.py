@@ -112,7 +112,6 @@ def _raw_folder(folder: Path, rows: list[dict]) -> Path:
     store = ShardStore(folder)
     full = [{"seed": 0, "prompt_tokens": 10, "new_tokens": 10, "truncated_prompt": False,
              **{k: v for k, v in r.items() if k != "expect"}} for r in rows]
-    store.start(0, "fp")
     store.finish(0, "fp", [{k: r[k] for k in SCHEMA.names} for r in full])
     return folder
 

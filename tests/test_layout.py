@@ -77,7 +77,9 @@ def test_stage_params_are_real_sections_and_deps_exist_or_are_produced():
     for name, stage in STAGES.items():
         for section in stage["params"]:
             top = section.split(".")[0]
-            assert top in Params.model_fields and top != "tracking", (name, section)
+            assert top in Params.model_fields and top not in ("tracking", "cluster"), (name, section)
+        # how machines are obtained changes no output: no stage reruns because the cluster changed (issue 24)
+        assert "${cluster" not in stage["cmd"] and "launcher" not in stage["cmd"], name
         for dep in stage["deps"]:
             assert dep in produced or (ROOT / dep).exists() or any(o.startswith(dep + "/") for o in produced), \
                 f"{name}: dep {dep} does not exist"

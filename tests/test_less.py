@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from jiuzhang.influence.gradients import per_example_batched, per_example_loop
+from jiuzhang.influence.gradients import per_example_batched, per_example_loop, per_example_projected
 from jiuzhang.influence.less import score_candidates, tokenize_all, warmup, with_lora
 from jiuzhang.influence.projection import CountSketch, DenseRademacher
 from jiuzhang.influence.scoring import adam_direction, rank, spearman, task_direction
@@ -79,6 +79,25 @@ def test_batched_per_example_gradients_equal_the_loop(setup):
     assert torch.allclose(loop, batched, atol=1e-6, rtol=1e-4)
 
 
+def test_gradients_projected_block_by_block_equal_the_projection_of_the_whole_gradient(setup):
+    """Issue 24: LESS projects each LoRA weight's per-example gradients as the backward pass produces them
+    (the (n, P) matrix never exists); the features are those of the whole matrix, Adam direction included."""
+    model, cands, _, checkpoints = setup
+    ck = checkpoints[-1]
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.copy_(ck.lora[name])
+    m = torch.cat([ck.exp_avg[n].reshape(-1) for n in sorted(ck.exp_avg)])
+    v = torch.cat([ck.exp_avg_sq[n].reshape(-1) for n in sorted(ck.exp_avg_sq)])
+    sketch = CountSketch(32768, 1024, 3)
+    whole = sketch(adam_direction(per_example_batched(model, cands[:6], 4), m, v, ck.step, (0.9, 0.999), 1e-8, "paper"))
+    blocks = per_example_projected(model, cands[:6], sketch, 4,
+                                   lambda g, c: adam_direction(g, m[c], v[c], ck.step, (0.9, 0.999), 1e-8, "paper"))
+    assert blocks.shape == whole.shape == (6, 1024)
+    assert torch.allclose(blocks, whole, atol=1e-5, rtol=1e-4)
+
+
 def test_projected_scores_agree_with_exact_cosines_and_the_planted_copy_ranks_first(setup):
     model, cands, targets, checkpoints = setup
     exact, _ = score_candidates(model, checkpoints, cands, {"gsm8k": targets}, SMOKE_DIM, 0, "paper", 16, 32,
@@ -135,7 +154,7 @@ def test_guards_no_supervised_tokens_empty_task_and_ties():
     assert rank(["b", "a", "c"], [1.0, 1.0, 2.0]) == [2, 1, 0]  # equal scores: by id
 
 
-def _two_rank_setup(tmp_path, **less):
+def less_setup(tmp_path, **less):
     from jiuzhang.config.loader import validate_params
 
     from conftest import make_tiny_model, tiny_params
@@ -152,64 +171,6 @@ def _two_rank_setup(tmp_path, **less):
     cands = [{"id": f"c{i:02d}", "level": "amc8"} for i in range(20)]
     texts = {f"c{i:02d}": d["text"][:300] for i, d in enumerate(docs)}
     return model_dir, p, cands, texts
-
-
-def _two_ranks(p, cands, texts, model_dir, out, scratch):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from jiuzhang.influence.selection import select_less
-    from jiuzhang.training.world import World
-
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ranks:
-        futures = [ranks.submit(select_less, p.influence, p.kd, cands, texts, model_dir, out, World(r, 2), scratch, 0.05)
-                   for r in (0, 1)]
-        return [f.result(timeout=600) for f in futures]
-
-
-def test_two_ranks_select_exactly_what_one_selects(tmp_path):
-    """Shards of candidates scored by two ranks at once, in two processes as torchrun starts them."""
-    import pyarrow.parquet as pq
-
-    from jiuzhang.influence.selection import select_less
-
-    model_dir, p, cands, texts = _two_rank_setup(tmp_path)
-    one = select_less(p.influence, p.kd, cands, texts, model_dir, tmp_path / "one")
-    two, other = _two_ranks(p, cands, texts, model_dir, tmp_path / "two", tmp_path / "scratch")
-    assert other == {} and two["selected"] == one["selected"] == 6
-    assert (tmp_path / "one" / "selected.parquet").read_bytes() == (tmp_path / "two" / "selected.parquet").read_bytes()
-    assert pq.read_table(tmp_path / "two" / "scores.parquet").num_rows == 20
-    assert list((tmp_path / "scratch").iterdir()) == []  # the run's scratch folder is removed when it is done
-
-
-def test_a_dead_rank_times_out_and_a_stale_scratch_is_never_reused(tmp_path):
-    """Issue 13.2/13.3: the main rank waiting for a rank that never comes fails after
-    influence.less.rank_wait_s naming what it waited for (it used to poll forever); the reference model is
-    then changed in place (same path) and the two ranks rerun: they must not pick up the dead run's
-    warm-up checkpoints (the scratch key used to be the model's path), so they select what a fresh
-    single process selects with the new model."""
-    from safetensors.torch import load_file, save_file
-
-    from jiuzhang.common.waiting import WaitTimeout
-    from jiuzhang.influence.selection import select_less
-    from jiuzhang.training.world import World
-
-    model_dir, p, cands, texts = _two_rank_setup(tmp_path)
-    scratch = tmp_path / "scratch"
-    impatient = p.influence.model_copy(update={"less": p.influence.less.model_copy(update={"rank_wait_s": 1})})
-    with pytest.raises(WaitTimeout, match="scored shard .* of rank 1.*influence.less.rank_wait_s=1"):
-        select_less(impatient, p.kd, cands, texts, model_dir, tmp_path / "dead", World(0, 2), scratch, 0.05)
-    stale = [d for d in scratch.iterdir()]
-    assert len(stale) == 1 and (stale[0] / "checkpoints.pt").is_file()
-
-    weights = load_file(model_dir / "model.safetensors")
-    save_file({k: v + 0.01 if v.is_floating_point() else v for k, v in weights.items()}, model_dir / "model.safetensors",
-              metadata={"format": "pt"})
-    fresh = select_less(p.influence, p.kd, cands, texts, model_dir, tmp_path / "fresh")
-    two, _ = _two_ranks(p, cands, texts, model_dir, tmp_path / "two", scratch)
-    assert two["selected"] == fresh["selected"]
-    assert (tmp_path / "two" / "scores.parquet").read_bytes() == (tmp_path / "fresh" / "scores.parquet").read_bytes()
-    assert [d for d in scratch.iterdir()] == stale  # the new run used (and removed) a folder of its own
 
 
 def test_placement_one_rank_per_device_bf16_on_gpu_fp32_on_cpu(monkeypatch):
@@ -236,7 +197,7 @@ def test_bf16_weights_take_the_same_code_path_and_keep_the_ranking(tmp_path):
 
     from jiuzhang.influence.selection import select_less
 
-    model_dir, p, cands, texts = _two_rank_setup(tmp_path)
+    model_dir, p, cands, texts = less_setup(tmp_path)
     fp32 = select_less(p.influence, p.kd, cands, texts, model_dir, tmp_path / "fp32")
     bf16_cfg = p.influence.model_copy(update={"less": p.influence.less.model_copy(update={"dtype": "bf16"})})
     bf16 = select_less(bf16_cfg, p.kd, cands, texts, model_dir, tmp_path / "bf16")
@@ -256,7 +217,7 @@ def test_gradient_checkpointing_selects_the_same_and_scores_equal(tmp_path):
 
     from jiuzhang.influence.selection import select_less
 
-    model_dir, p, cands, texts = _two_rank_setup(tmp_path)
+    model_dir, p, cands, texts = less_setup(tmp_path)
     plain = select_less(p.influence, p.kd, cands, texts, model_dir, tmp_path / "plain")
     ckpt_cfg = p.influence.model_copy(update={"less": p.influence.less.model_copy(update={"gradient_checkpointing": True})})
     ckpt = select_less(ckpt_cfg, p.kd, cands, texts, model_dir, tmp_path / "ckpt")

@@ -1,4 +1,5 @@
-"""The synthesize path: per-prompt seeded sampling, fixed shards, 1 vs N processes, resume, bad input."""
+"""The synthesize path: per-prompt seeded sampling, fixed shards, resume, bad input (in-process executor;
+tests/test_cluster_pool.py runs the same job on a Ray cluster of 1 and 2 nodes)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from jiuzhang.synthesis.engine import HFEngine, fit_prompt
 from jiuzhang.synthesis.job import ShardFailed, run_job
 from jiuzhang.synthesis.requests import plan_requests
 from jiuzhang.synthesis.sampling import SeededSampler
-from jiuzhang.training.world import World
+from jiuzhang.config.cluster import ClusterConfig
 
 from conftest import BIN, make_tiny_model, run_cli, tiny_params
 
@@ -47,9 +48,11 @@ def tiny_model(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("synth") / "model")
 
 
-def job(p, rows, model, out, world=World(), **kw):
-    return run_job(p.synthesize, rows, model, out, world, lambda: HFEngine(model, p.synthesize), progress=False,
-                   poll_s=0.05, **kw)
+INLINE = ClusterConfig(executor="inline")
+
+
+def job(p, rows, model, out, **kw):
+    return run_job(p.synthesize, rows, model, out, INLINE, lambda: HFEngine(model, p.synthesize), progress=False, **kw)
 
 
 def shard_bytes(folder: Path) -> dict[str, bytes]:
@@ -159,31 +162,6 @@ def test_text_depends_on_the_prompt_and_seed_not_on_batch_or_shard_layout(tiny_m
     assert same == 24
 
 
-def test_two_processes_write_exactly_what_one_writes(tiny_model, tmp_path):
-    rows, p = pool(40), params()
-    one = job(p, rows, tiny_model, tmp_path / "one")
-    from concurrent.futures import ThreadPoolExecutor
-
-    # Models are loaded here, one after the other: transformers' from_pretrained is not thread-safe
-    # (concurrent loads race on its meta-device initialisation). Ranks then run at once, each waiting
-    # until all shards are done.
-    engines = [HFEngine(tiny_model, p.synthesize) for _ in (0, 1)]
-
-    def rank(r: int) -> dict:
-        return run_job(p.synthesize, rows, tiny_model, tmp_path / "two", World(r, 2), lambda: engines[r],
-                       progress=False, poll_s=0.05)
-
-    with ThreadPoolExecutor(2) as ranks:
-        futures = [ranks.submit(rank, r) for r in (0, 1)]
-        two, other = (f.result(timeout=600) for f in futures)
-    assert other == {}  # only the main rank summarises
-    assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two")
-    assert one["records"] == two["records"] == 40 and two["shards"] == 5
-    assert two["timing"]["skipped_shards"] == 0 and two["timing"]["generated_records"] == 24  # shards 0, 2, 4
-    by_id = {r["id"]: r for f in (tmp_path / "one").glob("part-*.parquet") for r in pq.read_table(f).to_pylist()}
-    assert by_id["p0000"]["kind"] == "tool" and by_id["p0001"]["kind"] == "nl"
-
-
 def test_rerun_skips_finished_shards_and_regenerates_corrupt_or_stale_ones(tiny_model, tmp_path):
     rows, p, out = pool(24), params(), tmp_path / "out"
     job(p, rows, tiny_model, out)
@@ -215,7 +193,7 @@ def test_half_done_shard_resumes_after_its_last_whole_batch(tiny_model, tmp_path
     engine = HFEngine(tiny_model, p.synthesize)
     first = engine.plan(plan_requests(rows, p.synthesize))[0]
     by_id = {r["id"]: r for r in shard}
-    partial = out / "part-00000.partial.jsonl"
+    partial = out / "part-00000.killedrun-0-0.partial.jsonl"
     partial.write_text(json.dumps({"fingerprint": done["fingerprint"]}) + "\n" +
                        json.dumps({"batch": 0, "size": len(first), "rows": [by_id[r.id] for r in first]}) + "\n" +
                        '{"batch": 1, "size": 4, "rows": [{"id": "p00')
@@ -245,60 +223,15 @@ def failing_on(requests) -> type:
     return Broken
 
 
-def test_a_failing_shard_fails_the_job_with_its_error_and_a_rerun_recovers(tiny_model, tmp_path):
+def test_a_failing_shard_fails_the_job_with_its_error_after_its_retries_and_a_rerun_recovers(tiny_model, tmp_path):
     rows, p, out = pool(16), params(), tmp_path / "out"
     Broken = failing_on(plan_requests(rows, p.synthesize)[8:16])
-    with pytest.raises(ShardFailed, match=r"shard 1 .* failed on rank 0: RuntimeError: CUDA error"):
-        run_job(p.synthesize, rows, tiny_model, out, World(), lambda: Broken(tiny_model, p.synthesize), progress=False)
-    assert (out / "part-00001.error.json").is_file() and (out / "part-00000.done.json").is_file()
+    cluster = ClusterConfig(executor="inline", max_retries=1)
+    with pytest.raises(ShardFailed, match=r"shard 1 \(8 prompts\) failed 2 time\(s\); last error: RuntimeError: CUDA error"):
+        run_job(p.synthesize, rows, tiny_model, out, cluster, lambda: Broken(tiny_model, p.synthesize), progress=False)
+    assert (out / "part-00000.done.json").is_file() and not (out / "part-00001.done.json").exists()
     fixed = job(p, rows, tiny_model, out)
-    assert fixed["records"] == 16 and not list(out.glob("*.error.json"))
-
-
-def test_a_multi_rank_rerun_redoes_a_failed_shard_and_a_fresh_failure_still_fails_it(tiny_model, tmp_path):
-    """Issue 22.5: under two ranks, shard 1 (rank 1's) failed. On the rerun the main rank reaches its wait
-    while rank 1 is still loading its engine: the old error file must not fail it (it did, on every rerun);
-    rank 1 redoes the shard and both finish. A failure of this run still fails the waiting main rank."""
-    import threading
-
-    rows, p = pool(16), params()
-    Broken = failing_on(plan_requests(rows, p.synthesize)[8:16])
-
-    loading = threading.Lock()  # transformers' model loading is not thread-safe (its meta-device context)
-
-    def ranks(out: Path, engine_of_rank1, delay_s: float) -> tuple[dict, list[BaseException]]:
-        results, errors = {}, []
-
-        def locked(make):
-            def build():
-                with loading:
-                    return make()
-            return build
-
-        def rank(r: int, make) -> None:
-            try:
-                if r == 1:
-                    time.sleep(delay_s)  # the owner is slow to start (a 7B engine loads for minutes)
-                results[r] = run_job(p.synthesize, rows, tiny_model, out, World(r, 2), locked(make),
-                                     progress=False, poll_s=0.01)
-            except BaseException as exc:  # noqa: BLE001 - reported by the test
-                errors.append(exc)
-        threads = [threading.Thread(target=rank, args=(0, lambda: HFEngine(tiny_model, p.synthesize))),
-                   threading.Thread(target=rank, args=(1, engine_of_rank1))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=300)
-        return results, errors
-
-    out = tmp_path / "out"
-    results, errors = ranks(out, lambda: Broken(tiny_model, p.synthesize), 0.0)
-    assert len(errors) == 2 and all(isinstance(e, ShardFailed) for e in errors)  # rank 1 and the waiting main rank
-    assert (out / "part-00001.error.json").is_file()
-    time.sleep(0.05)  # the rerun starts later than the failure (file times are the file system's clock)
-    results, errors = ranks(out, lambda: HFEngine(tiny_model, p.synthesize), 1.0)
-    assert not errors, errors
-    assert results[0]["records"] == 16 and results[1] == {} and not list(out.glob("*.error.json"))
+    assert fixed["records"] == 16 and fixed["timing"]["skipped_shards"] == 1
 
 
 def test_empty_pool_and_missing_model_are_clear_errors(tiny_model, tmp_path):
@@ -360,19 +293,6 @@ def test_killed_synthesize_resumes_to_the_same_output(tiny_model, tmp_path, writ
     assert json.loads((tmp_path / "killed.json").read_text()) == json.loads((tmp_path / "full.json").read_text())
 
 
-@pytest.mark.timeout(120)
-def test_a_rank_that_died_without_an_error_file_is_not_waited_for_forever(tiny_model, tmp_path):
-    """Issue 13.3: rank 0 of 2 finishes its shards, rank 1 never comes (killed before writing anything):
-    after synthesize.rank_wait_s the job fails naming the missing shards and their rank."""
-    from jiuzhang.common.waiting import WaitTimeout
-
-    p = params(rank_wait_s=1)
-    with pytest.raises(WaitTimeout, match=r"2 shard\(s\) \[1, 3\] of rank\(s\) \[1\].*synthesize.rank_wait_s=1"):
-        job(p, pool(32), tiny_model, tmp_path / "raw", World(0, 2))
-    assert sorted(f.name for f in (tmp_path / "raw").glob("*.done.json")) == ["part-00000.done.json",
-                                                                              "part-00002.done.json"]
-
-
 def test_every_setting_that_reaches_the_engine_and_its_code_are_in_the_fingerprint(tiny_model, tmp_path, monkeypatch):
     """Issue 22.7: synthesize.vllm.max_model_len 4096 and 2048 gave the same shard fingerprint (finished
     shards were reused although the text differs), and engine code changes relied on a hand-bumped number."""
@@ -392,7 +312,7 @@ def test_every_setting_that_reaches_the_engine_and_its_code_are_in_the_fingerpri
         assert fp(vllm.model_copy(update={"vllm": vllm.vllm.model_copy(update={field: value})})) != fp(vllm), field
     assert fp(base.model_copy(update={"threads": base.threads + 1})) != fp(base)  # CPU float sums, HF engine
     # what does not change the text keeps the fingerprint (paid-for shards stay reusable)
-    assert fp(base.model_copy(update={"rank_wait_s": 5.0, "launcher": "torchrun --nproc_per_node 2"})) == fp(base)
+    assert fp(base.model_copy(update={"shard_size": 3, "max_prompts": 5})) == fp(base)
     assert fp(vllm.model_copy(update={"threads": 7})) == fp(vllm)           # vLLM ignores the HF threads
     # a change to the engine's code changes it too (here: a different engine.py)
     edited = tmp_path / "pkg"

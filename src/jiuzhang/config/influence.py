@@ -37,7 +37,7 @@ class LessConfig(Section):
                                                           "'paper' bias-corrected, 'less_code' as LESS's code.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the reference model, LoRA, "
                                                    "gradients and projection run: 'auto' = the rank's GPU "
-                                                   "(cuda:LOCAL_RANK, one rank per device) when there is one.")
+                                                   "(the one Ray gives each worker: cluster.gpus_per_worker) when there is one.")
     dtype: Literal["auto", "fp32", "bf16"] = Field("auto", description="Model weights: 'auto' = bf16 on a GPU (as "
                                                   "LESS), fp32 on a CPU (bf16 there is slow and lossy).")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in the warm-up's backward "
@@ -46,9 +46,6 @@ class LessConfig(Section):
                                          "kernel of the reference model (transformers' attn_implementation; "
                                          "null = its default, sdpa).")
     shard_size: int = Field(1000, ge=1, description="Candidates whose features are held in memory at once.")
-    rank_wait_s: float = Field(21600, gt=0, description="Under several ranks: how long a rank waits for the main "
-                               "rank's warm-up checkpoints, and the main rank for the other ranks' scored shards, "
-                               "before failing with what is missing.")
     targets: dict[str, TargetTaskConfig] = Field(description="Target tasks; score = max over tasks.")
 
 

@@ -31,6 +31,8 @@ class ModelShapeConfig(Section):
     hidden_size: int = Field(ge=1, description="config.json hidden_size.")
     num_layers: int = Field(ge=1, description="config.json num_hidden_layers.")
     num_heads: int = Field(ge=1, description="config.json num_attention_heads.")
+    num_kv_heads: int | None = Field(None, ge=1, description="config.json num_key_value_heads (grouped-query "
+                                     "attention); null = num_heads. Sizes the LoRA k/v weights of LESS.")
     intermediate_size: int = Field(ge=1, description="config.json intermediate_size (the MLP width).")
     vocab_size: int = Field(ge=1, description="config.json vocab_size.")
 

@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 from jiuzhang.config.base import BaseConfig
 from jiuzhang.config.benchmarks import BenchmarksConfig
 from jiuzhang.config.base_model import Section
+from jiuzhang.config.cluster import ClusterConfig
 from jiuzhang.config.corpus import CorpusConfig
 from jiuzhang.config.evaluation import EvalConfig
 from jiuzhang.config.influence import InfluenceConfig
@@ -36,6 +37,8 @@ class Params(Section):
     pretrain: PretrainConfig = Field(description="The pretrain stage.")
     eval: EvalConfig = Field(description="The eval stages (one per benchmark) and standalone `jiuzhang eval`.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking.")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Where generation work runs (a local "
+                                   "or joined Ray cluster and its workers); no stage depends on it as a DVC param.")
     plan: PlanConfig = Field(default_factory=PlanConfig, description="Stated hardware facts for `jiuzhang plan` "
                              "(read by no stage).")
 

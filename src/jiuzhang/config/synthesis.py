@@ -86,11 +86,6 @@ class SynthesizeConfig(Section):
     threads: int = Field(2, ge=1, description="CPU threads for the HF engine on CPU.")
     vllm: VllmConfig = Field(default_factory=VllmConfig, description="vLLM settings.")
     projection: ProjectionConfig = Field(description="Paper-scale cost projection inputs.")
-    launcher: str = Field("", description="Command prefix that starts N shard processes, e.g. 'torchrun "
-                          "--nproc_per_node 8 --no-python' (one process per GPU); empty = one process.")
-    rank_wait_s: float = Field(21600, gt=0, description="How long a rank waits, after its own shards, for the "
-                               "other ranks' shards before failing with the list of missing ones (a rank that "
-                               "died without an error file would otherwise be waited for forever).")
 
     @model_validator(mode="after")
     def _check(self) -> "SynthesizeConfig":

@@ -90,9 +90,14 @@ class TrainConfig(Section):
     deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig, description="DeepSpeed ZeRO.")
     rank_wait_s: float = Field(21600, gt=0, description="How long the other ranks wait for the main rank's token "
                                "store (it tokenizes and packs the data once, on disk) before failing.")
-    launcher: str = Field("", description="Command prefix dvc.yaml puts before `jiuzhang <stage>` (interpolated "
-                          "as ${...train.launcher}): '' = one process; e.g. 'torchrun --nproc_per_node 8 "
-                          "--no-python' or 'deepspeed --num_gpus 8 --no_python'.")
+    nodes: int = Field(1, ge=1, description="Machines the training runs on. Above 1 (or with processes_per_node "
+                       "above 1) the stage starts one torchrun agent per node on the Ray cluster (cluster section) "
+                       "and waits for them; a DVC param because the world size changes float sums.")
+    processes_per_node: int = Field(1, ge=1, description="Training processes per node (one per GPU).")
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.processes_per_node
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":

@@ -17,8 +17,11 @@ class EvalModel:
     """``plan``/``generate``/``name`` from the generator; ``model``/``tokenizer``/``context`` from the scorer
     (``model`` is None when there is none: an endpoint gives no likelihoods)."""
 
-    def __init__(self, name: str, make_generator: Callable[[], Any], make_scorer: Callable[[], Any] | None = None):
+    def __init__(self, name: str, make_generator: Callable[[], Any], make_scorer: Callable[[], Any] | None = None,
+                 generator_factory: Callable[[], Any] | None = None):
         self.name = name
+        # a picklable recipe of the generator, for workers on other processes/nodes (None: this process only)
+        self.generator_factory = generator_factory
         self._make_generator = make_generator
         self._make_scorer = make_scorer
         self._generator: Any = None

@@ -7,11 +7,14 @@ extracted answer, the gold answer and the verdict.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
+from jiuzhang.cluster.pool import Unit, run_units
+from jiuzhang.config.cluster import ClusterConfig
 from jiuzhang.config.evaluation import EvalConfig
 from jiuzhang.errors import UserError
 from jiuzhang.evaluation.answer_store import AnswerStore
@@ -28,93 +31,147 @@ from jiuzhang.training.packing import Example
 
 
 def evaluate(task: Task, rows: list[dict[str, Any]], settings: tuple[str, ...], engine, cfg: EvalConfig,
-             progress=None, resume: Path | None = None,
-             model_key: str = "") -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """(predictions, metrics) for ``task`` on ``rows`` in each setting. With ``resume`` (a scratch folder),
-    each finished shard of generations is kept there (:class:`AnswerStore`, keyed by ``model_key``, the
-    prompts and the settings), so a killed eval's rerun generates only the shards it had not finished; the
-    caller deletes the folder once the predictions are written."""
+             progress=None, resume: Path | None = None, model_key: str = "",
+             cluster: ClusterConfig | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(predictions, metrics) for ``task`` on ``rows`` in each setting.
+
+    Generations of every generating setting are cut into shards (``eval.shard_size`` items) and answered by
+    one pool of workers (:func:`jiuzhang.cluster.pool.run_units`: Ray actors with their own engine per
+    ``cluster``, or ``engine`` itself in this process when ``cluster`` is None or inline); the held-out loss
+    is scored here. With ``resume`` (a scratch folder), each finished shard is kept there
+    (:class:`AnswerStore`, keyed by ``model_key``, the prompts and the settings), so a killed eval's rerun
+    generates only the shards it had not finished; the caller deletes the folder once the predictions are
+    written."""
     shots = load_fewshot(cfg.fewshot_dir, task)
     greedy = SamplingConfig(temperature=0.0, top_p=1.0, max_new_tokens=cfg.max_new_tokens)
     limits = Limits.for_timeout(cfg.exec_timeout_s, cfg.exec_memory_mb)
     predictions: list[dict[str, Any]] = []
     metrics: dict[str, Any] = {"benchmark": task.name, "items": len(rows)}
-    timing: dict[str, float] = {}
-    loaded = rows
+    timing: dict[str, Any] = {}
+    chosen = {s: (rows[:cfg.limit_for(task.name, s)] if task.name in cfg.benchmarks
+                  and cfg.limit_for(task.name, s) is not None else rows) for s in settings}  # loss may take more
+    requests = {s: [Request(f"{task.name}/{s}/{r['_idx']}", build_prompt(task, r, s, shots), "nl", s, 0, greedy,
+                            tuple(cfg.stop)) for r in chosen[s]] for s in settings if s != "loss"}
+    started = time.perf_counter()
+    answers = _generate(requests, engine, cfg, limits, resume, model_key, progress, cluster, timing)
+    if requests:
+        timing["generate_seconds"] = round(time.perf_counter() - started, 2)
     for setting in settings:
-        limit = cfg.limit_for(task.name, setting) if task.name in cfg.benchmarks else None
-        rows = loaded[:limit] if limit is not None else loaded  # the loss setting may take more items
-        started = time.perf_counter()
         if setting == "loss":
+            started = time.perf_counter()
             for fmt in cfg.loss_formats:  # one metric per scoring format: 'loss' (paper template), 'loss_neutral'
-                key = LOSS_KEYS[fmt]
-                rows_out, metrics[key] = heldout(task, rows, shots, engine, cfg, fmt)
+                rows_out, metrics[LOSS_KEYS[fmt]] = heldout(task, chosen[setting], shots, engine, cfg, fmt)
                 predictions += rows_out
             timing["loss_seconds"] = round(time.perf_counter() - started, 2)
             continue
-        requests = [Request(f"{task.name}/{setting}/{r['_idx']}", build_prompt(task, r, setting, shots), "nl", setting,
-                            0, greedy, tuple(cfg.stop)) for r in rows]
-        store = None if resume is None else AnswerStore(resume, {
-            "model": model_key, "engine": getattr(engine, "name", type(engine).__name__), "setting": setting,
-            "prompts": [(q.id, q.prompt) for q in requests], "shard_size": cfg.shard_size,
-            "eval": cfg.model_dump(mode="json", include={"max_new_tokens", "stop", "tool_rounds", "tool_output_chars",
-                                                        "exec_timeout_s", "exec_memory_mb", "batch_size", "dtype",
-                                                        "chat_template", "device", "engine"})})
-        texts, executions, cut_off = _generate(requests, setting, engine, cfg, limits, store, progress)
+        texts, executions, cut_off = answers[setting]
         correct = invalid = 0
-        for r, req in zip(rows, requests):
+        for r, req in zip(chosen[setting], requests[setting]):
             v = grade(task, r, texts[req.id], cut_off=req.id in cut_off)
             correct += v.correct
             invalid += v.extracted is None
             predictions.append({"idx": r["_idx"], "setting": setting, "prediction": texts[req.id],
                                 "extracted": v.extracted, "gold": v.gold, "correct": v.correct,
                                 "cut_off": req.id in cut_off})
-        metrics[setting] = {"accuracy": round(correct / len(rows), 6) if rows else 0.0, "correct": correct,
-                            "total": len(rows), "invalid": invalid,
-                            "cut_off": sum(req.id in cut_off for req in requests), **({"executions": executions} if setting == "tool" else {})}
-        timing[f"{setting}_seconds"] = round(time.perf_counter() - started, 2)
+        n = len(chosen[setting])
+        metrics[setting] = {"accuracy": round(correct / n, 6) if n else 0.0, "correct": correct, "total": n,
+                            "invalid": invalid, "cut_off": sum(req.id in cut_off for req in requests[setting]),
+                            **({"executions": executions} if setting == "tool" else {})}
     metrics["timing"] = timing
     return predictions, metrics
 
 
-def _generate(requests: list[Request], setting: str, engine, cfg: EvalConfig, limits: Limits,
-              store: AnswerStore | None, progress) -> tuple[dict[str, str], dict[str, int], set[str]]:
-    """Generations of one setting, shard by shard (eval.shard_size items); a shard finished by an earlier,
-    killed run is read back from ``store`` instead of generated again."""
-    texts: dict[str, str] = {}
-    executions: dict[str, int] = {}
-    cut_off: set[str] = set()
-    size = cfg.shard_size
-    shards = [requests[i:i + size] for i in range(0, len(requests), size)]
-    reused = 0
-    for k, shard in enumerate(shards):
-        done = store.load(setting, k) if store is not None else None
-        if done is None:
-            if setting == "tool":
-                t, ex, cut = run_tool_loop(engine, shard, cfg.tool_rounds, limits, cfg.exec_workers,
-                                           cfg.tool_output_chars)
-            else:
-                t, ex, cut = {}, {}, set()
-                for batch in engine.plan(shard):
-                    for g in engine.generate(batch):
-                        t[g.id] = g.text
-                        if g.finish_reason == "length":
-                            cut.add(g.id)
-            done = {"texts": t, "executions": ex, "cut_off": sorted(cut)}
-            if store is not None:
-                store.save(setting, k, done)
-        else:
-            reused += 1
-        texts.update(done["texts"])
-        cut_off.update(done["cut_off"])
-        for status, n in done["executions"].items():
-            executions[status] = executions.get(status, 0) + n
+@dataclass(frozen=True)
+class AnswerWork:
+    """One shard of one setting's requests, as a worker answers it."""
+
+    setting: str
+    requests: list[Request]
+    tool_rounds: int
+    limits: Limits
+    exec_workers: int
+    tool_output_chars: int
+
+
+def answer_shard(engine, work: AnswerWork, attempt: str) -> dict[str, Any]:
+    """Run on a worker (or here): the shard's texts, tool executions and cut-off ids."""
+    if work.setting == "tool":
+        t, ex, cut = run_tool_loop(engine, work.requests, work.tool_rounds, work.limits, work.exec_workers,
+                                   work.tool_output_chars)
+    else:
+        t, ex, cut = {}, {}, set()
+        for batch in engine.plan(work.requests):
+            for g in engine.generate(batch):
+                t[g.id] = g.text
+                if g.finish_reason == "length":
+                    cut.add(g.id)
+    return {"texts": t, "executions": ex, "cut_off": sorted(cut)}
+
+
+def _generate(requests: dict[str, list[Request]], engine, cfg: EvalConfig, limits: Limits, resume: Path | None,
+              model_key: str, progress, cluster: ClusterConfig | None,
+              timing: dict[str, Any]) -> dict[str, tuple[dict[str, str], dict[str, int], set[str]]]:
+    """Per setting: (texts, executions, cut-off ids). Shards finished by an earlier, killed run are read back
+    from their :class:`AnswerStore`; the others go to the pool, and each is saved there as it arrives."""
+    stores = {s: None if resume is None else AnswerStore(resume, {
+        "model": model_key, "engine": getattr(engine, "name", type(engine).__name__), "setting": s,
+        "prompts": [(q.id, q.prompt) for q in reqs], "shard_size": cfg.shard_size,
+        "eval": cfg.model_dump(mode="json", include={"max_new_tokens", "stop", "tool_rounds", "tool_output_chars",
+                                                    "exec_timeout_s", "exec_memory_mb", "batch_size", "dtype",
+                                                    "chat_template", "device", "engine"})}) for s, reqs in requests.items()}
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    units: list[Unit] = []
+    keys: list[tuple[str, int]] = []  # (setting, shard) of each unit
+    total = sum(len(r) for r in requests.values())
+    counted = [0, 0]  # items answered, shards reused
+
+    def note(n: int) -> None:
+        counted[0] += n
         if progress:
-            progress(len(shard))
-        elif len(shards) > 1:
-            click.echo(f"eval {setting}: shard {k + 1}/{len(shards)} ({sum(map(len, shards[:k + 1]))}/{len(requests)} "
-                       f"items{f', {reused} reused from a killed run' if reused else ''})", err=True)
-    return texts, executions, cut_off
+            progress(n)
+        else:
+            click.echo(f"eval: {counted[0]}/{total} items answered"
+                       f"{f', {counted[1]} shard(s) reused from a killed run' if counted[1] else ''}", err=True)
+
+    for setting, reqs in requests.items():
+        for k, start in enumerate(range(0, len(reqs), cfg.shard_size)):
+            shard = reqs[start:start + cfg.shard_size]
+            saved = stores[setting].load(setting, k) if stores[setting] is not None else None
+            if saved is not None:
+                done[(setting, k)] = saved
+                counted[1] += 1
+                note(len(shard))
+                continue
+            units.append(Unit(len(units), f"{setting} shard {k} ({len(shard)} items)",
+                              AnswerWork(setting, shard, cfg.tool_rounds, limits, cfg.exec_workers,
+                                         cfg.tool_output_chars), len(shard)))
+            keys.append((setting, k))
+
+    def commit(unit: Unit, answers: dict[str, Any]) -> None:
+        setting, k = keys[unit.index]
+        if stores[setting] is not None:
+            stores[setting].save(setting, k, answers)
+        done[(setting, k)] = answers
+
+    factory = getattr(engine, "generator_factory", None)
+    if cluster is None or factory is None:  # an endpoint (or a caller without a cluster): this process answers
+        cluster = ClusterConfig(executor="inline", max_retries=0)
+    build = factory if cluster.executor == "ray" else (lambda: engine)
+    stats = run_units(units, build, answer_shard, commit, cluster, f"eval {'/'.join(requests)}", on_progress=note)
+    timing.update({f"pool_{k}": v for k, v in stats.as_dict().items()})
+    out = {}
+    for setting, reqs in requests.items():
+        texts: dict[str, str] = {}
+        executions: dict[str, int] = {}
+        cut_off: set[str] = set()
+        for k in range(-(-len(reqs) // cfg.shard_size)):
+            answers = done[(setting, k)]
+            texts.update(answers["texts"])
+            cut_off.update(answers["cut_off"])
+            for status, n in answers["executions"].items():
+                executions[status] = executions.get(status, 0) + n
+        out[setting] = (texts, executions, cut_off)
+    return out
 
 
 def heldout(task: Task, rows: list[dict[str, Any]], shots, engine, cfg: EvalConfig,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,10 @@ def build_eval_engine(params: Params, model: str, revision: str | None, endpoint
 
     if ev.engine == "vllm":
         VllmEngine.interpreter(cfg, "eval")  # no vLLM: the error now, before any model loads
-        return EvalModel("vllm", lambda: VllmEngine(model, cfg, revision=revision, section="eval"), hf_engine)
-    return EvalModel("hf", hf_engine, hf_engine)
+        make = partial(VllmEngine, model, cfg, 0, revision, "eval")
+        return EvalModel("vllm", make, hf_engine, generator_factory=make)
+    return EvalModel("hf", hf_engine, hf_engine, generator_factory=partial(
+        HFEngine, model, cfg, 0, revision, ev.chat_template, ev.dtype == "bf16"))
 
 
 def model_key(model: str, revision: str | None, endpoint: str | None) -> str:
@@ -82,7 +85,8 @@ def run_eval(params: Params, names: tuple[str, ...], model: str, revision: str |
         if endpoint and "loss" in settings_for(params, name):
             click.echo(f"eval {name}: the 'loss' setting is skipped (an endpoint gives no likelihoods)", err=True)
         settings = settings_for(params, name, endpoint=bool(endpoint))
-        preds, metrics = evaluate(TASKS[name], rows[name], settings, engine, params.eval, resume=resume, model_key=key)
+        preds, metrics = evaluate(TASKS[name], rows[name], settings, engine, params.eval, resume=resume, model_key=key,
+                                  cluster=params.cluster)
         folder = out if single else out / name
         atomic_write_text(folder / "predictions.jsonl",
                           "".join(json.dumps(p, ensure_ascii=False, sort_keys=True) + "\n" for p in preds))

@@ -7,24 +7,21 @@
    the Adam update direction, targets the plain gradient; count-sketch projection (seeded on the CPU);
    L2 normalisation.
 3. score = sum over checkpoints of (normalised lr) x cosine(candidate, mean target of a task); max over
-   tasks. Candidates are processed in shards of ``shard_size`` so memory stays bounded; under torchrun
-   shard k is scored by rank k % WORLD_SIZE and the main rank merges (one code path from 1 to N).
+   tasks. Candidates are processed in shards of ``shard_size`` so memory stays bounded; the stage hands
+   the warm-up, the target directions and the shards to a worker pool (``selection.select_less``).
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from jiuzhang.common.waiting import wait_for
-from jiuzhang.influence.gradients import lora_parameters, per_example_batched
-from jiuzhang.influence.projection import CountSketch
+from jiuzhang.influence.gradients import lora_parameters, per_example_projected
+from jiuzhang.influence.projection import CountSketch, Identity
 from jiuzhang.influence.scoring import adam_direction, lr_weights, normalise, task_direction
 from jiuzhang.training.packing import IGNORE, Example, PackStats, Tokenized, tokenize
 from jiuzhang.training.world import World
@@ -107,80 +104,55 @@ def _flat(d: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def features(model, ckpt: Checkpoint, data: list[Tokenized], projector, adam: bool, variant: str,
              batch_size: int) -> torch.Tensor:
-    """Normalised projected features (n, dim) of ``data`` at ``ckpt``."""
+    """Normalised projected features (n, dim) of ``data`` at ``ckpt``; gradients are projected block by
+    block as the backward pass produces them (``per_example_projected``), never held whole."""
     _load(model, ckpt)
-    grads = per_example_batched(model, data, batch_size)
+    transform = None
     if adam:
-        grads = adam_direction(grads, _flat(ckpt.exp_avg).to(grads.device), _flat(ckpt.exp_avg_sq).to(grads.device),
-                               ckpt.step, (0.9, 0.999), 1e-8, variant)
-    return normalise(projector(grads))
+        device = next(model.parameters()).device
+        m, v = _flat(ckpt.exp_avg).to(device), _flat(ckpt.exp_avg_sq).to(device)
+
+        def transform(grads: torch.Tensor, coords: slice) -> torch.Tensor:
+            return adam_direction(grads, m[coords], v[coords], ckpt.step, (0.9, 0.999), 1e-8, variant)
+    return normalise(per_example_projected(model, data, projector, batch_size, transform))
+
+
+def target_directions(model, ckpt: Checkpoint, targets: dict[str, list[Tokenized]], projector, variant: str,
+                      batch_size: int) -> dict[str, torch.Tensor]:
+    """Each target task's mean normalised gradient feature at ``ckpt`` (on the CPU)."""
+    return {t: task_direction(features(model, ckpt, ex, projector, False, variant, batch_size)).cpu()
+            for t, ex in targets.items()}
+
+
+def score_shard(model, checkpoints: list[Checkpoint], directions: list[dict[str, torch.Tensor]],
+                shard: list[Tokenized], projector, variant: str, batch_size: int) -> dict[str, torch.Tensor]:
+    """Per task, the shard's scores: sum over checkpoints of (normalised lr) x cosine with the task's direction."""
+    weights = lr_weights([c.lr for c in checkpoints])
+    part = {t: torch.zeros(len(shard)) for t in directions[0]}
+    for w, c, dirs in zip(weights, checkpoints, directions):
+        feats = features(model, c, shard, projector, True, variant, batch_size)
+        for t, d in dirs.items():
+            part[t] += w * (feats @ d.to(feats.device)).cpu()  # scores gather on the CPU
+    return part
 
 
 def score_candidates(model, checkpoints: list[Checkpoint], candidates: list[Tokenized],
                      targets: dict[str, list[Tokenized]], dim: int, seed: int, variant: str, batch_size: int,
-                     shard_size: int, project: bool = True, world: World = World(), scratch: Path | None = None,
-                     poll_s: float = 1.0, deadline_s: float = 21600) -> tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
-    """(final scores (n,), per-task scores {task: (n,)}); ``project=False`` gives the exact cosines.
-
-    Candidate shards (``shard_size``) are the unit of work: shard k is scored by rank k % world_size and,
-    with several ranks, saved to ``scratch``; the main rank merges them (other ranks return None).
-    """
+                     shard_size: int, project: bool = True) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(final scores (n,), per-task scores {task: (n,)}) in this process; ``project=False`` gives the exact
+    cosines. The stage runs the same two steps on a worker pool (:func:`jiuzhang.influence.selection.select_less`)."""
     n_params = sum(p.numel() for p in lora_parameters(model).values())
-    projector = CountSketch(n_params, dim, seed) if project else (lambda g: g)
-    weights = lr_weights([c.lr for c in checkpoints])
-    task_dirs = [{t: task_direction(features(model, c, ex, projector, False, variant, batch_size))
-                  for t, ex in targets.items()} for c in checkpoints]
-    starts = list(range(0, len(candidates), shard_size))
-    per_task = {t: torch.zeros(len(candidates)) for t in targets}
-    for k, start in enumerate(starts):  # memory bounded by one shard's features
-        if k % world.world_size != world.rank:
-            continue
-        shard = candidates[start:start + shard_size]
-        part = {t: torch.zeros(len(shard)) for t in targets}
-        for w, c, dirs in zip(weights, checkpoints, task_dirs):
-            feats = features(model, c, shard, projector, True, variant, batch_size)
-            for t, d in dirs.items():
-                part[t] += w * (feats @ d).cpu()  # scores gather on the CPU (features stay on the device)
-        if world.world_size > 1:
-            _save_atomic(part, scratch / f"shard-{k:05d}.pt")
-        for t in targets:
-            per_task[t][start:start + len(shard)] = part[t]
-    if world.world_size > 1:
-        if not world.is_main:
-            return None
-        for k, start in enumerate(starts):
-            path = scratch / f"shard-{k:05d}.pt"
-            # another rank may still be scoring it
-            wait_for(path.is_file, lambda: f"scored shard {path} of rank {k % world.world_size}", deadline_s, poll_s,
-                     "influence.less.rank_wait_s")
-            part = torch.load(path)
-            for t in targets:
-                per_task[t][start:start + len(part[t])] = part[t]
-    final = torch.stack(list(per_task.values())).max(0).values
-    return final, per_task
+    projector = CountSketch(n_params, dim, seed) if project else Identity(n_params)
+    directions = [target_directions(model, c, targets, projector, variant, batch_size) for c in checkpoints]
+    parts = [score_shard(model, checkpoints, directions, candidates[i:i + shard_size], projector, variant, batch_size)
+             for i in range(0, len(candidates), shard_size)]  # memory bounded by one shard's features
+    return merge(parts)
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def shared_checkpoints(make: Callable[[], list[Checkpoint]], world: World, scratch: Path | None,
-                       poll_s: float = 1.0, deadline_s: float = 21600) -> list[Checkpoint]:
-    """The warm-up runs once (main rank) and the other ranks load its checkpoints, so every rank scores
-    with identical weights even where GPU kernels are not bit-reproducible."""
-    if world.world_size == 1:
-        return make()
-    path = scratch / "checkpoints.pt"
-    if world.is_main:
-        checkpoints = make()
-        _save_atomic([vars(c) for c in checkpoints], path)
-        return checkpoints
-    wait_for(path.is_file, lambda: f"the main rank's warm-up checkpoints {path}", deadline_s, poll_s,
-             "influence.less.rank_wait_s")
-    return [Checkpoint(**c) for c in torch.load(path)]
+def merge(parts: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Shards' per-task scores (in candidate order) -> (final = max over tasks, per task)."""
+    per_task = {t: torch.cat([p[t] for p in parts]) for t in parts[0]}
+    return torch.stack(list(per_task.values())).max(0).values, per_task
 
 
 def report(final: torch.Tensor, per_task: dict[str, torch.Tensor]) -> dict[str, Any]:

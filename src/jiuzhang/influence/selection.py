@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from jiuzhang.common.io import InputDataError, reset_dir
 from jiuzhang.common.seeding import keyed_uniform
+from jiuzhang.config.cluster import ClusterConfig
 from jiuzhang.config.influence import InfluenceConfig
 from jiuzhang.config.kd import KdConfig
 from jiuzhang.kd.items import SELECTION_SCHEMA, initial_items
@@ -88,23 +89,6 @@ def _targets(cfg: InfluenceConfig, tokenizer) -> dict[str, list]:
     return out
 
 
-def release_scratch(scratch: Path, world, poll_s: float, deadline_s: float) -> None:
-    """Every rank says it is done with the scratch folder; the main rank then deletes it (it held the
-    warm-up checkpoints and scored shards of this run only, and would otherwise pile up in .cache)."""
-    import shutil
-
-    from jiuzhang.common.waiting import wait_for
-
-    (scratch / f"rank-{world.rank}.done").touch()
-    if not world.is_main:
-        return
-    marks = [scratch / f"rank-{r}.done" for r in range(world.world_size)]
-    wait_for(lambda: all(m.is_file() for m in marks),
-             lambda: f"ranks {[r for r, m in enumerate(marks) if not m.is_file()]} to finish with {scratch}",
-             deadline_s, poll_s, "influence.less.rank_wait_s")
-    shutil.rmtree(scratch)
-
-
 def placement(device: str, dtype: str, local_rank: int) -> tuple[str, str]:
     """(torch device, weights dtype) of this rank's LESS run: one rank per GPU, bf16 there; fp32 on a CPU."""
     import torch
@@ -117,66 +101,49 @@ def placement(device: str, dtype: str, local_rank: int) -> tuple[str, str]:
 
 
 def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, Any]], texts: dict[str, str],
-                reference: Path, out_dir: Path, world=None, scratch: Path | None = None,
-                poll_s: float = 1.0) -> dict[str, Any]:
+                reference: Path, out_dir: Path, cluster: ClusterConfig | None = None) -> dict[str, Any]:
     """Score every candidate's data by LESS and select the top kd.boost.n; unscorable ones rank last.
 
-    With several ranks, ``scratch`` (a folder every rank sees) holds the warm-up checkpoints and the
-    scored shards under a key of this run's settings and candidates; only the main rank writes outputs.
+    The work runs on a pool of workers that each hold the reference model (``cluster``; None = this
+    process): the warm-up on one of them, the target directions per checkpoint, then the candidate shards
+    (``influence.less.shard_size``) on whichever worker is free. Only this process writes outputs.
     """
     import random
+    from functools import partial
 
-    import torch
+    from transformers import AutoTokenizer
 
-    from jiuzhang.common.digest import code_sha256, folder_sha256, json_sha256
-    from jiuzhang.influence.less import report, score_candidates, shared_checkpoints, tokenize_all, warmup, with_lora
-    from jiuzhang.training.world import World
+    from jiuzhang.cluster.pool import Unit, WorkerPool
+    from jiuzhang.influence import reference as worker
+    from jiuzhang.influence.less import merge, report, tokenize_all
     from jiuzhang.influence.scoring import rank
-    from jiuzhang.config.training import ModelSource
-    from jiuzhang.training.runner import load_start
 
     less = cfg.less
-    world = world or World()
-    device, dtype = placement(less.device, less.dtype, world.local_rank)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    model, tokenizer = load_start(ModelSource(path=str(reference)), dtype, less.attn_implementation)
+    cluster = cluster or ClusterConfig(executor="inline", max_retries=0)
+    if cluster.executor == "inline":
+        placement(less.device, less.dtype, 0)  # no GPU for 'cuda': the error now, before the model loads
+    tokenizer = AutoTokenizer.from_pretrained(str(reference))  # the workers load the model itself
     targets = _targets(cfg, tokenizer)  # bad target data fails before any training
-    # LoRA A is drawn on the CPU from our seeded generator, then everything moves to the rank's device
-    model = with_lora(model, less.r, less.alpha, cfg.seed).to(device)
-    if less.gradient_checkpointing:  # warm-up and gradient features alike (the hooks see the first forward)
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     data = tokenize_all([_candidate_example(r["id"], texts[r["id"]]) for r in candidates
                          if texts.get(r["id"], "").strip()], tokenizer, less.max_length)
     if not data:
         raise InputDataError("influence: no candidate has data with a token to learn from; check the synthesize "
                              "settings (max_new_tokens) and data/influence/candidates")
-    if world.world_size > 1:
-        # Keyed by content, not paths: the reference model's bytes, the candidates' and targets' tokens, the
-        # settings and the code version; a stale folder of another run can never be taken for this one.
-        settings = cfg.model_dump(mode="json")
-        settings["less"].pop("rank_wait_s")  # how long to wait does not change what is computed
-        key = json_sha256({"cfg": settings, "reference": folder_sha256(reference),
-                           "data": [(t.id, t.input_ids, t.labels) for t in data],
-                           "targets": {k: [(t.id, t.input_ids, t.labels) for t in v] for k, v in targets.items()},
-                           "code": code_sha256(__file__)})[:16]
-        scratch = (scratch or Path(".cache/influence")) / key
     rng = random.Random(cfg.seed)
     warm = sorted(rng.sample(range(len(data)), max(1, round(less.warmup_fraction * len(data)))))
-    checkpoints = shared_checkpoints(lambda: warmup(model, [data[i] for i in warm], less.epochs, less.lr,
-                                                    less.warmup_ratio, less.batch_size, cfg.seed), world, scratch, poll_s,
-                                     less.rank_wait_s)
-    if less.gradient_checkpointing:
-        # transformers checkpoints only in training mode; the gradient features are the same there because
-        # the LoRA dropout is 0 and a Llama-style model's attention dropout is 0 (checked: tests/test_less.py)
-        model.train()
-    scored_all = score_candidates(model, checkpoints, data, targets, less.dim, less.projection_seed,
-                                  less.adam_variant, less.batch_size, less.shard_size, world=world, scratch=scratch,
-                                  poll_s=poll_s, deadline_s=less.rank_wait_s)
-    if world.world_size > 1:
-        release_scratch(scratch, world, poll_s, less.rank_wait_s)
-    if scored_all is None:  # not the main rank: its shards are saved for the main rank to merge
-        return {}
-    final, per_task = scored_all
+    shards = [data[i:i + less.shard_size] for i in range(0, len(data), less.shard_size)]
+    with WorkerPool(partial(worker.load_reference, str(reference), less, cfg.seed), cluster, "influence (LESS)",
+                    most=len(shards)) as pool:
+        checkpoints = pool.one("the LoRA warm-up", ([data[i] for i in warm], cfg.seed), worker.warm_up)
+        shared, shared_targets = pool.share(checkpoints), pool.share(targets)
+        directions: dict[int, Any] = {}
+        pool.run([Unit(i, f"target directions at checkpoint {i}", (shared, i, shared_targets))
+                  for i in range(len(checkpoints))], worker.directions_at, lambda u, r: directions.__setitem__(u.index, r))
+        shared_dirs = pool.share([directions[i] for i in range(len(checkpoints))])
+        parts: dict[int, Any] = {}
+        pool.run([Unit(k, f"candidate shard {k} ({len(s)} texts)", (shared, shared_dirs, s), len(s))
+                  for k, s in enumerate(shards)], worker.score, lambda u, r: parts.__setitem__(u.index, r))
+    final, per_task = merge([parts[k] for k in range(len(shards))])
     scored = {t.id: i for i, t in enumerate(data)}
     ids = [r["id"] for r in candidates]
     score = [float(final[scored[i]]) if i in scored else float("-inf") for i in ids]
@@ -194,6 +161,6 @@ def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, A
         levels[r["level"]] = levels.get(r["level"], 0) + 1
     return {"method": "less", "candidates": len(candidates), "scored": len(data), "selected": len(rows),
             "warmup_examples": len(warm), "checkpoints": len(checkpoints),
-            "lr_per_checkpoint": [round(c.lr, 8) for c in checkpoints],
+            "lr_per_checkpoint": [round(c["lr"], 8) for c in checkpoints],
             "targets": {t: len(v) for t, v in targets.items()}, "by_level": dict(sorted(levels.items())),
             **report(final, per_task)}

@@ -21,7 +21,7 @@ from typing import Any
 
 from jiuzhang.config.root import Params
 from jiuzhang.errors import UserError
-from jiuzhang.plan.launch import Launch, parse_launcher
+from jiuzhang.plan.launch import Launch
 from jiuzhang.teacher.budget import Prices, estimate_prompt_tokens
 from jiuzhang.config.training import TrainConfig
 
@@ -167,7 +167,7 @@ class Planner:
     # ---- stages ----
     def training(self, stage: str, role: str, train: TrainConfig, examples: float, tokens_per_example: float,
                  what: str) -> StagePlan:
-        launch = parse_launcher(train.launcher, f"{stage.split('_')[0]}.train.launcher")
+        launch = Launch.of(train)
         per_example = min(tokens_per_example, train.max_length)
         tokens = examples * per_example * train.epochs
         # packed: sequences of max_length tokens; unpacked (the paper's synthesizer): one example per sequence
@@ -198,9 +198,13 @@ class Planner:
                          f"completion = teacher.budget.expected_output_tokens per call",
                          amounts={"teacher_calls": n, "prompt_tokens": prompt, "completion_tokens": completion})
 
+    def workers(self) -> Launch:
+        """The generation workers of the configured cluster (``cluster.workers``, one replica each)."""
+        return Launch("ray", 1, self.p.cluster.workers)
+
     def generation(self, stage: str, problems: int, what: str) -> StagePlan:
         s = self.p.synthesize
-        launch = parse_launcher(s.launcher, "synthesize.launcher")
+        launch = self.workers()
         tp = s.vllm.tensor_parallel_size if s.engine == "vllm" else 1
         devices = launch.processes * tp
         tokens = problems * self.new_tokens()
@@ -223,7 +227,7 @@ class Planner:
         target_tokens = sum(self.target_tokens(t.path, t.question_field, t.answer_field, t.n, less.max_length)
                             for t in less.targets.values())
         grads = (inf.pool_size * per + target_tokens) * less.epochs
-        launch = parse_launcher(self.p.synthesize.launcher, "synthesize.launcher")
+        launch = self.workers()
         rate = self.train_rate("influence_lora", self.n_params("base"), launch, flops_per_token=4)
         hours = (warm + grads) / rate.tokens_per_s / 3600
         gen.work += (f"; LoRA r={less.r} warm-up on {less.warmup_fraction:.0%} x {less.epochs} epochs = {warm / 1e6:,.1f}M "

@@ -15,6 +15,11 @@ What is counted (bytes per device):
   layer's input (h x s x b) and one layer's full set at a time.
 * **logits**: b x s x vocab in 16 bits, their fp32 copy for the loss and its gradient (10 bytes each).
 
+* **LESS gradient features**: the LoRA weights' per-example gradients are projected block by block as the
+  backward pass produces them (``influence/gradients.py``), so one block's gradients of one batch (b x r x h
+  fp32, and the Adam direction's temporaries) are held, never b x P; plus the count-sketch projector (5
+  bytes per LoRA weight), the checkpoint's Adam moments (8 bytes per LoRA weight) and a shard's features.
+
 It is an estimate of the dominant terms (Korthikanti et al. 2022 count the same way); the CUDA context,
 allocator fragmentation and temporary buffers come on top, so a stage is refused only when the estimate
 alone is over the device's memory.
@@ -28,7 +33,6 @@ from pathlib import Path
 
 from jiuzhang.config.root import Params
 from jiuzhang.config.training import TrainConfig
-from jiuzhang.plan.launch import parse_launcher
 
 GIB = 1024 ** 3
 
@@ -43,6 +47,12 @@ class Shape:
     heads: int
     intermediate: int
     vocab: int
+    kv_heads: int = 0    # 0 = heads (no grouped-query attention)
+
+    def lora_parameters(self, r: int) -> float:
+        """LoRA weights at rank ``r`` on q, k, v, o of every layer: r x (in + out) each."""
+        kv = (self.kv_heads or self.heads) * (self.hidden // self.heads)
+        return float(self.layers * r * (2 * self.hidden + 2 * (self.hidden + kv) + 2 * self.hidden))
 
 
 @dataclass(frozen=True)
@@ -51,15 +61,27 @@ class Memory:
     states: float        # bytes: weights, gradients, optimizer state
     activations: float   # bytes: one micro-batch's activations and logits
     capacity: float      # bytes: plan.accelerator.memory_gib
+    features: float = 0.0  # bytes: LESS's gradient features (one block's gradients, projector, moments, shard)
 
     @property
     def total(self) -> float:
-        return self.states + self.activations
+        return self.states + self.activations + self.features
 
     def describe(self) -> str:
+        extra = f" + {self.features / GIB:,.1f} GiB gradient features" if self.features else ""
         return (f"{self.stage}: ~{self.total / GIB:,.1f} GiB per device ({self.states / GIB:,.1f} GiB weights, "
-                f"gradients and optimizer + {self.activations / GIB:,.1f} GiB activations of one micro-batch) of "
-                f"{self.capacity / GIB:,.0f} GiB")
+                f"gradients and optimizer + {self.activations / GIB:,.1f} GiB activations of one micro-batch"
+                f"{extra}) of {self.capacity / GIB:,.0f} GiB")
+
+
+def less_feature_bytes(shape: Shape, r: int, batch: int, dim: int, shard: int, whole: bool = False) -> float:
+    """Peak bytes of LESS's gradient features beyond the model (module docstring). ``whole``: the
+    per-example gradients of a whole shard held as one (shard x P) matrix before projection, as this code
+    did before issue 24 (the comparison in the README)."""
+    p = shape.lora_parameters(r)
+    rows, block = (shard, p) if whole else (batch, r * shape.hidden)  # the largest LoRA weight: r x hidden
+    gradients = 4 * rows * block * 4  # fp32 gradients + the Adam direction's m, v and result
+    return float(gradients + 5 * p + 8 * p + 4 * dim * (shard + batch))
 
 
 def shape_of(params: Params, role: str, root: Path) -> Shape | None:
@@ -75,7 +97,7 @@ def shape_of(params: Params, role: str, root: Path) -> Shape | None:
     if stated is None and local and Path(local).as_posix().rstrip("/") == BASE_OUTPUT and params.base.mode == "train":
         a = params.base.arch
         return Shape(arch_parameters(params, params.base.tokenizer.vocab_size), a.hidden_size, a.num_layers,
-                     a.num_heads, a.intermediate_size, params.base.tokenizer.vocab_size)
+                     a.num_heads, a.intermediate_size, params.base.tokenizer.vocab_size, a.num_kv_heads)
     config = (Path(local) if local and Path(local).is_absolute() else root / (local or "")) / "config.json"
     if stated is None and local and config.is_file():
         c = json.loads(config.read_text())
@@ -83,13 +105,14 @@ def shape_of(params: Params, role: str, root: Path) -> Shape | None:
             stated = ModelShapeConfig(hidden_size=c["hidden_size"], num_layers=c["num_hidden_layers"],
                                       num_heads=c["num_attention_heads"],
                                       intermediate_size=c.get("intermediate_size", 4 * c["hidden_size"]),
-                                      vocab_size=c["vocab_size"])
+                                      vocab_size=c["vocab_size"], num_kv_heads=c.get("num_key_value_heads"))
         except (KeyError, TypeError, ValueError):
             return None
     if stated is None:
         return None
     return Shape(params.plan.model_params.get(role) or stated.params_estimate(), stated.hidden_size,
-                 stated.num_layers, stated.num_heads, stated.intermediate_size, stated.vocab_size)
+                 stated.num_layers, stated.num_heads, stated.intermediate_size, stated.vocab_size,
+                 stated.num_kv_heads or 0)
 
 
 def activation_bytes(shape: Shape, micro_batch: int, seq: int, bf16: bool, checkpointing: bool,
@@ -131,7 +154,7 @@ def training_memory(params: Params, root: Path) -> list[Memory]:
         shape = shape_of(params, role, root)
         if shape is None:
             continue
-        n = parse_launcher(train.launcher, f"{stage}.train.launcher").processes
+        n = train.world_size
         act = activation_bytes(shape, train.micro_batch, train.max_length, train.dtype == "bf16",
                                train.gradient_checkpointing, train.attn_implementation)
         out.append(Memory(stage, state_bytes(shape, train, n), act, cap))
@@ -140,11 +163,12 @@ def training_memory(params: Params, root: Path) -> list[Memory]:
     if inf.method == "less" and inf.less is not None and shape is not None:
         less = inf.less
         bf16 = less.dtype == "bf16" or (less.dtype == "auto" and less.device != "cpu")
-        # frozen 16-bit weights; the LoRA parameters and their AdamW state are small next to them
-        lora = less.r * 2 * shape.hidden * 4 * shape.layers * 16  # q,k,v,o: r x (in + out), 16 bytes each
+        # frozen 16-bit weights; the LoRA parameters with their gradients and AdamW state (16 bytes each)
+        lora = 16 * shape.lora_parameters(less.r)
         act = activation_bytes(shape, less.batch_size, less.max_length, bf16, less.gradient_checkpointing,
                                less.attn_implementation)
-        out.append(Memory("influence (LESS)", (2 if bf16 else 4) * shape.params + lora, act, cap))
+        feats = less_feature_bytes(shape, less.r, less.batch_size, less.dim, less.shard_size)
+        out.append(Memory("influence (LESS)", (2 if bf16 else 4) * shape.params + lora, act, cap, feats))
     return out
 
 

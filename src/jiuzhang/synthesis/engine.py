@@ -313,11 +313,18 @@ class VllmEngine:
             self.close()
 
 
-def build_engine(model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0, revision: str | None = None):
-    """The engine ``synthesize.engine`` names; ``model_dir`` is a model folder, or a hub id with ``revision``."""
+def check_engine(model_dir: str | Path, cfg: SynthesizeConfig, revision: str | None = None) -> None:
+    """The errors an engine would hit on start, found by the driver before any worker starts."""
     if revision is None and not (Path(model_dir) / "config.json").is_file():
         raise InputDataError(f"{model_dir}: not a model folder (no config.json); run the stage that writes it "
                              f"(dvc repro synthesizer)")
+    if cfg.engine == "vllm":
+        VllmEngine.interpreter(cfg)
+
+
+def build_engine(model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0, revision: str | None = None):
+    """The engine ``synthesize.engine`` names; ``model_dir`` is a model folder, or a hub id with ``revision``."""
+    check_engine(model_dir, cfg, revision)
     if cfg.engine == "vllm":
         return VllmEngine(model_dir, cfg, local_rank, revision)
     return HFEngine(model_dir, cfg, local_rank, revision)

@@ -5,9 +5,10 @@ For shard ``k`` the output folder holds
 - ``part-k.done.json``: the completion marker, written after it, holding the shard's fingerprint and the
   Parquet file's SHA-256. A shard counts as finished only when both agree; a corrupt, half-written or
   stale shard (different model, params or prompts) is regenerated;
-- ``part-k.partial.jsonl`` while the shard runs: one line per finished batch, appended and fsynced, so a
-  killed run resumes after the last whole batch. A torn last line is ignored;
-- ``part-k.error.json`` when the shard failed: the stage fails with it (never a silent skip).
+- ``part-k.<attempt>.partial.jsonl`` while an attempt runs: one line per finished batch, appended and
+  fsynced, so a redone or resumed shard starts after the last whole batch of any earlier attempt. A torn
+  last line is ignored. Each attempt writes its own file, and only the driver commits a shard (Parquet
+  by atomic rename, then the marker): two attempts never both commit.
 """
 
 from __future__ import annotations
@@ -51,81 +52,68 @@ class ShardStore:
             return False
         return info.get("fingerprint") == fp and info.get("sha256") == file_sha256(data)
 
+    def partials(self, index: int) -> list[Path]:
+        """Every attempt's partial file of shard ``index`` (and a pre-0.4 ``part-k.partial.jsonl``)."""
+        return sorted(self.folder.glob(f"part-{index:05d}*.partial.jsonl"))
+
     def load_partial(self, index: int, fp: str) -> dict[int, list[dict[str, Any]]]:
-        """Finished batches of a half-done shard: {batch index: rows}; empty when none or stale."""
-        path = self.path(index, ".partial.jsonl")
-        if not path.is_file():
-            return {}
+        """Finished batches of a half-done shard, from any earlier attempt: {batch index: rows}; empty when
+        none. A partial file of another fingerprint (other model, params or prompts) is deleted."""
         done: dict[int, list[dict[str, Any]]] = {}
-        with open(path, "rb") as fh:
-            lines = fh.read().split(b"\n")
-        try:
-            header = json.loads(lines[0])
-        except (json.JSONDecodeError, IndexError):
-            header = {}
-        if header.get("fingerprint") != fp:
-            path.unlink()
-            return {}
-        for raw in lines[1:]:
+        for path in self.partials(index):
             try:
-                entry = json.loads(raw)
-            except json.JSONDecodeError:
-                continue  # the torn last line of a killed run
-            if isinstance(entry, dict) and len(entry.get("rows", [])) == entry.get("size"):
-                done[int(entry["batch"])] = entry["rows"]
+                with open(path, "rb") as fh:
+                    lines = fh.read().split(b"\n")
+            except FileNotFoundError:  # the driver committed the shard meanwhile
+                continue
+            try:
+                header = json.loads(lines[0])
+            except (json.JSONDecodeError, IndexError):
+                header = {}
+            if header.get("fingerprint") != fp:
+                path.unlink(missing_ok=True)
+                continue
+            for raw in lines[1:]:
+                try:
+                    entry = json.loads(raw)
+                except json.JSONDecodeError:
+                    continue  # the torn last line of a killed attempt
+                if isinstance(entry, dict) and len(entry.get("rows", [])) == entry.get("size"):
+                    done.setdefault(int(entry["batch"]), entry["rows"])
         return done
 
-    def start(self, index: int, fp: str) -> None:
-        """Clear what a finished/failed earlier attempt left and open the partial file if needed."""
-        for suffix in (".done.json", ".parquet", ".error.json"):
-            self.path(index, suffix).unlink(missing_ok=True)
-        partial = self.path(index, ".partial.jsonl")
-        if not partial.is_file():
-            with open(partial, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps({"fingerprint": fp}) + "\n")
+    def start(self, index: int, fp: str, attempt: str) -> None:
+        """Open this attempt's own partial file: two attempts of one shard (a worker thought lost that is
+        still running) never write to the same file."""
+        with open(self._partial(index, attempt), "w", encoding="utf-8") as fh:
+            fh.write(json.dumps({"fingerprint": fp}) + "\n")
 
-    def append_batch(self, index: int, batch: int, rows: list[dict[str, Any]]) -> None:
+    def _partial(self, index: int, attempt: str) -> Path:
+        return self.path(index, f".{attempt}.partial.jsonl")
+
+    def append_batch(self, index: int, attempt: str, batch: int, rows: list[dict[str, Any]]) -> None:
         line = json.dumps({"batch": batch, "size": len(rows), "rows": rows}, ensure_ascii=False)
-        with open(self.path(index, ".partial.jsonl"), "a", encoding="utf-8") as fh:
+        with open(self._partial(index, attempt), "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 
     def finish(self, index: int, fp: str, rows: list[dict[str, Any]]) -> None:
+        """Commit a shard (the driver alone does): the Parquet file by atomic rename, then its marker, then
+        every attempt's partial file goes."""
         data = self.path(index, ".parquet")
-        tmp = data.with_name(f".{data.name}.tmp")
+        tmp = data.with_name(f".{data.name}.{os.getpid()}.tmp")
         pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp, compression="zstd",
                        row_group_size=max(len(rows), 1))
         os.replace(tmp, data)
         write_json(self.path(index, ".done.json"), {"fingerprint": fp, "rows": len(rows), "sha256": file_sha256(data)})
-        self.path(index, ".partial.jsonl").unlink(missing_ok=True)
+        for path in self.partials(index):
+            path.unlink(missing_ok=True)
 
-    def fail(self, index: int, rank: int, error: BaseException) -> None:
-        write_json(self.path(index, ".error.json"), {"rank": rank, "error": f"{type(error).__name__}: {error}"})
-
-    def mark_start(self, rank: int) -> int:
-        """Note that ``rank`` starts a job now; returns the time on the folder's own clock (the file system's,
-        which a shared folder gives every node alike), in ns. Error files older than it are stale."""
-        marker = self.folder / f".started-rank-{rank:05d}"
-        marker.write_text("")
-        return marker.stat().st_mtime_ns
-
-    def clear_errors(self, indices: list[int]) -> None:
-        """A rank's own failed shards of an earlier run: cleared at its start, before its engine loads."""
-        for k in indices:
-            self.path(k, ".error.json").unlink(missing_ok=True)
-
-    def error(self, index: int, since_ns: int = 0) -> str | None:
-        """The shard's error, if it failed at or after ``since_ns`` (an earlier run's error is stale: its
-        owner rank will redo the shard and clears it when it starts)."""
-        path = self.path(index, ".error.json")
-        try:
-            if path.stat().st_mtime_ns < since_ns:
-                return None
-            info = json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
-        return f"shard {index} failed on rank {info['rank']}: {info['error']}"
+    def discard(self, index: int) -> None:
+        """Forget a finished shard whose marker no longer matches (it is regenerated)."""
+        for suffix in (".done.json", ".parquet"):
+            self.path(index, suffix).unlink(missing_ok=True)
 
     def remove_beyond(self, count: int) -> int:
         """Delete shards of an earlier, larger plan; returns how many files went."""

@@ -1,0 +1,48 @@
+"""The Ray session of one stage: start a private local cluster, or join the one ``cluster.address`` names.
+
+Reentrant: when Ray is already initialised (a stage that runs several pools, or a test that built a
+multi-node :class:`ray.cluster_utils.Cluster`), the session reuses it and leaves it running.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from jiuzhang.config.cluster import ClusterConfig
+from jiuzhang.errors import UserError
+
+
+@contextmanager
+def ray_session(cfg: ClusterConfig) -> Iterator[None]:
+    """Ray initialised for the block; a cluster started here is stopped after it (even on an error)."""
+    if not cfg.address:
+        # A private cluster stays on loopback: Ray's own switch for single-machine clusters (read when ray is
+        # imported, hence set first) binds and advertises 127.0.0.1 instead of the machine's address.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    # Every worker's log line reaches the stage's log: Ray would fold lines repeated across workers into one.
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    # The dashboard, usage stats and the log monitor's colour codes are of no use to a stage; its workers'
+    # stderr (model loading, tracebacks) still reaches the stage's log, prefixed with the worker's pid.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    common = {"include_dashboard": False, "log_to_driver": True, "logging_level": "WARNING"}
+    try:
+        if cfg.address:
+            ray.init(address=cfg.address, **common)
+        else:
+            ray.init(num_cpus=cfg.local_cpus or os.cpu_count() or 1,
+                     object_store_memory=cfg.object_store_mib * 2**20, **common)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"cluster.address {cfg.address!r}" if cfg.address else "a local Ray cluster (cluster.address '')"
+        raise UserError(f"could not start or join {where}: {exc}. For an existing cluster run `ray status` on "
+                        f"its head node; '' starts a private one here") from exc
+    try:
+        yield
+    finally:
+        ray.shutdown()
