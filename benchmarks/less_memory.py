@@ -5,7 +5,9 @@
 
 Model: a random Llama (hidden 256, 4 layers, 4 heads) with LoRA r=256 on q/k/v/o = 2,097,152 LoRA weights,
 so that a batch's gradient matrix is large enough to see (16 x 2.1M x 4 B = 134 MB, plus the Adam
-direction's temporaries). Each (method, batch) runs in a fresh process; the figure is the growth of the
+direction's temporaries). A third column runs the same forward/backward with the gradients dropped: the
+activations every backward pass needs, whatever is done with the gradients. Each (method, batch) runs in a
+fresh process; the figure is the growth of the
 process's peak RSS (ru_maxrss) during one call of Adam-direction features + count-sketch projection over
 ``batch`` examples of 128 tokens, after a warm-up call with one example. Both methods give the same
 features (tests/test_less.py checks it).
@@ -42,6 +44,9 @@ def data(n):
     rows = [torch.randint(3, 2000, (128,), generator=g).tolist() for _ in range(n)]
     return [Tokenized(str(i), ids, [-100] * 64 + ids[64:]) for i, ids in enumerate(rows)]
 def run(examples):
+    if method == "backward":  # the same forward/backward, gradients dropped: what the model alone needs
+        from jiuzhang.influence.gradients import _batched_pass
+        return _batched_pass(model, examples, batch, lambda size, owners: {n: (lambda g: None) for n in owners})
     if method == "whole":
         return sketch(adam_direction(per_example_batched(model, examples, batch), m, v, 10, (0.9, 0.999), 1e-8, "paper"))
     return per_example_projected(model, examples, sketch, batch,
@@ -67,16 +72,16 @@ def main() -> None:
     ap.add_argument("--r", type=int, default=256)
     ap.add_argument("--json", action="store_true", help="one JSON line per measurement")
     args = ap.parse_args()
-    rows = [measure(method, b, args.r) for method in ("whole", "blocks") for b in args.sizes]
+    rows = [measure(method, b, args.r) for method in ("whole", "blocks", "backward") for b in args.sizes]
     if args.json:
         for row in rows:
             print(json.dumps(row))
         return
     print(f"LESS features, LoRA r={args.r} ({rows[0]['lora_weights']:,} weights), peak RSS growth during one call:")
-    print(f"{'batch':>6} {'whole matrix MiB':>17} {'block by block MiB':>19}")
+    print(f"{'batch':>6} {'whole matrix MiB':>17} {'block by block MiB':>19} {'forward+backward only MiB':>26}")
     for b in args.sizes:
-        w, k = (next(x for x in rows if x["method"] == m and x["batch"] == b) for m in ("whole", "blocks"))
-        print(f"{b:>6} {w['peak_growth_mib']:>17,.1f} {k['peak_growth_mib']:>19,.1f}")
+        w, k, f = (next(x for x in rows if x["method"] == m and x["batch"] == b) for m in ("whole", "blocks", "backward"))
+        print(f"{b:>6} {w['peak_growth_mib']:>17,.1f} {k['peak_growth_mib']:>19,.1f} {f['peak_growth_mib']:>26,.1f}")
 
 
 if __name__ == "__main__":
