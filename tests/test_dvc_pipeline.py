@@ -42,6 +42,10 @@ def small_project(dest: Path, **overrides) -> Path:
     for kind in ("nl", "tool"):
         params["synthesize"][kind]["max_new_tokens"] = 16
     params["eval"].update(limit=2, max_new_tokens=8)
+    # These tests are about DVC (reruns, caching, identical hashes, push/pull), which the executor cannot
+    # change (bytes are the same in-process and on Ray: tests/test_cluster_pool.py); in-process saves the
+    # ~10 s a private Ray cluster costs each of the ~15 generation stages of every DAG run here.
+    params["cluster"]["executor"] = "inline"
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return project
 
