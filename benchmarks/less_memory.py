@@ -8,9 +8,10 @@ so that a batch's gradient matrix is large enough to see (16 x 2.1M x 4 B = 134 
 direction's temporaries). A third column runs the same forward/backward with the gradients dropped: the
 activations every backward pass needs, whatever is done with the gradients. Each (method, batch) runs in a
 fresh process; the figure is the growth of the
-process's peak RSS (ru_maxrss) during one call of Adam-direction features + count-sketch projection over
+process's peak RSS (VmHWM of /proc/self/status) during one call of Adam-direction features + count-sketch projection over
 ``batch`` examples of 128 tokens, after a warm-up call with one example. Both methods give the same
 features (tests/test_less.py checks it).
+(Not ru_maxrss: it inherits the parent's peak at exec; see jiuzhang.common.memory.)
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import subprocess
 import sys
 
 WORKER = r"""
-import json, resource, sys, torch
-from jiuzhang.config.base import ArchConfig
+import json, sys, torch
+from jiuzhang.common.memory import peak_rss_kib
 from jiuzhang.influence.gradients import per_example_batched, per_example_projected
 from jiuzhang.influence.less import with_lora
 from jiuzhang.influence.projection import CountSketch
@@ -52,9 +53,9 @@ def run(examples):
     return per_example_projected(model, examples, sketch, batch,
                                  lambda x, c: adam_direction(x, m[c], v[c], 10, (0.9, 0.999), 1e-8, "paper"))
 run(data(1))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_rss_kib()
 run(data(batch))
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = peak_rss_kib()
 print(json.dumps({"method": method, "batch": batch, "lora_weights": P, "peak_growth_mib": round((after - before) / 1024, 1),
                   "peak_rss_mib": round(after / 1024, 1)}))
 """

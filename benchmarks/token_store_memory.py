@@ -11,7 +11,7 @@ Each child process builds a tokenizer (BPE, trained here on a few lines: nothing
 - ``records-list`` / ``records-stream``: the pretrain stage's whole data path from a records file on disk
   (written before the baseline is taken) to the store: loading every record into a list and mixing it
   (what the stage did before) vs :class:`~jiuzhang.training.records.PretrainMix` (scan, spool, stream).
-It prints the child's peak RSS (ru_maxrss) minus the RSS after imports and tokenizer, per mode and size.
+It prints the child's peak RSS (VmHWM; ru_maxrss would inherit the parent's peak at exec) minus the RSS after imports and tokenizer, per mode and size.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import sys
 import tempfile
 
 CHILD = r'''
-import json, resource, sys, tempfile
+import json, sys, tempfile
+from jiuzhang.common.memory import peak_rss_kib
 from pathlib import Path
 mode, n, max_length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 from jiuzhang.base.tokenizer import train_tokenizer
@@ -33,14 +34,14 @@ tok = train_tokenizer([f"Problem {i}: what is {i} plus {i + 1}? Solution: it is 
 def examples():
     for i in range(n):
         yield Example(f"e{i}", f"Problem {i}: what is {i} plus {i + 1}? " * 3, f" Solution: it is {2 * i + 1}. " * 6)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak_rss_kib()
 stats = PackStats()
 records = Path(sys.argv[4]) / "records.jsonl"
 if mode.startswith("records"):
     with records.open("w") as fh:
         for e in examples():
             fh.write(json.dumps({"id": e.id, "input": e.prompt, "output": e.target}) + "\n")
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak_rss_kib()
 if mode == "records-list":
     from jiuzhang.training.records import load_examples, pretrain_mix
     mixed, _ = pretrain_mix(load_examples(records, "input", "output"), [], 1, None, None)
@@ -61,7 +62,7 @@ total = 0
 for start in range(0, len(data), 8):
     ids, labels, pos, real = data.gather(list(range(start, min(start + 8, len(data)))))
     total += int(real.sum())
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = peak_rss_kib()
 print(json.dumps({"rows": len(data), "tokens": total, "peak_mib": round((peak - base) / 1024, 1)}))
 '''
 

@@ -241,5 +241,6 @@ def test_feature_memory_does_not_grow_with_the_gradient_matrix():
     spec.loader.exec_module(bench)
     got = {m: bench.measure(m, 16, 256)["peak_growth_mib"] for m in ("whole", "blocks", "backward")}
     print(f"peak RSS growth at batch 16 (MiB): {got}")
-    assert got["blocks"] <= got["backward"] + 100         # the backward pass's own needs (allocator noise: +-50)
+    assert got["backward"] >= 100                         # the measurement sees the activations at all
+    assert got["blocks"] <= got["backward"] + 150         # + one block's (16 x block) gradient; allocator noise +-50
     assert got["whole"] >= got["blocks"] + 300            # the (16 x 2.1M) matrix and its Adam temporaries
