@@ -18,6 +18,9 @@ def command(times_out: str, dvc_args: tuple[str, ...]) -> None:
     A stage's time runs from its start to the next stage's start, so it includes DVC's hashing and
     caching and the stage's Python start-up. Arguments after the options go to `dvc repro` unchanged.
 
+    With `cluster.address: ''` in params.yaml (the default) one local Ray cluster, on 127.0.0.1, serves
+    the whole run: every stage joins it instead of starting its own, and it is stopped at the end.
+
     \b
     Examples:
       jiuzhang repro                    # the whole DAG (make repro)
@@ -29,7 +32,14 @@ def command(times_out: str, dvc_args: tuple[str, ...]) -> None:
     dvc = shutil.which("dvc")
     if dvc is None:
         raise UserError("`dvc` is not on PATH: run `make install` and `source .venv/bin/activate`")
-    times = timed_repro(list(dvc_args), Path.cwd(), dvc)
+    from jiuzhang.cluster.local import run_cluster
+    from jiuzhang.config.cluster import ClusterConfig
+    from jiuzhang.config.loader import load_params
+
+    params = Path("params.yaml")
+    cluster = load_params(params).cluster if params.exists() else ClusterConfig(executor="inline")
+    with run_cluster(cluster, echo=click.echo):
+        times = timed_repro(list(dvc_args), Path.cwd(), dvc)
     click.echo("\n" + times.table())
     record(times, Path(times_out))
     if times.returncode != 0:

@@ -18,7 +18,8 @@ import torch
 from jiuzhang.common.io import ShardWriter
 from jiuzhang.config.loader import validate_params
 from jiuzhang.synthesis.engine import HFEngine, fit_prompt
-from jiuzhang.synthesis.job import ShardFailed, run_job
+from jiuzhang.cluster.pool import UnitFailed
+from jiuzhang.synthesis.job import run_job
 from jiuzhang.synthesis.requests import plan_requests
 from jiuzhang.synthesis.sampling import SeededSampler
 from jiuzhang.config.cluster import ClusterConfig
@@ -227,7 +228,7 @@ def test_a_failing_shard_fails_the_job_with_its_error_after_its_retries_and_a_re
     rows, p, out = pool(16), params(), tmp_path / "out"
     Broken = failing_on(plan_requests(rows, p.synthesize)[8:16])
     cluster = ClusterConfig(executor="inline", max_retries=1)
-    with pytest.raises(ShardFailed, match=r"shard 1 \(8 prompts\) failed 2 time\(s\); last error: RuntimeError: CUDA error"):
+    with pytest.raises(UnitFailed, match=r"shard 1 \(8 prompts\) failed 2 time\(s\); last error: RuntimeError: CUDA error"):
         run_job(p.synthesize, rows, tiny_model, out, cluster, lambda: Broken(tiny_model, p.synthesize), progress=False)
     assert (out / "part-00000.done.json").is_file() and not (out / "part-00001.done.json").exists()
     fixed = job(p, rows, tiny_model, out)

@@ -113,12 +113,16 @@ class WorkerPool:
         self._session = None
 
     def __enter__(self) -> "WorkerPool":
-        if self.cfg.executor == "ray":
+        return self
+
+    def _join_ray(self) -> None:
+        """Ray is joined (or a private cluster started) at the first unit, not before: a stage with nothing
+        to run (every shard already done, a loss-only eval) pays nothing for Ray."""
+        if self._session is None:
             from jiuzhang.cluster.session import ray_session
 
             self._session = ray_session(self.cfg)
             self._session.__enter__()
-        return self
 
     def __exit__(self, *exc) -> None:
         try:
@@ -136,6 +140,7 @@ class WorkerPool:
         if self.cfg.executor == "ray":
             import ray
 
+            self._join_ray()
             return ray.put(obj)
         return obj
 
@@ -150,6 +155,7 @@ class WorkerPool:
         if self.cfg.executor == "inline" or not units:
             return self._run_inline(units, work, on_done, on_progress)
         if self._driver is None:
+            self._join_ray()
             self._driver = _Driver(self.build, self.cfg, self.what, self.run_id, self.workers)
         return self._driver.run(units, work, on_done, on_progress)
 

@@ -48,8 +48,8 @@ def evaluate(task: Task, rows: list[dict[str, Any]], settings: tuple[str, ...], 
     predictions: list[dict[str, Any]] = []
     metrics: dict[str, Any] = {"benchmark": task.name, "items": len(rows)}
     timing: dict[str, Any] = {}
-    chosen = {s: (rows[:cfg.limit_for(task.name, s)] if task.name in cfg.benchmarks
-                  and cfg.limit_for(task.name, s) is not None else rows) for s in settings}  # loss may take more
+    limits_of = {s: cfg.limit_for(task.name, s) if task.name in cfg.benchmarks else None for s in settings}
+    chosen = {s: rows if limits_of[s] is None else rows[:limits_of[s]] for s in settings}  # loss may take more
     requests = {s: [Request(f"{task.name}/{s}/{r['_idx']}", build_prompt(task, r, s, shots), "nl", s, 0, greedy,
                             tuple(cfg.stop)) for r in chosen[s]] for s in settings if s != "loss"}
     started = time.perf_counter()

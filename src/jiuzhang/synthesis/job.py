@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
-from jiuzhang.cluster.pool import Unit, UnitFailed, run_units
+from jiuzhang.cluster.pool import Unit, run_units
 from jiuzhang.common.digest import file_sha256
 from jiuzhang.common.io import UserError
 from jiuzhang.config.cluster import ClusterConfig
@@ -34,8 +34,6 @@ ENGINE_MODULES = ("engine.py", "vllm_worker.py", "sampling.py", "requests.py")
 # Settings that do not change any generated text: which prompts (their ids are fingerprinted), how work is
 # split, and the cost projection.
 NOT_TEXT = {"max_prompts", "init_prompts", "shard_size", "projection"}
-
-ShardFailed = UnitFailed  # the name callers and tests know
 
 
 def row(r: Request, g: Generation) -> dict[str, Any]:
