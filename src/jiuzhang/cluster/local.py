@@ -5,8 +5,10 @@ Ray cluster and stops it after: ~5 s to start and ~2 s to stop on 2 cores, paid 
 stages of a smoke run. ``jiuzhang repro`` instead starts one head node on loopback with Ray's own CLI
 (``ray start --head --block``) before ``dvc repro`` and hands its address to every stage in ``RAY_ADDRESS``
 (:func:`jiuzhang.cluster.session.ray_session` joins it); SIGTERM to that ``ray start`` drains the node and
-stops every process it started, so the cluster never outlives the run, and other Ray clusters on the
-machine (a test's, a user's) are left alone, which ``ray stop`` would not do.
+stops every process it started, and other Ray clusters on the machine (a test's, a user's) are left alone,
+which ``ray stop`` would not do. The cluster never outlives the run: the end of the block (also on an
+error, Ctrl-C or SIGTERM) stops it, and the kernel sends it SIGTERM should the run itself be killed
+(``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stop_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started it dies, however it died."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 @contextmanager
 def run_cluster(cfg: ClusterConfig, echo=print, start_timeout_s: float = 120.0) -> Iterator[str | None]:
     """A loopback head node for the block when the stages would each start a private one (executor 'ray',
@@ -53,7 +66,8 @@ def run_cluster(cfg: ClusterConfig, echo=print, start_timeout_s: float = 120.0) 
             "--object-store-memory", str(cfg.object_store_mib * 2**20), "--disable-usage-stats"]
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
+                            preexec_fn=_stop_with_parent)
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # run the finally below on `kill <run>` too
     assert proc.stdout is not None
     started, lines = threading.Event(), []
 
@@ -74,12 +88,13 @@ def run_cluster(cfg: ClusterConfig, echo=print, start_timeout_s: float = 120.0) 
         os.environ[ADDRESS_ENV] = address
         yield address
     finally:
+        signal.signal(signal.SIGTERM, previous)
         os.environ.pop(ADDRESS_ENV, None)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # ray start --block: drain, then stop what it started
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                proc.kill()
                 proc.wait()
         shutil.rmtree(temp, ignore_errors=True)  # session logs: the stages' own logs already hold what matters

@@ -19,9 +19,10 @@ from jiuzhang.errors import UserError
 def ray_session(cfg: ClusterConfig) -> Iterator[None]:
     """Ray initialised for the block; a cluster started here is stopped after it (even on an error)."""
     address = cfg.address or os.environ.get("RAY_ADDRESS", "")
-    if not address:
+    if not address or address.split(":")[0] in ("127.0.0.1", "localhost"):
         # A private cluster stays on loopback: Ray's own switch for single-machine clusters (read when ray is
-        # imported, hence set first) binds and advertises 127.0.0.1 instead of the machine's address.
+        # imported, hence set first) binds and advertises 127.0.0.1 instead of the machine's address; joining
+        # a loopback cluster needs it too, or Ray rewrites 127.0.0.1 to the machine's address.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     # Every worker's log line reaches the stage's log: Ray would fold lines repeated across workers into one.
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
