@@ -55,3 +55,23 @@ def test_cli_keeps_dvc_exit_status_and_a_noop_keeps_old_figures(tmp_path):
     noop.write_text("#!/bin/sh\necho \"Stage 'corpus' didn't change, skipping\"\n")
     run_cli("repro", "--times-out", str(out), cwd=tmp_path, env=env)
     assert json.loads(out.read_text())["stages_run"] == 2  # the no-op run did not overwrite the figures
+
+
+def test_the_stages_of_one_run_get_one_ray_cluster(tmp_path):
+    """With the default `cluster.address: ''`, `jiuzhang repro` hands dvc (so every stage) the address of one
+    loopback Ray cluster, and stops it afterwards."""
+    import shutil
+    import socket
+
+    from conftest import BIN, ROOT
+
+    dvc = fake_dvc(tmp_path)
+    dvc.write_text('#!/bin/sh\necho "Running stage \'eval@gsm8k\':"\necho "RAY_ADDRESS=$RAY_ADDRESS"\n')
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    env = {"PATH": f"{dvc.parent}:{BIN}:{os.environ['PATH']}"}  # ray from the venv
+    res = run_cli("repro", "--times-out", str(tmp_path / "repro.json"), cwd=tmp_path, env=env)
+    address = next(line.split("=", 1)[1] for line in res.stdout.splitlines() if line.startswith("RAY_ADDRESS="))
+    assert address.startswith("127.0.0.1:") and f"one local cluster at {address}" in res.stdout
+    host, port = address.split(":")
+    with socket.socket() as s:
+        assert s.connect_ex((host, int(port))) != 0  # stopped with the run
