@@ -18,7 +18,11 @@ from jiuzhang.errors import UserError
               help="Per-item verdicts JSONL (default: next to --predictions, '<name>.verdicts.jsonl').")
 @click.option("--root", default="../shared/benchmarks", show_default=True, type=click.Path(file_okay=False),
               help="Benchmarks root folder.")
-def command(benchmark: str, predictions: str, out: str | None, root: str) -> None:
+@click.option("--rules", type=click.Choice(["ours", "paper"]), default="ours", show_default=True,
+              help="Grading rules: ours, or as JiuZhang3.0's evaluation code grades (eval.grading.rules).")
+@click.option("--agreement", is_flag=True, help="Also grade each output as Math-Verify and the paper's code do, "
+              "and print how often each agrees with ours (every verdict row keeps all three).")
+def command(benchmark: str, predictions: str, out: str | None, root: str, rules: str, agreement: bool) -> None:
     """Grade model outputs; print one JSON object {benchmark, accuracy, correct, total, invalid}.
 
     The answer is extracted as in `jiuzhang eval` (last \\boxed{}, "the answer is", then - unless the
@@ -26,12 +30,17 @@ def command(benchmark: str, predictions: str, out: str | None, root: str) -> Non
     compared by number (integers exactly, others within relative tolerance 1e-4), by text, or
     symbolically (math-verify).
 
+    Rows of a held-out-loss setting (an eval predictions file's 'loss' rows) have no output and are skipped.
+
     \b
-    Example:
+    Examples:
       jiuzhang grade --benchmark gsm8k --predictions preds.jsonl
+      jiuzhang grade --benchmark gsm8k --predictions data/eval/gsm8k/predictions.jsonl --agreement
     """
     from jiuzhang.common.io import atomic_write_text, iter_jsonl
+    from jiuzhang.evaluation.agreement import summarize, three_verdicts
     from jiuzhang.evaluation.grading import grade
+    from jiuzhang.evaluation.heldout import is_loss
     from jiuzhang.evaluation.tasks import TASKS, load_rows
 
     if benchmark not in TASKS:
@@ -45,6 +54,8 @@ def command(benchmark: str, predictions: str, out: str | None, root: str) -> Non
         rec = line.record
         if rec is None:
             raise UserError(f"{path}:{line.lineno}: {line.error}")
+        if is_loss(str(rec.get("setting", ""))):
+            continue
         idx, pred = rec.get("idx"), rec.get("prediction")
         if not isinstance(idx, int) or not 0 <= idx < len(rows):
             raise UserError(f"{path}:{line.lineno}: 'idx' must be a row number 0..{len(rows) - 1} of {benchmark}, "
@@ -60,11 +71,17 @@ def command(benchmark: str, predictions: str, out: str | None, root: str) -> Non
     task = TASKS[benchmark]
     verdicts = []
     for idx, pred, cut_off in items:
-        v = grade(task, rows[idx], pred, cut_off)
+        if agreement:
+            verdicts.append({"idx": idx, **three_verdicts(task, rows[idx], pred, cut_off)})
+            if rules == "paper":
+                verdicts[-1].update(extracted=verdicts[-1]["paper"]["extracted"], correct=verdicts[-1]["paper"]["correct"])
+            continue
+        v = grade(task, rows[idx], pred, cut_off, rules=rules)
         verdicts.append({"idx": idx, "extracted": v.extracted, "gold": v.gold, "correct": v.correct})
     target = Path(out) if out else path.with_name(path.stem + ".verdicts.jsonl")
     atomic_write_text(target, "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in verdicts))
     correct = sum(v["correct"] for v in verdicts)
     click.echo(json.dumps({"benchmark": benchmark, "accuracy": correct / len(verdicts), "correct": correct,
                            "total": len(verdicts), "invalid": sum(v["extracted"] is None for v in verdicts),
-                           "verdicts": str(target)}))
+                           "rules": rules, "verdicts": str(target),
+                           **({"agreement": summarize(verdicts)} if agreement else {})}))

@@ -71,7 +71,7 @@ CASES = [
     ("math500", 0, "\\boxed{(3, \\pi/2)}", True),
     ("math500", 0, "\\boxed{(3, \\pi)}", False),
     ("math500", 2, "\\boxed{\\frac{14}{3}}", True),                                     # gold \frac{14}{3}
-    ("math500", 2, "\\boxed{4.6667}", True),                                            # decimal vs fraction, 1e-4
+    ("math500", 2, "\\boxed{4.6667}", False),          # "Express your answer as a common fraction": a decimal is wrong
     ("math500", 2, "\\boxed{4.6}", False),
     ("math500", 3, "\\boxed{9}", True),
     ("math500", 4, "The winner is \\boxed{\\text{Evelyn}}.", True),                       # \text{} answer

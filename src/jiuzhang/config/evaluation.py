@@ -12,6 +12,16 @@ from jiuzhang.config.synthesis import VllmConfig
 SETTINGS = ("nl", "tool", "loss")
 
 
+class GradingConfig(Section):
+    """How a generated answer is graded."""
+
+    rules: Literal["ours", "paper"] = Field("ours", description=(
+        "'ours': jiuzhang.evaluation.grading (explicit statements first; JSON answer fields, Markdown, Unicode "
+        "math, word answers, equations, requested forms, looping or cut-off outputs). 'paper': as JiuZhang3.0's "
+        "evaluation code grades (RUCAIBox/JiuZhang3.0 eval/parser.py + grader.py at aae2f91, MIT; "
+        "jiuzhang.evaluation.paper_rules), so a number can be put next to the paper's."))
+
+
 class EvalConfig(Section):
     """Evaluation: every benchmark in its settings ('nl' chain of thought, 'tool' with code execution)."""
 
@@ -72,6 +82,8 @@ class EvalConfig(Section):
         "the held-out loss is scored on a local HF copy whatever generates (exact weights, eval.loss_dtype)."))
     vllm: VllmConfig = Field(default_factory=VllmConfig, description="vLLM settings when engine is 'vllm' "
                              "(same keys as synthesize.vllm).")
+    grading: GradingConfig = Field(default_factory=GradingConfig, description="Grading rules of the generating "
+                                   "settings (the held-out loss has none).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="HF engine device.")
     threads: int = Field(2, ge=1, description="CPU threads.")
 

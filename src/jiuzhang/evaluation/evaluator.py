@@ -67,7 +67,7 @@ def evaluate(task: Task, rows: list[dict[str, Any]], settings: tuple[str, ...], 
         texts, executions, cut_off = answers[setting]
         correct = invalid = 0
         for r, req in zip(chosen[setting], requests[setting]):
-            v = grade(task, r, texts[req.id], cut_off=req.id in cut_off)
+            v = grade(task, r, texts[req.id], cut_off=req.id in cut_off, rules=cfg.grading.rules)
             correct += v.correct
             invalid += v.extracted is None
             predictions.append({"idx": r["_idx"], "setting": setting, "prediction": texts[req.id],
@@ -75,6 +75,7 @@ def evaluate(task: Task, rows: list[dict[str, Any]], settings: tuple[str, ...], 
                                 "cut_off": req.id in cut_off})
         n = len(chosen[setting])
         metrics[setting] = {"accuracy": round(correct / n, 6) if n else 0.0, "correct": correct, "total": n,
+                            "grading_rules": cfg.grading.rules,
                             "invalid": invalid, "cut_off": sum(req.id in cut_off for req in requests[setting]),
                             **({"executions": executions} if setting == "tool" else {})}
     metrics["timing"] = timing

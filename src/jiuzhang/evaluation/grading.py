@@ -9,15 +9,23 @@
   equivalence (fractions vs decimals, ``\\dfrac``, intervals, matrices, sets, relations).
 - ``mixed`` (TabMWP, ASDiv): numeric answers as ``numeric``; text answers (yes/no, names, choice texts)
   by normalised text, TabMWP's choices by the option the output names last.
+
+Before comparing: a word answer ("infinitely many", "no solution", "none", ``\\infty``, ``\\emptyset``) equals only
+a gold of the same meaning (never a number: "none" is not 0); when the gold is a value and the prediction an
+equation whose left side is one variable ("x = 5"), its right side is compared (any left side for ``numeric``),
+while a gold equation is compared as an equation; and when the question asks for a form ("as a common
+fraction", "simplify", "simplest radical form", "lowest terms"), an equivalent answer in another form is wrong
+(a fraction not in lowest terms, a decimal for a fraction, a radicand with a square factor).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from jiuzhang.evaluation.answers import extract_answer, extract_choice
+from jiuzhang.evaluation.answers import extract_answer, extract_choice, has_variable
 from jiuzhang.evaluation.tasks import Task
 
 REL_TOL = 1e-4
@@ -109,23 +117,105 @@ def _symbolic_match(gold: str, pred: str | None) -> bool:
         return False
 
 
-def grade(task: Task, row: dict[str, Any], prediction: str, cut_off: bool = False) -> Verdict:
-    """``cut_off``: the output hit the token limit; then only an explicitly stated answer counts."""
-    gold = task.gold(row)
-    if task.kind == "choice":
-        letter = extract_choice(prediction, task.options(row) if task.options else None)
+def grade(task: Task, row: dict[str, Any], prediction: str, cut_off: bool = False, rules: str = "ours") -> Verdict:
+    """``cut_off``: the output hit the token limit; then only an explicitly stated answer counts. ``rules``:
+    'ours' (this module) or 'paper' (JiuZhang3.0's evaluation code, :mod:`.paper_rules`; it knows no cut-off)."""
+    if rules == "paper":
+        from jiuzhang.evaluation import paper_rules
+
+        gold, extracted, correct = paper_rules.grade(task.name, row, prediction)
+        return Verdict(gold, extracted, correct)
+    try:
+        question = task.question(row)
+    except (KeyError, TypeError):  # a row without its question text (a hand-made row) asks for no form
+        question = ""
+    return grade_answer(task.kind, task.gold(row), prediction, question=question,
+                        options=task.options(row) if task.options else None, cut_off=cut_off)
+
+
+def grade_answer(kind: str, gold: str, prediction: str, question: str = "", options: list[str] | None = None,
+                 cut_off: bool = False) -> Verdict:
+    """Grade ``prediction`` (a model's whole output) against ``gold`` for a task of ``kind``; ``question``
+    says which form an answer must take, ``options`` are a choice task's (or TabMWP's) options."""
+    if kind == "choice":
+        letter = extract_choice(prediction, options)
         return Verdict(gold, letter, letter == gold)
     pred = extract_answer(prediction, cut_off)
-    if task.kind == "numeric":
-        return Verdict(gold, pred, _numeric_match(gold, pred))
-    if task.kind == "mixed":
+    if pred is not None and (word_class(gold) or word_class(pred)):
+        return Verdict(gold, pred, word_class(gold) is not None and word_class(gold) == word_class(pred))
+    gold_side, compared = _compared_sides(kind, gold, pred)
+    if kind == "numeric":
+        return Verdict(gold, pred, _numeric_match(gold_side, compared) and in_requested_form(question, gold, compared))
+    if kind == "mixed":
         if to_number(gold) is not None:
-            return Verdict(gold, pred, _numeric_match(gold, pred))
-        options = task.options(row) if task.options else []
+            return Verdict(gold, pred, _numeric_match(gold_side, compared))
         chosen = _last_option(prediction, pred, options) if options else None
         ok = (chosen is not None and _norm(chosen) == _norm(gold)) or (pred is not None and _norm(pred) == _norm(gold))
         return Verdict(gold, chosen or pred, ok)
-    return Verdict(gold, pred, _symbolic_match(gold, pred))
+    if compared is not None and bool(_TOP_EQUALS.search(gold_side)) != bool(_TOP_EQUALS.search(compared)):
+        return Verdict(gold, pred, False)  # an equation is not a value (math-verify would compare its right side)
+    return Verdict(gold, pred, _symbolic_match(gold_side, compared) and in_requested_form(question, gold, compared))
+
+
+# Words that mean one answer; a gold or prediction in a class equals only its class.
+_WORD_CLASSES = {
+    "infinite": re.compile(r"infinitely many(?: \w+)?|infinite(?:ly)?|infinity|\\infty|there are infinitely many"),
+    "none": re.compile(r"no (?:real )?solutions?|none|\\emptyset|\\varnothing|\{\s*\}|does not exist|dne"),
+    "undefined": re.compile(r"undefined"),
+}
+
+
+def word_class(answer: str | None) -> str | None:
+    """'infinite', 'none' or 'undefined' when the whole answer is such a word (``\\text{no solution}`` too)."""
+    if answer is None:
+        return None
+    s = re.sub(r"\\(?:text|mathrm)\w*\s*\{([^{}]*)\}", r"\1", answer).strip().strip("$").strip().rstrip(".").lower()
+    s = re.sub(r"\s+", " ", s)
+    for name, pattern in _WORD_CLASSES.items():
+        if pattern.fullmatch(s):
+            return name
+    return None
+
+
+_TOP_EQUALS = re.compile(r"(?<![<>!\\])=(?!=)")
+_ONE_VARIABLE = re.compile(r"\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w+\}?)?'?\s*")
+
+
+def _compared_sides(kind: str, gold: str, pred: str | None) -> tuple[str, str | None]:
+    """(gold, prediction) as compared: where one is a value and the other an equation whose left side is one
+    variable ("x = 5"; for a numeric task any left side, "2 * 1.5 = 3"), the equation's right side; a gold
+    equation against a predicted equation, both whole."""
+    if pred is None:
+        return gold, pred
+    gold_eq, pred_eq = _TOP_EQUALS.search(gold), _TOP_EQUALS.search(pred)
+    if gold_eq and not pred_eq and _ONE_VARIABLE.fullmatch(_TOP_EQUALS.split(gold)[0]):
+        return _TOP_EQUALS.split(gold)[-1].strip(), pred
+    if pred_eq and not gold_eq:
+        lhs = _TOP_EQUALS.split(pred)[0]
+        if kind == "numeric" or _ONE_VARIABLE.fullmatch(lhs) or not has_variable(lhs):
+            return gold, _TOP_EQUALS.split(pred)[-1].strip()
+    return gold, pred
+
+
+_FRACTION_FORM = re.compile(r"common fraction|as a fraction|in a fraction|lowest terms|simplest fraction", re.I)
+_SIMPLE_FORM = re.compile(r"\bsimplif|simplest|lowest terms|reduced form|fully reduced", re.I)
+
+
+def in_requested_form(question: str, gold: str, pred: str | None) -> bool:
+    """False when ``question`` asks for a form (a common fraction, simplified, simplest radical form) that
+    ``pred`` is not in: a fraction not in lowest terms, a decimal where the gold has none, a radicand with a
+    square factor. True when no form is asked for."""
+    if pred is None or not (_FRACTION_FORM.search(question) or _SIMPLE_FORM.search(question)):
+        return True
+    p = clean_latex(pred)
+    if re.search(r"\d\.\d", p) and not re.search(r"\d\.\d", clean_latex(gold)):
+        return False
+    fractions = re.findall(r"\\frac\{\s*(-?\d+)\s*\}\{\s*(-?\d+)\s*\}", p)
+    fractions += re.findall(r"(?<![\d.}])(-?\d+)\s*/\s*(\d+)(?![\d.])", p)
+    if any(int(b) == 0 or abs(int(b)) == 1 or math.gcd(int(a), int(b)) != 1 for a, b in fractions):
+        return False
+    radicands = [int(n) for n in re.findall(r"\\sqrt\s*\{\s*(\d+)\s*\}|\\sqrt\s*(\d)", p) for n in n if n]
+    return not any(n > 1 and any(n % (k * k) == 0 for k in range(2, math.isqrt(n) + 1)) for n in radicands)
 
 
 def _last_option(text: str, boxed: str | None, options: list[str]) -> str | None:
