@@ -110,3 +110,18 @@ def test_grade_command_rules_and_agreement(tmp_path):
     assert (paper["correct"], paper["total"]) == (2, 2)                  # 1800 = 18 x 100 under the paper's rules
     agreed = run("--agreement")
     assert agreed["agreement"]["paper"] == {**agreed["agreement"]["paper"], "compared": 2, "agree": 1}
+
+
+def test_paper_profile_reads_the_papers_exemplars():
+    from jiuzhang.config.loader import load_params
+    from jiuzhang.evaluation.prompting import load_fewshot
+
+    cfg = load_params(REPO / "configs" / "paper.yaml")
+    assert cfg.eval.fewshot_dir == "templates/eval/fewshot_paper" and cfg.eval.grading.rules == "paper"
+    folder = REPO / cfg.eval.fewshot_dir
+    aqua = load_fewshot(folder, TASKS["aqua"])
+    assert len(aqua) == 4 and aqua[0]["question"].startswith("John found that the average of 15 numbers is 40")
+    assert load_fewshot(folder, TASKS["sat_math"]) == load_fewshot(folder, TASKS["mmlu_stem"])  # as the harness maps it
+    assert "\x0crac{1}{729}" in load_fewshot(folder, TASKS["mmlu_stem"])[0]["question"]  # its bytes, kept
+    assert "aae2f9119f57ccaa71c2780c6d63de93a5ee7cba" in (folder / "SOURCE.md").read_text()
+    assert "MIT License" in (folder / "LICENSE").read_text()
