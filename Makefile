@@ -139,7 +139,7 @@ verify-repro: install shared-data
 	  (cd $(VERIFY_DIR)/$$run/proj && PYTHONPATH=$(VERIFY_DIR)/$$run/proj/src:$(VERIFY_DIR)/$$run/proj \
 	    JIUZHANG_TRACKING=off $(abspath $(BIN))/jiuzhang repro --force) || exit 1; \
 	done
-	$(BIN)/jiuzhang verify-repro $(VERIFY_DIR)/a/proj $(VERIFY_DIR)/b/proj --against dvc.lock
+	$(BIN)/jiuzhang verify-repro $(VERIFY_DIR)/a/proj $(VERIFY_DIR)/b/proj --against dvc.lock --exact
 
 lint: install
 	$(BIN)/ruff check --no-cache src stages tests benchmarks

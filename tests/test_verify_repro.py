@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from jiuzhang.pipeline.closeness import Tolerance
 from jiuzhang.pipeline.verify import render, verify
 from jiuzhang.teacher.journal import SCHEMA
 
@@ -71,3 +72,90 @@ def test_makefile_verifies_two_clean_clones_against_the_committed_lock():
     recipe = (ROOT / "Makefile").read_text().split("verify-repro: ")[1].split("\n\n")[0]
     assert "git clone" in recipe and "repro --force" in recipe and "--against dvc.lock" in recipe
     assert "PYTHONPATH=" in recipe  # each clone runs its own code, not the venv's editable checkout
+
+
+# Across machines: outputs whose hashes differ are judged by their numbers (issue 25).
+def _md5(data: bytes) -> str:
+    import hashlib
+    return hashlib.md5(data).hexdigest()
+
+
+def _lock(root: Path, outs: dict[str, str]) -> None:
+    (root / "dvc.lock").write_text(yaml.safe_dump(
+        {"schema": "2.0", "stages": {"s": {"cmd": "x", "outs": [{"path": p, "md5": h} for p, h in outs.items()]}}}))
+
+
+def _write(root: Path, rel: str, data: bytes) -> str:
+    (root / rel).parent.mkdir(parents=True, exist_ok=True)
+    (root / rel).write_bytes(data)
+    return _md5(data)
+
+
+def _weights(scale: float) -> bytes:
+    import torch
+    from safetensors.torch import save
+
+    torch.manual_seed(0)
+    w = torch.randn(64, 64)
+    return save({"w": w * scale, "b": torch.ones(3)})
+
+
+def test_numbers_within_tolerance_are_close_beyond_it_different(tmp_path):
+    import json
+
+    def run(name: str, acc: float, loss: str, scale: float, text: str) -> Path:
+        root = tmp_path / name
+        outs = {"metrics/eval.json": _write(root, "metrics/eval.json", json.dumps({"acc": acc, "n": 40}).encode()),
+                "metrics/loss.csv": _write(root, "metrics/loss.csv", f"step,loss\n1,{loss}\n".encode()),
+                "models/m/model.safetensors": _write(root, "models/m/model.safetensors", _weights(scale)),
+                "data/notes.txt": _write(root, "data/notes.txt", text.encode())}
+        _lock(root, outs)
+        return root
+
+    a = run("a", 0.5, "1.2345678", 1.0, "same")
+    b = run("b", 0.5 * (1 + 3e-7), "1.2345679", 1 + 2e-7, "same")      # the 6th-7th digit moved
+    verdicts = {v.path: v for v in verify(a, b, tolerance=Tolerance())}
+    assert {v.status for v in verdicts.values()} == {"close", "identical"}, render(list(verdicts.values()))
+    assert verdicts["data/notes.txt"].status == "identical"
+    assert "max rel" in verdicts["metrics/eval.json"].detail and "rtol 0.0001" in verdicts["metrics/eval.json"].detail
+    assert "4099 numbers" in verdicts["models/m/model.safetensors"].detail      # 64*64 + 3 weights compared
+
+    c = run("c", 0.55, "1.2345678", 1.01, "other")                       # beyond the tolerance, and other text
+    verdicts = {v.path: v for v in verify(a, c, tolerance=Tolerance())}
+    assert verdicts["metrics/eval.json"].status == "DIFFERENT"
+    assert verdicts["models/m/model.safetensors"].status == "DIFFERENT"
+    assert verdicts["data/notes.txt"].status == "DIFFERENT" and "not a numeric format" in verdicts["data/notes.txt"].detail
+    assert verdicts["metrics/loss.csv"].status == "identical"
+    assert {v.status for v in verify(a, b)} == {"DIFFERENT", "identical"}    # exact mode tolerates nothing
+    res = run_cli("verify-repro", str(a), str(b), cwd=tmp_path, check=False)
+    assert res.returncode == 0 and "close" in res.stdout
+    assert run_cli("verify-repro", str(a), str(b), "--exact", cwd=tmp_path, check=False).returncode == 1
+
+
+def test_against_a_revision_reads_git_kept_and_cached_outputs(tmp_path):
+    import json
+    import subprocess
+
+    root = tmp_path / "proj"
+    metrics = _write(root, "metrics/eval.json", json.dumps({"acc": 0.25}).encode())
+    weights = _weights(1.0)
+    file_md5 = _md5(weights)
+    manifest = json.dumps([{"md5": file_md5, "relpath": "model.safetensors"}]).encode()
+    dir_md5 = _md5(manifest) + ".dir"
+    _write(root, f".dvc/cache/files/md5/{dir_md5[:2]}/{dir_md5[2:]}", manifest)   # the committed model, cached
+    _write(root, f".dvc/cache/files/md5/{file_md5[:2]}/{file_md5[2:]}", weights)
+    _lock(root, {"metrics/eval.json": metrics, "models/m": dir_md5})
+    git = lambda *args: subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    git("add", "dvc.lock", "metrics/eval.json")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run on machine 1")
+    # the rerun on machine 2: both outputs moved in the 7th digit, and dvc.lock was rewritten
+    new_metrics = _write(root, "metrics/eval.json", json.dumps({"acc": 0.25000001}).encode())
+    new_weights = _write(root, "models/m/model.safetensors", _weights(1 + 1e-7))
+    _lock(root, {"metrics/eval.json": new_metrics, "models/m": _md5(new_weights.encode()) + ".dir"})
+    verdicts = {v.path: v for v in verify(root, None, "HEAD", Tolerance())}
+    assert verdicts["metrics/eval.json"].status == "close", verdicts["metrics/eval.json"].detail
+    assert verdicts["models/m"].status == "close", verdicts["models/m"].detail
+    (root / ".dvc" / "cache").rename(root / "elsewhere")                 # the committed model is not here
+    verdicts = {v.path: v for v in verify(root, None, "HEAD", Tolerance())}
+    assert verdicts["models/m"].status == "DIFFERENT" and "dvc pull" in verdicts["models/m"].detail
