@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jiuzhang.common.io import write_json
-from jiuzhang.common.provenance import artifact_provenance, package_versions, run_provenance
+from jiuzhang.common.provenance import artifact_provenance, cpu_model, package_versions, run_provenance
 from jiuzhang.config.loader import load_params
 from jiuzhang.config.root import Params
 from jiuzhang.tracking.mlflow_run import StageRun, TrackingTarget, resolve_tracking, stage_run
@@ -75,5 +75,5 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
         if metrics_path is not None and main_rank:
             write_json(metrics_path, metrics)
             # every package version of this execution (the output holds only those that shape it)
-            write_json(run_facts_path(metrics_path), {**facts, "packages": package_versions()})
+            write_json(run_facts_path(metrics_path), {**facts, "packages": package_versions(), "cpu_model": cpu_model()})
     return metrics
