@@ -70,8 +70,8 @@ def test_switches_turn_checks_off(gsm8k_index):
 
 
 def test_paper_preset_keeps_what_the_paper_kept(gsm8k_index):
-    """preset paper: no answer requirement, tool code not run (outputs as written), no near-dedup; the
-    test-sets filter stays. A runner that fails proves nothing is executed."""
+    """preset paper: no answer requirement, no truncation, parse or duplicate drops, tool code not run (outputs
+    as written); the test-sets filter stays (and empty generations go). A runner that fails proves nothing is executed."""
     p = params(preset="paper")
     assert (p.filter.require_answer, p.filter.tool_output, p.filter.near_dedup) == (False, "keep", False)
     rows = fixture_rows()
@@ -81,11 +81,13 @@ def test_paper_preset_keeps_what_the_paper_kept(gsm8k_index):
     kept, drops = f.process({k: v for k, v in r.items() if k != "expect"} | {"seed": 0} for r in rows)
     reasons = {d["reason"] for d in drops}
     kept_ids = {k["id"] for k in kept}
-    ours = {r["id"] for r in rows if r["expect"] in ("missing_answer", "output_mismatch", "code_error",
-                                                     "code_timeout", "near_duplicate")}
-    assert ours <= kept_ids                                # what only our checks drop is kept
-    assert "benchmark_overlap" in reasons and not reasons & {"missing_answer", "output_mismatch", "code_error",
-                                                            "code_timeout", "near_duplicate"}
+    only_ours = ("missing_answer", "output_mismatch", "code_error", "code_timeout", "near_duplicate", "truncated",
+                 "missing_problem", "missing_solution", "refusal", "no_code", "exact_duplicate")
+    ours = {r["id"] for r in rows if r["expect"] in only_ours}
+    assert ours <= kept_ids                                # what only our checks drop is kept (issue 25)
+    assert "benchmark_overlap" in reasons and not reasons & set(only_ours)
+    unparsed = [k for k in kept if k["id"] in {r["id"] for r in rows if r["expect"] in ("missing_problem", "refusal")}]
+    assert unparsed and all(k["input"] == "" and k["output"] for k in unparsed)  # kept as the model wrote them
     assert f.report.executions == {}
     raw = tiny_params({"x": "unused.jsonl"})
     raw["filter"].update(preset="paper", require_answer=True)

@@ -125,3 +125,29 @@ def test_paper_profile_reads_the_papers_exemplars():
     assert "\x0crac{1}{729}" in load_fewshot(folder, TASKS["mmlu_stem"])[0]["question"]  # its bytes, kept
     assert "aae2f9119f57ccaa71c2780c6d63de93a5ee7cba" in (folder / "SOURCE.md").read_text()
     assert "MIT License" in (folder / "LICENSE").read_text()
+
+
+def test_paper_profile_settings_rows():
+    """The README's settings table rows fixed by issue 25, as the paper profile loads them."""
+    from jiuzhang.config.loader import load_params
+
+    cfg = load_params(REPO / "configs" / "paper.yaml")
+    src = {s.name: s for s in cfg.corpus.sources}
+    assert src["mmiqc_stackexchange"].field_max_chars == 1000 and src["mmiqc_stackexchange"].max_chars >= 2002
+    assert src["proofwiki_nl"].all_levels and "proofwiki" in cfg.prompts.tool_sources
+    assert (cfg.corpus.dedup.exact, cfg.corpus.dedup.near, cfg.corpus.min_chars) == (False, False, 1)
+    f = cfg.filter
+    assert (f.preset, f.drop_truncated, f.parse_drops, f.exact_dedup, f.near_dedup, f.require_answer) == \
+        ("paper", False, False, False, False, False)
+    assert (cfg.influence.less.warmup_batch, cfg.influence.less.lora_dropout) == (128, 0.1)
+
+
+def test_less_warmup_batch_must_be_whole_passes():
+    from pydantic import ValidationError
+
+    from jiuzhang.config.influence import LessConfig
+
+    target = {"gsm8k": {"path": "x.jsonl", "n": 1}}
+    assert LessConfig(batch_size=8, warmup_batch=128, targets=target).warmup_batch == 128
+    with pytest.raises(ValidationError, match="multiple of batch_size"):
+        LessConfig(batch_size=8, warmup_batch=100, targets=target)

@@ -29,7 +29,13 @@ class LessConfig(Section):
     alpha: int = Field(512, ge=1, description="LoRA alpha (LESS: 512).")
     lr: float = Field(2e-5, gt=0, description="Warm-up peak learning rate (LESS: 2e-5), linear warm-up and decay.")
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of warm-up steps (LESS: 3%); no weight decay.")
-    batch_size: int = Field(8, ge=1, description="Warm-up batch and gradient-feature batch.")
+    batch_size: int = Field(8, ge=1, description="Examples per forward/backward pass: the warm-up's micro-batch "
+                            "and the gradient-feature batch.")
+    warmup_batch: int | None = Field(None, ge=1, description="Examples per warm-up optimizer step (gradients "
+                                     "accumulated over batch_size passes); null = batch_size. LESS: 128 (1 per "
+                                     "device x 32 accumulation x 4 GPUs).")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout of the LoRA layers in the warm-up (LESS: "
+                                "0.1; seeded, so the run stays deterministic).")
     max_length: int = Field(2048, ge=16, description="Tokens per example (truncated).")
     dim: int = Field(8192, ge=16, description="Projection dimension (paper: 8,192).")
     projection_seed: int = Field(0, ge=0, description="Seed of the count-sketch projector (drawn on the CPU).")
@@ -47,6 +53,13 @@ class LessConfig(Section):
                                          "null = its default, sdpa).")
     shard_size: int = Field(1000, ge=1, description="Candidates whose features are held in memory at once.")
     targets: dict[str, TargetTaskConfig] = Field(description="Target tasks; score = max over tasks.")
+
+    @model_validator(mode="after")
+    def _warmup_batch_whole(self) -> "LessConfig":
+        if self.warmup_batch is not None and self.warmup_batch % self.batch_size:
+            raise ValueError(f"warmup_batch ({self.warmup_batch}) must be a multiple of batch_size ({self.batch_size}): "
+                             f"each step accumulates whole passes")
+        return self
 
 
 class InfluenceConfig(Section):

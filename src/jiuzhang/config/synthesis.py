@@ -99,8 +99,8 @@ class FilterConfig(Section):
 
     preset: Literal["ours", "paper"] = Field("ours", description="'ours': the checks below as set. 'paper': "
                                             "keep what the paper kept - its test-sets filter only: no answer "
-                                            "requirement, tool code not run (outputs as the model wrote them), no "
-                                            "near-dedup (measured on the released records, our checks keep ~1 in 4 "
+                                            "requirement, no truncation, parse or duplicate drops, tool code not run "
+                                            "(outputs as the model wrote them) (measured on the released records, our checks keep ~1 in 4 "
                                             "CoT and ~3 in 10 tool records: benchmarks/filter_keep_rates.py).")
     require_answer: bool = Field(True, description="Drop records without a final answer (\\boxed{}, 'the answer "
                                  "is', or for tool records a code block whose output is known).")
@@ -113,15 +113,22 @@ class FilterConfig(Section):
     exec_memory_mb: int = Field(1024, ge=64, description="Address-space limit per program.")
     exec_workers: int = Field(2, ge=1, description="Programs run at once.")
     min_problem_chars: int = Field(20, ge=1, description="Shorter problems count as missing.")
+    parse_drops: bool = Field(True, description="Drop generations that cannot be split into a problem and a "
+                              "solution (missing_problem, missing_solution, refusal, no_code). false: keep them as "
+                              "written (record input '', output = the text), as the paper did; empty ones still go.")
+    exact_dedup: bool = Field(True, description="Drop problems identical to a kept one (normalised text).")
     near_dedup: bool = Field(True, description="Drop near-duplicate problems (MinHash LSH, as in corpus.dedup).")
     decontaminate: bool = Field(True, description="Drop records sharing an n-gram with a benchmark test question.")
     shard_rows: int = Field(5000, ge=1, description="Rows per output Parquet shard.")
 
-    PAPER: ClassVar[dict[str, Any]] = {"require_answer": False, "tool_output": "keep", "near_dedup": False, "decontaminate": True}
+    # What the paper kept: its test-sets filter only. No truncation, parse or duplicate drops.
+    PAPER: ClassVar[dict[str, Any]] = {"require_answer": False, "drop_truncated": False, "parse_drops": False,
+                                       "tool_output": "keep", "exact_dedup": False, "near_dedup": False,
+                                       "decontaminate": True}
 
     @model_validator(mode="after")
     def _preset(self) -> "FilterConfig":
-        """preset paper sets its four keys whatever the file says (so `-S filter.preset=paper` works on any
+        """preset paper sets its keys whatever the file says (so `-S filter.preset=paper` works on any
         profile); `config check` warns about each value it overrode."""
         if self.preset == "paper":
             self._overridden = [f"filter.{k}: {getattr(self, k)!r} -> {v!r}" for k, v in self.PAPER.items()

@@ -36,10 +36,10 @@ class Checkpoint:
     lr: float
 
 
-def with_lora(model, r: int, alpha: int, seed: int):
+def with_lora(model, r: int, alpha: int, seed: int, dropout: float = 0.0):
     from peft import LoraConfig, get_peft_model
 
-    model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, bias="none",
+    model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, bias="none",
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
     # LoRA A is drawn at random: redraw it from our own seeded generator (peft uses the global RNG), in
     # name order, as peft does (Kaiming uniform); B stays zero.
@@ -57,7 +57,7 @@ def tokenize_all(examples: list[Example], tokenizer, max_length: int) -> list[To
 
 
 def warmup(model, data: list[Tokenized], epochs: int, lr: float, warmup_ratio: float, batch_size: int,
-           seed: int, checkpoints_dir: Path | None = None) -> list[Checkpoint]:
+           seed: int, checkpoints_dir: Path | None = None, step_batch: int | None = None) -> list[Checkpoint]:
     """Train the LoRA weights with the project's one training loop (``training/sft.py``: AdamW, schedule,
     loss on answer tokens); one checkpoint per epoch end. LESS's settings: AdamW (0.9, 0.999), no weight
     decay, linear schedule with warm-up, gradient clip 1.0 (HF Trainer's default, which LESS runs on)."""
@@ -69,7 +69,7 @@ def warmup(model, data: list[Tokenized], epochs: int, lr: float, warmup_ratio: f
     from jiuzhang.training.sft import train_sft
 
     width = max(len(t.input_ids) for t in data)
-    cfg = TrainConfig(max_length=width, micro_batch=batch_size, global_batch=batch_size, epochs=epochs, lr=lr,
+    cfg = TrainConfig(max_length=width, micro_batch=batch_size, global_batch=step_batch or batch_size, epochs=epochs, lr=lr,
                       weight_decay=0.0, adam_betas=[0.9, 0.999], schedule="linear", warmup_ratio=warmup_ratio,
                       min_lr_ratio=0.0, grad_clip=1.0, packing=False, seed_data=seed, seed_dropout=seed,
                       threads=torch.get_num_threads(), save_every=10**9, log_every=10**9)
@@ -105,8 +105,10 @@ def _flat(d: dict[str, torch.Tensor]) -> torch.Tensor:
 def features(model, ckpt: Checkpoint, data: list[Tokenized], projector, adam: bool, variant: str,
              batch_size: int) -> torch.Tensor:
     """Normalised projected features (n, dim) of ``data`` at ``ckpt``; gradients are projected block by
-    block as the backward pass produces them (``per_example_projected``), never held whole."""
+    block as the backward pass produces them (``per_example_projected``), never held whole. In eval mode:
+    LoRA dropout (``influence.less.lora_dropout``) is for the warm-up, not the features."""
     _load(model, ckpt)
+    model.eval()
     transform = None
     if adam:
         device = next(model.parameters()).device

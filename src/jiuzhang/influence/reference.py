@@ -52,7 +52,7 @@ def load_reference(reference: str, less: LessConfig, seed: int) -> Reference:
     device, dtype = placement(less.device, less.dtype, 0)
     torch.use_deterministic_algorithms(True, warn_only=True)
     model, _ = load_start(ModelSource(path=reference), dtype, less.attn_implementation)
-    model = with_lora(model, less.r, less.alpha, seed).to(device)
+    model = with_lora(model, less.r, less.alpha, seed, less.lora_dropout).to(device)
     if less.gradient_checkpointing:  # warm-up and gradient features alike (the hooks see the first forward)
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return Reference(model, less)
@@ -62,7 +62,8 @@ def warm_up(ref: Reference, payload: tuple[list[Tokenized], int], attempt: str) 
     """The LoRA warm-up on the seeded sample; its checkpoints as plain dicts (CPU fp32 tensors)."""
     data, seed = payload
     less = ref.less
-    checkpoints = warmup(ref.model, data, less.epochs, less.lr, less.warmup_ratio, less.batch_size, seed)
+    checkpoints = warmup(ref.model, data, less.epochs, less.lr, less.warmup_ratio, less.batch_size, seed,
+                         step_batch=less.warmup_batch)
     return [vars(c) for c in checkpoints]
 
 

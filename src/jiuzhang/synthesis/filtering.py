@@ -34,6 +34,7 @@ class Candidate:
     solution: str = ""
     reason: str | None = None
     detail: str = ""
+    raw: bool = False        # kept as the model wrote it (filter.parse_drops off): no problem/solution split
 
 
 @dataclass
@@ -71,8 +72,14 @@ def _check(c: Candidate, cfg: FilterConfig, index: NgramIndex | None, report: Fi
         c.reason = "truncated"
         return
     draft = parse_generation(row["text"], row["finish_reason"], cfg.min_problem_chars)
-    if draft.reason:
+    if draft.reason and (cfg.parse_drops or draft.reason == "empty"):
         c.reason = draft.reason
+        return
+    if draft.reason:  # the paper kept what it could not parse: the record is the text as generated
+        c.raw, c.solution = True, row["text"]
+        if index is not None and index.match(row["text"]):
+            c.reason, c.detail = "benchmark_overlap", index.match(row["text"])
+            report.overlap_by_benchmark[c.detail] = report.overlap_by_benchmark.get(c.detail, 0) + 1
         return
     c.problem, c.solution = draft.problem or "", draft.solution or ""
     if cfg.require_answer and not has_answer(c.solution, row["kind"]):
@@ -84,14 +91,14 @@ def _check(c: Candidate, cfg: FilterConfig, index: NgramIndex | None, report: Fi
             c.reason, c.detail = "benchmark_overlap", hit
             report.overlap_by_benchmark[hit] = report.overlap_by_benchmark.get(hit, 0) + 1
             return
-    if row["kind"] == "tool" and program(c.solution) is None:
+    if row["kind"] == "tool" and program(c.solution) is None and cfg.parse_drops:
         c.reason = "no_code"
 
 
 def _execute(candidates: list[Candidate], cfg: FilterConfig, runner: Runner, report: FilterReport) -> None:
     if cfg.tool_output == "keep":  # the paper: outputs stay as the model wrote them, nothing runs
         return
-    tool = [c for c in candidates if c.reason is None and c.row["kind"] == "tool"]
+    tool = [c for c in candidates if c.reason is None and c.row["kind"] == "tool" and program(c.solution) is not None]
     codes = [program(c.solution) for c in tool]
     distinct = list(dict.fromkeys(codes))  # each distinct program runs once
     results = dict(zip(distinct, run_many(distinct, workers=cfg.exec_workers, runner=runner)))
@@ -116,7 +123,7 @@ class RecordFilter:
     def __init__(self, cfg: FilterConfig, dedup: DedupConfig, index: NgramIndex | None, runner: Runner):
         self.cfg, self.index, self.runner = cfg, (index if cfg.decontaminate else None), runner
         self.report = FilterReport()
-        self.filters: list = [ExactDuplicateFilter()]
+        self.filters: list = [ExactDuplicateFilter()] if cfg.exact_dedup else []
         if cfg.near_dedup:
             self.filters.append(NearDuplicateFilter(dedup.threshold, dedup.num_perm, dedup.shingle_words, dedup.seed))
 
@@ -136,8 +143,9 @@ class RecordFilter:
                         break
             self.report.count(c.row["kind"], c.reason)
             if c.reason is None:
-                kept.append({"id": c.row["id"], "kind": c.row["kind"], "level": c.row["level"],
-                             **to_record(c.problem, c.solution, c.row["kind"])})
+                record = {"input": "", "output": c.solution.strip()} if c.raw else to_record(c.problem, c.solution,
+                                                                                            c.row["kind"])
+                kept.append({"id": c.row["id"], "kind": c.row["kind"], "level": c.row["level"], **record})
             else:
                 self.report.dropped[c.reason] += 1
                 drops.append({"id": c.row["id"], "reason": c.reason, "detail": c.detail})
