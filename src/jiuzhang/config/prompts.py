@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from jiuzhang.config.base_model import Section
@@ -27,6 +29,12 @@ class PromptsConfig(Section):
                                "in the templates folder: a tool template with '{example}' shows one of them per "
                                "prompt, drawn by (seed, snippet id) - the paper draws one per prompt from a pool "
                                "(MMOS) instead of one fixed example.")
+    texts: Literal["ours", "paper"] = Field("ours", description="'ours': templates/prompts/ (written by us). "
+                                           "'paper': the paper's released texts (prompts/cot/*.md, prompts/tool/"
+                                           "prompt.md of RUCAIBox/JiuZhang3.0 at aae2f91), read from paper_dir and "
+                                           "checked by SHA-256; no license is stated for them, so they are not "
+                                           "copied into this repository.")
+    paper_dir: str | None = Field(None, description="A checkout of RUCAIBox/JiuZhang3.0 at aae2f91 (texts: paper).")
     shard_rows: int = Field(5000, ge=1, description="Rows per output Parquet shard.")
 
     @model_validator(mode="after")
@@ -41,4 +49,7 @@ class PromptsConfig(Section):
                 raise ValueError(f"level_weights has {len(self.level_weights)} entries for {len(self.levels)} levels")
             if any(w < 0 for w in self.level_weights) or sum(self.level_weights) <= 0:
                 raise ValueError("level_weights must be non-negative with a positive sum")
+        if self.texts == "paper" and not self.paper_dir:
+            raise ValueError("texts 'paper' reads the paper's prompt texts from a checkout: set paper_dir (git clone "
+                             "https://github.com/RUCAIBox/JiuZhang3.0 and check out aae2f91), or texts: ours")
         return self

@@ -17,7 +17,7 @@ import pyarrow as pa
 from jiuzhang.common.io import ShardWriter, read_shards, reset_dir
 from jiuzhang.common.seeding import keyed_uniform, weighted_choice
 from jiuzhang.config.prompts import PromptsConfig
-from jiuzhang.prompts.templates import TOOL, Template, load_examples, load_templates
+from jiuzhang.prompts.templates import TOOL, Template, load_examples, load_paper_templates, load_templates
 
 SCHEMA = pa.schema([
     ("id", pa.string()),
@@ -41,7 +41,7 @@ def assign_levels(cfg: PromptsConfig, snippet_id: str, all_levels: bool, source:
 
 
 def prompt_rows(cfg: PromptsConfig, templates: dict[str, Template], snippets: Iterator[dict[str, Any]],
-                examples: list[str] | None = None) -> Iterator[dict[str, Any]]:
+                examples: list[dict[str, str]] | None = None) -> Iterator[dict[str, Any]]:
     for s in snippets:
         for level in assign_levels(cfg, s["id"], s["all_levels"], s["source"]):
             example = None
@@ -53,7 +53,8 @@ def prompt_rows(cfg: PromptsConfig, templates: dict[str, Template], snippets: It
 
 def build_prompts(cfg: PromptsConfig, corpus_dir: Path, templates_dir: Path, out_dir: Path) -> dict[str, Any]:
     names = tuple(cfg.levels) + ((TOOL,) if cfg.tool_share > 0 or cfg.tool_sources else ())
-    templates = load_templates(templates_dir, names)
+    templates = (load_paper_templates(cfg.paper_dir, names) if cfg.texts == "paper"
+                 else load_templates(templates_dir, names))
     examples = (load_examples(Path(templates_dir) / cfg.tool_examples)
                 if any(t.wants_example for t in templates.values()) else None)
     out = reset_dir(out_dir)

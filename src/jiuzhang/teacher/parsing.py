@@ -1,6 +1,7 @@
 """Parse a teacher completion into ``problem`` and ``solution`` and decide whether it may enter the KD set.
 
-The prompts ask for ``[Problem]: ...`` then ``[Solution]: ...``; teachers also write ``**Problem:**``,
+The prompts ask for ``[Problem]: ...`` then ``[Solution]: ...`` (the paper's tool prompt: ``[Problem
+Description] ... [/Problem Description]``, ``[Solution] ... [/Solution]``); teachers also write ``**Problem:**``,
 ``### Problem``, ``Problem 1:`` or ``[Problem]`` on its own line. Rejections carry a reason:
 ``truncated`` (finish_reason 'length'), ``refusal``, ``empty``, ``missing_problem``, ``missing_solution``.
 """
@@ -16,7 +17,9 @@ from typing import Any
 _TEMPLATE = (r"(?:(?:\*\*|__)?\[\s*{word}\s*\]"
              r"|(?:^|\n)[ \t]*(?:\#{{1,6}}[ \t]*)?(?:\*\*|__)?\s*{word}(?:[ \t]+\d+)?)"
              r"[ \t]*(?:\*\*|__)?[ \t]*:?[ \t]*(?:\*\*|__)?")
-PROBLEM_RE = re.compile(_TEMPLATE.format(word=r"(?:New[ \t]+)?Problem"), re.IGNORECASE)
+PROBLEM_RE = re.compile(_TEMPLATE.format(word=r"(?:New[ \t]+)?Problem(?:[ \t]+Description)?"), re.IGNORECASE)
+# The paper's tool prompt asks for "[Problem Description] ... [/Problem Description]" and "[Solution] ... [/Solution]".
+_CLOSING = re.compile(r"\s*\[\s*/\s*(?:Problem(?:[ \t]+Description)?|Solution)\s*\]\s*$", re.IGNORECASE)
 SOLUTION_RE = re.compile(_TEMPLATE.format(word="Solution"), re.IGNORECASE)
 REFUSAL_RE = re.compile(r"^\s*(?:I'?m sorry|I am sorry|I cannot|I can'?t|I'm unable|I am unable|As an AI)",
                         re.IGNORECASE)
@@ -52,8 +55,8 @@ def parse_completion(content: str, finish_reason: str | None = "stop", refusal: 
     prob = PROBLEM_RE.search(text[: sol.start()] if sol else text)
     if prob is None:
         return Parsed(None, None, "refusal" if REFUSAL_RE.match(text) else "missing_problem")
-    problem = text[prob.end(): sol.start() if sol else len(text)].strip()
-    solution = text[sol.end():].strip() if sol else ""
+    problem = _CLOSING.sub("", text[prob.end(): sol.start() if sol else len(text)]).strip()
+    solution = _CLOSING.sub("", text[sol.end():]).strip() if sol else ""
     if not problem:
         return Parsed(None, None, "missing_problem")
     if not solution:
