@@ -3,8 +3,9 @@
 Different x86 CPU models make PyTorch and oneDNN pick different kernels (AVX2, AVX512, AMX), which sum in
 different orders; that is how two machines of "the same kind" drift in the 6th digit. One machine can run the
 kernels another would pick: ATEN_CPU_CAPABILITY (PyTorch's own kernels: default/avx2/avx512) and
-ONEDNN_MAX_CPU_ISA (oneDNN's: AVX2, AVX512_CORE, AVX512_CORE_BF16, AVX512_CORE_AMX), plus the thread count
-(which splits reductions). This trains the same small Llama (fp32, and bf16 autocast) for a few AdamW steps
+ONEDNN_MAX_CPU_ISA (oneDNN's: AVX2, AVX512_CORE, AVX512_CORE_BF16, AVX512_CORE_AMX), MKL_ENABLE_INSTRUCTIONS
+(MKL's sgemm, which fp32 matmuls use: AVX512 on this Intel CPU, AVX2 on an AVX2-only one), MKL's conditional
+numerical reproducibility (MKL_CBWR), plus the thread count (which splits reductions). This trains the same small Llama (fp32, and bf16 autocast) for a few AdamW steps
 under each setting, each in a fresh process, and compares the final weights with the pinned setting jiuzhang
 uses (avx2 + AVX512_CORE_BF16, 2 threads): byte-identical or not, and max abs/rel difference.
 
@@ -23,13 +24,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-SETTINGS = [  # (name, ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA, threads)
-    ("pinned (jiuzhang's default)", "avx2", "AVX512_CORE_BF16", 2),
-    ("1 thread", "avx2", "AVX512_CORE_BF16", 1),
-    ("ATen AVX512", "avx512", "AVX512_CORE_BF16", 2),
-    ("ATen no SIMD", "default", "AVX512_CORE_BF16", 2),
-    ("oneDNN AVX2 only", "avx2", "AVX2", 2),
-    ("oneDNN AMX allowed", "avx2", "AVX512_CORE_AMX", 2),
+PINNED = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16", "OMP_NUM_THREADS": "2"}
+SETTINGS = [  # (name, environment on top of the pinned one)
+    ("pinned (jiuzhang's default)", {}),
+    ("1 thread", {"OMP_NUM_THREADS": "1"}),
+    ("ATen AVX512", {"ATEN_CPU_CAPABILITY": "avx512"}),
+    ("ATen no SIMD", {"ATEN_CPU_CAPABILITY": "default"}),
+    ("oneDNN AVX2 only (a CPU without AVX512-BF16)", {"ONEDNN_MAX_CPU_ISA": "AVX2"}),
+    ("oneDNN AMX allowed", {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}),
+    ("MKL AVX2 only (an AVX2 CPU's sgemm)", {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}),
+    ("MKL_CBWR=AVX2", {"MKL_CBWR": "AVX2"}),
+    ("MKL_CBWR=AVX2 + MKL AVX2 only", {"MKL_CBWR": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}),
+    ("MKL_CBWR=COMPATIBLE", {"MKL_CBWR": "COMPATIBLE"}),
 ]
 
 
@@ -82,10 +88,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for precision in ("fp32", "bf16"):
             ref = None
-            for name, aten, onednn, threads in SETTINGS:
+            for name, extra in SETTINGS:
                 out = str(Path(tmp) / f"{precision}-{len(os.listdir(tmp))}.safetensors")
-                env = {**os.environ, "ATEN_CPU_CAPABILITY": aten, "ONEDNN_MAX_CPU_ISA": onednn,
-                       "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+                env = {k: v for k, v in os.environ.items() if not k.startswith("MKL_")}
+                env.update({**PINNED, **extra})
                 res = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--train", out, precision],
                                      env=env, capture_output=True, text=True)
                 if res.returncode:
