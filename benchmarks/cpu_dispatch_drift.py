@@ -63,7 +63,6 @@ def train(out: str, steps: int, precision: str) -> None:
 
 
 def compare(a: str, b: str) -> dict:
-    import torch
     from safetensors.torch import load_file
 
     ta, tb = load_file(a), load_file(b)
