@@ -43,6 +43,8 @@ _CONCLUSION = re.compile(r"(?:^|(?<=[.!\n]))\s*(?:so|thus|therefore|hence|in tot
                          r"(?:\.\d[^.\n]*)*", re.IGNORECASE)
 # A number that is part of an expression: operators, LaTeX commands and braces around digits.
 _EXPRESSION = re.compile(r"(?:\\[A-Za-z]+|[{}()^_+*/\d.,]|-|\s(?=[-+*/\\\d{(]))+")
+# An equals sign that is not part of <=, >=, !=, == or a LaTeX command: where an equation's sides meet.
+TOP_EQUALS = re.compile(r"(?<![<>!\\])=(?!=)")
 _GSM8K = re.compile(r"####\s*(.+?)\s*$", re.MULTILINE)
 _HEADING = re.compile(r"[A-Za-z]{3,}\b(?![}])")  # a word of 3+ letters first: heading text, not an answer
 # A clause after the answer in its sentence: "12 and so ...", "12, because ...".
@@ -118,7 +120,7 @@ def has_variable(expr: str) -> bool:
 
 def _rhs(formula: str) -> str:
     """``a = b = 7`` -> ``7``: the last side of a chain of equalities."""
-    parts = re.split(r"(?<![<>!\\])=(?!=)", formula)
+    parts = TOP_EQUALS.split(formula)
     return parts[-1].strip()
 
 

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jiuzhang.evaluation.answers import extract_answer, extract_choice, has_variable
+from jiuzhang.evaluation.answers import TOP_EQUALS, extract_answer, extract_choice, has_variable
 from jiuzhang.evaluation.tasks import Task
 
 REL_TOL = 1e-4
@@ -141,8 +141,9 @@ def grade_answer(kind: str, gold: str, prediction: str, question: str = "", opti
         letter = extract_choice(prediction, options)
         return Verdict(gold, letter, letter == gold)
     pred = extract_answer(prediction, cut_off)
-    if pred is not None and (word_class(gold) or word_class(pred)):
-        return Verdict(gold, pred, word_class(gold) is not None and word_class(gold) == word_class(pred))
+    gold_word, pred_word = word_class(gold), word_class(pred)
+    if pred is not None and (gold_word or pred_word):
+        return Verdict(gold, pred, gold_word is not None and gold_word == pred_word)
     gold_side, compared = _compared_sides(kind, gold, pred)
     if kind == "numeric":
         return Verdict(gold, pred, _numeric_match(gold_side, compared) and in_requested_form(question, gold, compared))
@@ -152,7 +153,7 @@ def grade_answer(kind: str, gold: str, prediction: str, question: str = "", opti
         chosen = _last_option(prediction, pred, options) if options else None
         ok = (chosen is not None and _norm(chosen) == _norm(gold)) or (pred is not None and _norm(pred) == _norm(gold))
         return Verdict(gold, chosen or pred, ok)
-    if compared is not None and bool(_TOP_EQUALS.search(gold_side)) != bool(_TOP_EQUALS.search(compared)):
+    if compared is not None and bool(TOP_EQUALS.search(gold_side)) != bool(TOP_EQUALS.search(compared)):
         return Verdict(gold, pred, False)  # an equation is not a value (math-verify would compare its right side)
     return Verdict(gold, pred, _symbolic_match(gold_side, compared) and in_requested_form(question, gold, compared))
 
@@ -177,7 +178,6 @@ def word_class(answer: str | None) -> str | None:
     return None
 
 
-_TOP_EQUALS = re.compile(r"(?<![<>!\\])=(?!=)")
 _ONE_VARIABLE = re.compile(r"\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w+\}?)?'?\s*")
 
 
@@ -187,13 +187,13 @@ def _compared_sides(kind: str, gold: str, pred: str | None) -> tuple[str, str | 
     equation against a predicted equation, both whole."""
     if pred is None:
         return gold, pred
-    gold_eq, pred_eq = _TOP_EQUALS.search(gold), _TOP_EQUALS.search(pred)
-    if gold_eq and not pred_eq and _ONE_VARIABLE.fullmatch(_TOP_EQUALS.split(gold)[0]):
-        return _TOP_EQUALS.split(gold)[-1].strip(), pred
-    if pred_eq and not gold_eq:
-        lhs = _TOP_EQUALS.split(pred)[0]
+    gold_sides, pred_sides = TOP_EQUALS.split(gold), TOP_EQUALS.split(pred)
+    if len(gold_sides) > 1 and len(pred_sides) == 1 and _ONE_VARIABLE.fullmatch(gold_sides[0]):
+        return gold_sides[-1].strip(), pred
+    if len(pred_sides) > 1 and len(gold_sides) == 1:
+        lhs = pred_sides[0]
         if kind == "numeric" or _ONE_VARIABLE.fullmatch(lhs) or not has_variable(lhs):
-            return gold, _TOP_EQUALS.split(pred)[-1].strip()
+            return gold, pred_sides[-1].strip()
     return gold, pred
 
 

@@ -77,9 +77,10 @@ def _check(c: Candidate, cfg: FilterConfig, index: NgramIndex | None, report: Fi
         return
     if draft.reason:  # the paper kept what it could not parse: the record is the text as generated
         c.raw, c.solution = True, row["text"]
-        if index is not None and index.match(row["text"]):
-            c.reason, c.detail = "benchmark_overlap", index.match(row["text"])
-            report.overlap_by_benchmark[c.detail] = report.overlap_by_benchmark.get(c.detail, 0) + 1
+        hit = index.match(row["text"]) if index is not None else None
+        if hit:
+            c.reason, c.detail = "benchmark_overlap", hit
+            report.overlap_by_benchmark[hit] = report.overlap_by_benchmark.get(hit, 0) + 1
         return
     c.problem, c.solution = draft.problem or "", draft.solution or ""
     if cfg.require_answer and not has_answer(c.solution, row["kind"]):
