@@ -5,7 +5,7 @@
 
 The released records (RUCAIBox/JiuZhang3.0 ``data/*_pretrain_data_sampled.jsonl``) are what the paper
 *kept*. Each is turned back into a generation (``[Problem]: ... [Solution]: ...``, finished) and run
-through our filter (the filter stage's own code) twice, in the same run: with ``preset: ours`` (answer
+through the filter stage's own pipeline (datatrove phases; test-sets filter off) twice, in the same run: with ``preset: ours`` (answer
 required, tool code executed and its stored output verified, dedup) and with ``preset: paper`` (the
 baseline: what the paper kept). The ratio of the two keep rates is what ``plan.keep_rates`` states, and
 the records' mean size (estimated tokens, chars / 4 as the plan counts) is ``plan.tokens_per_record``.
@@ -16,11 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import tempfile
 from pathlib import Path
 
-from jiuzhang.config.corpus import DedupConfig
+import pyarrow.parquet as pq
+
+from jiuzhang.config.loader import load_params
 from jiuzhang.config.synthesis import FilterConfig
-from jiuzhang.synthesis.filtering import RecordFilter, sandbox_runner
+from jiuzhang.synthesis.cleaning import clean
+from jiuzhang.synthesis.shards import SCHEMA, ShardStore
 from jiuzhang.teacher.budget import estimate_prompt_tokens
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
@@ -38,15 +42,18 @@ def measure(path: Path, kind: str, limit: int | None) -> dict:
     out = {"records": len(records),
            "tokens_per_record": round(sum(estimate_prompt_tokens(r["input"] + r["output"]) for r in records)
                                       / len(records), 1)}
-    for preset in ("paper", "ours"):
-        cfg = FilterConfig(preset=preset, exec_workers=2)
-        filt = RecordFilter(cfg, DedupConfig(), None, sandbox_runner(cfg))
-        kept, drops = filt.process(rows)
-        reasons: dict[str, int] = {}
-        for d in drops:
-            reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
-        out[preset] = {"kept": len(kept), "keep_rate": round(len(kept) / len(rows), 4), "dropped": reasons,
-                       "executions": filt.report.executions}
+    base = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw"
+        full = [{"seed": 0, "prompt_tokens": 0, "new_tokens": 0, "truncated_prompt": False, **r} for r in rows]
+        ShardStore(raw).finish(0, "benchmark", [{k: r[k] for k in SCHEMA.names} for r in full])
+        for preset in ("paper", "ours"):
+            cfg = FilterConfig(preset=preset, exec_workers=2, decontaminate=False)
+            m = clean(base.model_copy(update={"filter": cfg}), raw, Path(tmp) / preset)
+            kept = sum(pq.read_metadata(f).num_rows for f in (Path(tmp) / preset).glob("part-*.parquet"))
+            out[preset] = {"kept": kept, "keep_rate": round(kept / len(rows), 4),
+                           "dropped": {k: v for k, v in m["dropped_by_reason"].items() if v},
+                           "executions": m["executions"]}
     out["ours_vs_paper"] = round(out["ours"]["kept"] / max(1, out["paper"]["kept"]), 4)
     return out
 

@@ -16,14 +16,16 @@ from stages.options import metrics_option, params_option
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder of Parquet shards.")
 @metrics_option
 @click.option("--dry-run", is_flag=True, help="Validate params and inputs, print the plan, read nothing.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars on stderr.")
-def command(params_path: str, out: str, metrics_path: str, dry_run: bool, progress: bool) -> None:
+def command(params_path: str, out: str, metrics_path: str, dry_run: bool) -> None:
     """Build the snippet corpus from the sources in the params file.
 
     Reads each source (local JSONL in place, or a pinned HF dataset), splits documents (textbooks at
     '## ', arXiv at \\section{}), cuts snippets of at most corpus.max_chars characters, normalises them,
-    drops too-short, exact-duplicate, near-duplicate (MinHash LSH) and benchmark-overlapping (13-gram)
-    snippets, and writes Parquet shards plus counts per drop reason.
+    drops too-short, benchmark-overlapping (13-gram), exact-duplicate and near-duplicate (MinHash)
+    snippets, and writes Parquet shards (one per corpus.tasks rank) plus counts per drop reason.
+
+    Runs as datatrove phases: on this machine's cores, or on Ray when cluster.address is set (or
+    cluster.data_executor: ray). A killed run resumes: finished ranks are kept in .cache/datatrove/.
 
     \b
     Example:
@@ -37,9 +39,10 @@ def command(params_path: str, out: str, metrics_path: str, dry_run: bool, progre
             where = s.path if s.format == "jsonl" else f"hf://{s.dataset}@{s.revision} ({s.split})"
             click.echo(f"source {s.name}: {where}, split_by={s.split_by}, max_docs={s.max_docs}")
         click.echo(f"snippets <= {params.corpus.max_chars} chars (cut={params.corpus.cut}); decontaminate "
-                   f"against {', '.join(params.benchmarks.decontaminate)}; output {out}")
+                   f"against {', '.join(params.benchmarks.decontaminate)}; {params.corpus.tasks} datatrove tasks; "
+                   f"output {out}")
         return
     run_stage("corpus", params_path, ("corpus", "benchmarks"), {"minhash": params.corpus.dedup.seed},
               lambda p, run: build_corpus(p.corpus, root, root / p.benchmarks.root, p.benchmarks.decontaminate,
-                                          Path(out), progress),
+                                          Path(out), cluster=p.cluster),
               metrics_path, provenance_dir=out, params=params)

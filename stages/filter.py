@@ -18,6 +18,9 @@ from stages.options import metrics_option, params_option
 def command(params_path: str, raw_dir: str, out: str, metrics_path: str) -> None:
     """Parse, validate, execute tool code, deduplicate and decontaminate the synthetic records.
 
+    Runs as datatrove phases over filter.tasks ranks (raw shard i goes to rank i % tasks), on this
+    machine's cores or on Ray (cluster.data_executor); a killed run resumes from .cache/datatrove/.
+
     Each dropped generation is listed with its reason in drops.parquet and counted in the metrics.
     Tool records' code runs in the sandbox (a separate limited process); filter.tool_output chooses
     between keeping only records whose stored output is what the code prints ('verify') and writing

@@ -18,7 +18,7 @@ from conftest import ROOT, run_cli, tiny_params
 
 def _corpus_and_params(tmp_path: Path, files: dict[str, str]):
     params = validate_params(tiny_params(files), "test")
-    build_corpus(params.corpus, ROOT, Path(params.benchmarks.root), ("gsm8k",), tmp_path / "corpus", progress=False)
+    build_corpus(params.corpus, ROOT, Path(params.benchmarks.root), ("gsm8k",), tmp_path / "corpus")
     return params
 
 

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from jiuzhang.config.loader import validate_params
-from jiuzhang.corpus.decontamination import NgramIndex
-from jiuzhang.synthesis.filtering import REASONS, RecordFilter, sandbox_runner
+from jiuzhang.synthesis.cleaning import clean
+from jiuzhang.synthesis.filtering import REASONS
 from jiuzhang.synthesis.records import outputs_match, parse_generation, to_record, with_output
 from jiuzhang.synthesis.shards import ShardStore
 
@@ -30,46 +30,45 @@ def params(**filter_over):
     return validate_params(raw, "test")
 
 
-@pytest.fixture(scope="module")
-def gsm8k_index() -> NgramIndex:
-    return NgramIndex.from_benchmarks(SHARED / "benchmarks", ["gsm8k"], 13)
+def run_filter(p, rows, folder: Path, runner=None):
+    """The filter's datatrove pipeline on ``rows`` (a raw shard), decontaminated against GSM8K: (kept, drops, metrics)."""
+    p = p.model_copy(update={"benchmarks": p.benchmarks.model_copy(update={"root": str(SHARED / "benchmarks"),
+                                                                          "decontaminate": ("gsm8k",)})})
+    raw = _raw_folder(folder / "raw", rows)
+    metrics = clean(p, raw, folder / "clean", runner)
+    kept = [r for f in sorted((folder / "clean").glob("part-*.parquet")) for r in pq.read_table(f).to_pylist()]
+    return kept, pq.read_table(folder / "clean" / "drops.parquet").to_pylist(), metrics
 
 
-def run_filter(p, rows, index):
-    f = RecordFilter(p.filter, p.corpus.dedup, index, sandbox_runner(p.filter))
-    kept, drops = f.process({k: v for k, v in r.items() if k != "expect"} | {"seed": 0} for r in rows)
-    return kept, drops, f.report
-
-
-def test_every_drop_reason_on_the_fixture(gsm8k_index):
+def test_every_drop_reason_on_the_fixture(tmp_path):
     rows = fixture_rows()
-    kept, drops, report = run_filter(params(), rows, gsm8k_index)
+    kept, drops, report = run_filter(params(), rows, tmp_path)
     got = {d["id"]: d["reason"] for d in drops} | {k["id"]: None for k in kept}
     assert got == {r["id"]: r["expect"] for r in rows}
     assert {r["expect"] for r in rows} - {None} == set(REASONS), "the fixture must cover every drop reason"
-    assert report.overlap_by_benchmark == {"gsm8k": 1}
-    assert report.executions["ok"] >= 3 and report.executions["timeout"] == 1
+    assert report["overlap_by_benchmark"] == {"gsm8k": 1}
+    assert report["executions"]["ok"] >= 3 and report["executions"]["timeout"] == 1
     tool = next(k for k in kept if k["id"] == "g02")
     assert tool["input"].startswith("## Question\nA box holds") and tool["input"].endswith("\n\n## Code Solution\n")
     nl = next(k for k in kept if k["id"] == "g01")
     assert nl["input"].endswith("\n\n## Solution\n") and nl["output"].endswith("$\\boxed{27}$.")
 
 
-def test_replace_mode_writes_the_real_output(gsm8k_index):
+def test_replace_mode_writes_the_real_output(tmp_path):
     rows = [r for r in fixture_rows() if r["id"] == "g15"]  # stored 0.5, the code prints 0.6
-    kept, drops, _ = run_filter(params(tool_output="replace"), rows, gsm8k_index)
+    kept, drops, _ = run_filter(params(tool_output="replace"), rows, tmp_path)
     assert not drops and "```output\n0.6\n```" in kept[0]["output"] and "0.5" not in kept[0]["output"]
 
 
-def test_switches_turn_checks_off(gsm8k_index):
+def test_switches_turn_checks_off(tmp_path):
     rows = [r for r in fixture_rows() if r["expect"] in ("truncated", "missing_answer", "benchmark_overlap",
                                                           "near_duplicate", None)]
     kept, drops, _ = run_filter(params(drop_truncated=False, require_answer=False, decontaminate=False,
-                                       near_dedup=False), rows, gsm8k_index)
+                                       near_dedup=False), rows, tmp_path)
     assert {k["id"] for k in kept} >= {"g10", "g11", "g17"}
 
 
-def test_paper_preset_keeps_what_the_paper_kept(gsm8k_index):
+def test_paper_preset_keeps_what_the_paper_kept(tmp_path):
     """preset paper: no answer requirement, no truncation, parse or duplicate drops, tool code not run (outputs
     as written); the test-sets filter stays (and empty generations go). A runner that fails proves nothing is executed."""
     p = params(preset="paper")
@@ -77,8 +76,7 @@ def test_paper_preset_keeps_what_the_paper_kept(gsm8k_index):
     rows = fixture_rows()
     def no_run(code):
         raise AssertionError("preset paper must not run tool code")
-    f = RecordFilter(p.filter, p.corpus.dedup, gsm8k_index, no_run)
-    kept, drops = f.process({k: v for k, v in r.items() if k != "expect"} | {"seed": 0} for r in rows)
+    kept, drops, report = run_filter(p, rows, tmp_path, no_run)
     reasons = {d["reason"] for d in drops}
     kept_ids = {k["id"] for k in kept}
     only_ours = ("missing_answer", "output_mismatch", "code_error", "code_timeout", "near_duplicate", "truncated",
@@ -88,7 +86,7 @@ def test_paper_preset_keeps_what_the_paper_kept(gsm8k_index):
     assert "benchmark_overlap" in reasons and not reasons & set(only_ours)
     unparsed = [k for k in kept if k["id"] in {r["id"] for r in rows if r["expect"] in ("missing_problem", "refusal")}]
     assert unparsed and all(k["input"] == "" and k["output"] for k in unparsed)  # kept as the model wrote them
-    assert f.report.executions == {}
+    assert report["executions"] == {}
     raw = tiny_params({"x": "unused.jsonl"})
     raw["filter"].update(preset="paper", require_answer=True)
     assert "filter.require_answer: True -> False (filter.preset paper sets it)" in validate_params(raw, "t").warnings()

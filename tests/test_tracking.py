@@ -70,7 +70,7 @@ def mlflow_server(tmp_path_factory):
 @pytest.fixture
 def corpus_dir(tmp_path, fixture_corpus) -> Path:
     params = validate_params(tiny_params(fixture_corpus), "test")
-    build_corpus(params.corpus, ROOT, Path(params.benchmarks.root), ("gsm8k",), tmp_path / "corpus", progress=False)
+    build_corpus(params.corpus, ROOT, Path(params.benchmarks.root), ("gsm8k",), tmp_path / "corpus")
     return tmp_path / "corpus"
 
 

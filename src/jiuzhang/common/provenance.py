@@ -19,13 +19,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("jiuzhang", "torch", "transformers", "tokenizers", "safetensors", "datasets", "pyarrow", "datasketch",
+PACKAGES = ("jiuzhang", "torch", "transformers", "tokenizers", "safetensors", "datasets", "pyarrow", "datatrove",
             "numpy", "dvc", "mlflow", "deepspeed", "peft", "openai", "pydantic", "math-verify", "accelerate")
 
 
 # The packages whose version can change the bytes a stage writes (its computing libraries only).
 OUTPUT_PACKAGES: dict[str, tuple[str, ...]] = {
-    "corpus": ("datasets", "datasketch", "numpy", "pyarrow"),
+    "corpus": ("datasets", "datatrove", "numpy", "pyarrow", "xxhash"),
     "prompts": ("pyarrow",),
     "base": ("safetensors", "tokenizers", "torch", "transformers"),
 }

@@ -6,7 +6,12 @@ silently. Sequences are declared as tuples so a loaded config is immutable all t
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# datatrove tasks of a data stage (corpus.tasks, filter.tasks): a count, or 'auto' (this machine's cores).
+Tasks = Annotated[int, Field(ge=1)] | Literal["auto"]
 
 
 class Section(BaseModel):

@@ -18,6 +18,10 @@ from jiuzhang.config.base_model import Section
 class ClusterConfig(Section):
     """A Ray cluster (started locally by the stage, or joined) and the generation workers placed on it."""
 
+    data_executor: Literal["auto", "local", "ray"] = Field(
+        "auto", description="The data stages (corpus, filter) on datatrove: 'local' = its LocalPipelineExecutor "
+        "(processes on this machine); 'ray' = its RayPipelineExecutor on this cluster (the project folder must "
+        "be on a filesystem every node sees); 'auto' = ray when cluster.address is set, else local.")
     executor: Literal["ray", "inline"] = Field(
         "ray", description="'ray': the stage is a Ray driver; workers (one engine each) pull shards from it. "
         "'inline': the same shard code in the stage's own process, no Ray (debugging, and the baseline of "

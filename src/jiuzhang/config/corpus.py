@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from jiuzhang.config.base_model import Section
+from jiuzhang.config.base_model import Section, Tasks
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -70,7 +70,7 @@ class SourceConfig(Section):
 
 
 class DedupConfig(Section):
-    """Exact and near-duplicate removal (MinHash LSH, ``datasketch``)."""
+    """Exact and near-duplicate removal (datatrove's exact dedup and MinHash phases)."""
 
     exact: bool = Field(True, description="Drop snippets whose normalised text was seen before.")
     near: bool = Field(True, description="Drop snippets whose MinHash Jaccard estimate with a kept one "
@@ -103,7 +103,10 @@ class CorpusConfig(Section):
     on_bad_record: Literal["error", "skip"] = Field("error", description="A malformed line, invalid UTF-8 or "
                                                     "a record without text: stop with file:line ('error') or "
                                                     "skip it and count it in metrics ('skip').")
-    shard_rows: int = Field(5000, ge=1, description="Rows per output Parquet shard.")
+    tasks: Tasks = Field(2, description="datatrove tasks: the documents are split into this "
+                                         "many ranks, one output shard each. The output depends on it (which copy "
+                                         "of a duplicate is kept), not on where the tasks run; 'auto' = this "
+                                         "machine's cores (then another machine writes other shards).")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="Duplicate removal.")
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig,
                                                    description="Benchmark overlap filter.")

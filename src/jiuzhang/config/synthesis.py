@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from jiuzhang.config.base_model import Section
+from jiuzhang.config.base_model import Section, Tasks
 
 
 class SamplingConfig(Section):
@@ -119,7 +119,8 @@ class FilterConfig(Section):
     exact_dedup: bool = Field(True, description="Drop problems identical to a kept one (normalised text).")
     near_dedup: bool = Field(True, description="Drop near-duplicate problems (MinHash LSH, as in corpus.dedup).")
     decontaminate: bool = Field(True, description="Drop records sharing an n-gram with a benchmark test question.")
-    shard_rows: int = Field(5000, ge=1, description="Rows per output Parquet shard.")
+    tasks: Tasks = Field(2, description="datatrove tasks: raw shard i goes to rank "
+                                         "i % tasks; one clean shard per rank. Fixes the output (as corpus.tasks).")
 
     # What the paper kept: its test-sets filter only. No truncation, parse or duplicate drops.
     PAPER: ClassVar[dict[str, Any]] = {"require_answer": False, "drop_truncated": False, "parse_drops": False,

@@ -1,59 +1,32 @@
-"""The filter stage's pipeline: raw generations -> validated, executed, deduplicated, decontaminated records.
+"""The filter stage's own checks, as datatrove filter blocks: parse and validate, then run tool code.
 
 Checks run cheapest first and each drop names one reason (counted in ``metrics/filter.json``):
 ``overlong_prompt``, ``truncated``, the parse reasons (``empty``, ``refusal``, ``missing_problem``,
-``missing_solution``), ``missing_answer``, ``benchmark_overlap``, then for tool records ``no_code``,
-``code_error``, ``code_timeout``, ``output_mismatch``, and last ``exact_duplicate`` / ``near_duplicate``
-(after execution, so the copy that is kept is one that passed). Dedup and the n-gram index are the
-corpus stage's own filters.
+``missing_solution``), ``missing_answer``, ``no_code`` (:class:`RecordChecks`); ``benchmark_overlap``
+(datatrove's ``NGramsDecontFilter``, synthesis/cleaning.py); ``code_error``, ``code_timeout``,
+``output_mismatch`` (:class:`ToolExecution`); last ``exact_duplicate`` / ``near_duplicate`` (datatrove's
+dedup phases, after execution, so the copy that is kept is one that passed). Parsing a generation into a
+problem and a solution and running its code in our sandbox have no datatrove block: they are ours.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from jiuzhang.config.corpus import DedupConfig
-from jiuzhang.corpus.decontamination import NgramIndex
-from jiuzhang.corpus.dedup import ExactDuplicateFilter, NearDuplicateFilter
-from jiuzhang.sandbox.runner import Execution, Limits, run_many, run_python
+from datatrove.data import Document
+from datatrove.pipeline.filters.base_filter import BaseFilter
+from datatrove.pipeline.writers.disk_base import DiskWriter
+
 from jiuzhang.config.synthesis import FilterConfig
+from jiuzhang.sandbox.runner import Execution, Limits, run_many, run_python
 from jiuzhang.synthesis.records import (has_answer, outputs_match, parse_generation, program, stored_output,
-                                        to_record, with_output)
+                                        with_output)
 
 REASONS = ("overlong_prompt", "truncated", "empty", "refusal", "missing_problem", "missing_solution",
            "missing_answer", "benchmark_overlap", "no_code", "code_error", "code_timeout", "output_mismatch",
            "exact_duplicate", "near_duplicate")
-
-
-@dataclass
-class Candidate:
-    row: dict[str, Any]
-    problem: str = ""
-    solution: str = ""
-    reason: str | None = None
-    detail: str = ""
-    raw: bool = False        # kept as the model wrote it (filter.parse_drops off): no problem/solution split
-
-
-@dataclass
-class FilterReport:
-    dropped: dict[str, int] = field(default_factory=lambda: {r: 0 for r in REASONS})
-    overlap_by_benchmark: dict[str, int] = field(default_factory=dict)
-    executions: dict[str, int] = field(default_factory=dict)
-    # kind -> {"input", "kept", "keep_rate", "dropped_by_reason" (non-zero reasons only)}: a keep rate per kind
-    by_kind: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def count(self, kind: str, reason: str | None) -> None:
-        k = self.by_kind.setdefault(kind, {"input": 0, "kept": 0, "keep_rate": 0.0, "dropped_by_reason": {}})
-        k["input"] += 1
-        if reason is None:
-            k["kept"] += 1
-        else:
-            k["dropped_by_reason"][reason] = k["dropped_by_reason"].get(reason, 0) + 1
-        k["keep_rate"] = round(k["kept"] / k["input"], 6)
-
 
 Runner = Callable[[str], Execution]
 
@@ -63,91 +36,88 @@ def sandbox_runner(cfg: FilterConfig) -> Runner:
     return lambda code: run_python(code, limits)
 
 
-def _check(c: Candidate, cfg: FilterConfig, index: NgramIndex | None, report: FilterReport) -> None:
-    row = c.row
-    if row["finish_reason"] == "overlong":
-        c.reason = "overlong_prompt"
-        return
-    if cfg.drop_truncated and row["finish_reason"] == "length":
-        c.reason = "truncated"
-        return
-    draft = parse_generation(row["text"], row["finish_reason"], cfg.min_problem_chars)
+@dataclass(frozen=True)
+class Verdict:
+    reason: str | None = None
+    problem: str = ""
+    solution: str = ""
+    raw: bool = False        # kept as the model wrote it (filter.parse_drops off): no problem/solution split
+
+
+def verdict(text: str, finish_reason: str, kind: str, cfg: FilterConfig) -> Verdict:
+    """The checks that need nothing but the generation itself."""
+    if finish_reason == "overlong":
+        return Verdict("overlong_prompt")
+    if cfg.drop_truncated and finish_reason == "length":
+        return Verdict("truncated")
+    draft = parse_generation(text, finish_reason, cfg.min_problem_chars)
     if draft.reason and (cfg.parse_drops or draft.reason == "empty"):
-        c.reason = draft.reason
-        return
+        return Verdict(draft.reason)
     if draft.reason:  # the paper kept what it could not parse: the record is the text as generated
-        c.raw, c.solution = True, row["text"]
-        hit = index.match(row["text"]) if index is not None else None
-        if hit:
-            c.reason, c.detail = "benchmark_overlap", hit
-            report.overlap_by_benchmark[hit] = report.overlap_by_benchmark.get(hit, 0) + 1
-        return
-    c.problem, c.solution = draft.problem or "", draft.solution or ""
-    if cfg.require_answer and not has_answer(c.solution, row["kind"]):
-        c.reason = "missing_answer"
-        return
-    if index is not None:
-        hit = index.match(c.problem + "\n" + c.solution)
-        if hit:
-            c.reason, c.detail = "benchmark_overlap", hit
-            report.overlap_by_benchmark[hit] = report.overlap_by_benchmark.get(hit, 0) + 1
-            return
-    if row["kind"] == "tool" and program(c.solution) is None and cfg.parse_drops:
-        c.reason = "no_code"
+        return Verdict(None, "", text, raw=True)
+    problem, solution = draft.problem or "", draft.solution or ""
+    if cfg.require_answer and not has_answer(solution, kind):
+        return Verdict("missing_answer")
+    if kind == "tool" and program(solution) is None and cfg.parse_drops:
+        return Verdict("no_code")
+    return Verdict(None, problem, solution)
 
 
-def _execute(candidates: list[Candidate], cfg: FilterConfig, runner: Runner, report: FilterReport) -> None:
-    if cfg.tool_output == "keep":  # the paper: outputs stay as the model wrote them, nothing runs
-        return
-    tool = [c for c in candidates if c.reason is None and c.row["kind"] == "tool" and program(c.solution) is not None]
-    codes = [program(c.solution) for c in tool]
-    distinct = list(dict.fromkeys(codes))  # each distinct program runs once
-    results = dict(zip(distinct, run_many(distinct, workers=cfg.exec_workers, runner=runner)))
-    for c, code in zip(tool, codes):
-        ex = results[code]
-        report.executions[ex.status] = report.executions.get(ex.status, 0) + 1
+class RecordChecks(BaseFilter):
+    """Parse and validate each generation; a kept one carries its problem and solution in its metadata and,
+    as its text, what the test-sets filter reads (problem and solution, or the raw text)."""
+
+    name = "record checks"
+
+    def __init__(self, cfg: FilterConfig, exclusion_writer: DiskWriter | None = None):
+        super().__init__(exclusion_writer)
+        self.cfg = cfg
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        md = doc.metadata
+        v = verdict(doc.text, md["finish_reason"], md["kind"], self.cfg)
+        if v.reason:
+            return False, v.reason
+        md.update(problem=v.problem, solution=v.solution, raw=v.raw)
+        doc.text = v.solution if v.raw else v.problem + "\n" + v.solution
+        return True
+
+
+class ToolExecution(BaseFilter):
+    """Run each tool record's program in the sandbox (each distinct program of a batch once, ``exec_workers``
+    at a time) and keep the record only when it ran; 'verify' also needs the printed output to match the
+    stored one, 'replace' writes the printed output into the solution."""
+
+    name = "tool execution"
+
+    def __init__(self, cfg: FilterConfig, runner: Runner, exclusion_writer: DiskWriter | None = None,
+                 batch_size: int = 256):
+        super().__init__(exclusion_writer, batch_size=batch_size)
+        self.cfg, self.runner = cfg, runner
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        return self.filter_batch([doc])[0]
+
+    def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
+        codes = [program(d.metadata["solution"]) if d.metadata["kind"] == "tool" and not d.metadata["raw"] else None
+                 for d in batch]
+        distinct = list(dict.fromkeys(c for c in codes if c is not None))
+        results = dict(zip(distinct, run_many(distinct, workers=self.cfg.exec_workers, runner=self.runner)))
+        return [True if code is None else self._judge(doc, results[code]) for doc, code in zip(batch, codes)]
+
+    def _judge(self, doc: Document, ex: Execution) -> bool | tuple[bool, str]:
+        md: dict[str, Any] = doc.metadata
+        self.stat_update(f"exec/{ex.status}")
         if ex.status == "timeout":
-            c.reason = "code_timeout"
-        elif ex.status != "ok":
-            c.reason, c.detail = "code_error", ex.error_line[:200]
-        elif cfg.tool_output == "replace":
-            c.solution = with_output(c.solution, ex.stdout)
-        else:
-            stored = stored_output(c.solution)
-            if stored is None or not outputs_match(stored, ex.stdout):
-                c.reason, c.detail = "output_mismatch", f"stored {stored!r:.60} printed {ex.stdout!r:.60}"
-
-
-class RecordFilter:
-    """Filters raw shards one at a time (memory bounded by a shard), with dedup state across all of them."""
-
-    def __init__(self, cfg: FilterConfig, dedup: DedupConfig, index: NgramIndex | None, runner: Runner):
-        self.cfg, self.index, self.runner = cfg, (index if cfg.decontaminate else None), runner
-        self.report = FilterReport()
-        self.filters: list = [ExactDuplicateFilter()] if cfg.exact_dedup else []
-        if cfg.near_dedup:
-            self.filters.append(NearDuplicateFilter(dedup.threshold, dedup.num_perm, dedup.shingle_words, dedup.seed))
-
-    def process(self, rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-        """(kept records, drops {id, reason, detail}); output order = input order."""
-        candidates = [Candidate(r) for r in rows]
-        for c in candidates:
-            _check(c, self.cfg, self.index, self.report)
-        _execute(candidates, self.cfg, self.runner, self.report)
-        kept, drops = [], []
-        for c in candidates:
-            if c.reason is None:
-                for f in self.filters:
-                    ok, reason = f(c.row["id"], c.problem)
-                    if not ok:
-                        c.reason = reason
-                        break
-            self.report.count(c.row["kind"], c.reason)
-            if c.reason is None:
-                record = {"input": "", "output": c.solution.strip()} if c.raw else to_record(c.problem, c.solution,
-                                                                                            c.row["kind"])
-                kept.append({"id": c.row["id"], "kind": c.row["kind"], "level": c.row["level"], **record})
-            else:
-                self.report.dropped[c.reason] += 1
-                drops.append({"id": c.row["id"], "reason": c.reason, "detail": c.detail})
-        return kept, drops
+            return False, "code_timeout"
+        if ex.status != "ok":
+            md["detail"] = ex.error_line[:200]
+            return False, "code_error"
+        if self.cfg.tool_output == "replace":
+            md["solution"] = with_output(md["solution"], ex.stdout)
+            return True
+        stored = stored_output(md["solution"])
+        if stored is None or not outputs_match(stored, ex.stdout):
+            md["detail"] = f"stored {stored!r:.60} printed {ex.stdout!r:.60}"
+            return False, "output_mismatch"
+        return True

@@ -1,0 +1,1 @@
+"""Record pipelines on datatrove: the corpus and filter stages' readers, filters, dedup and executors."""
