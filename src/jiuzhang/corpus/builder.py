@@ -50,10 +50,10 @@ REASONS = ("too_short", "exact_duplicate", "benchmark_overlap", "near_duplicate"
 
 
 class SnippetSource(PipelineStep):
-    """Read every source and yield this rank's snippets (documents number k with k % tasks == rank).
+    """Read every source and yield this rank's snippets (:meth:`DocumentReader.owned`).
 
-    Each rank reads the whole file but cuts only its own documents; bad records are counted by rank 0
-    only (every rank sees them), or stop every rank with ``file:line`` under ``on_bad_record: error``."""
+    A local file is read by every rank, each cutting only its own documents; bad records are then counted
+    by rank 0 only (every rank sees them), or stop every rank with ``file:line`` under ``on_bad_record: error``."""
 
     name = "snippets"
     type = "📖 - READER"
@@ -69,9 +69,7 @@ class SnippetSource(PipelineStep):
     def _source(self, source: SourceConfig, rank: int, world_size: int) -> Iterator[Document]:
         cfg = self.cfg
         reader = DocumentReader(source, self.root, cfg.on_bad_record)
-        for k, doc in enumerate(reader):
-            if k % world_size != rank:
-                continue
+        for doc in reader.owned(rank, world_size):
             self.stat_update(f"{source.name}/documents")
             for local_id, text in snippets(doc.text, source.split_by, cfg.cut, source.max_chars or cfg.max_chars,
                                            cfg.max_snippets_per_doc):
@@ -79,7 +77,7 @@ class SnippetSource(PipelineStep):
                 yield Document(text=text, id=f"{source.name}/{doc.doc_id}#{local_id}",
                                metadata={"source": source.name, "doc_id": doc.doc_id,
                                          "all_levels": source.all_levels})
-        if rank == 0:
+        if rank == 0 or reader.split is not None:  # bad rows: seen by every rank, unless each reads its own part
             for reason, n in reader.bad.items():
                 self.stat_update(f"{source.name}/bad/{reason}", value=n)
             if reader.filtered:

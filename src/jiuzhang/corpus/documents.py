@@ -33,6 +33,20 @@ class DocumentReader:
         self.bad: Counter[str] = Counter()
         self.documents = 0
         self.filtered = 0          # rows left out by row_filter (not bad, just not this source's subset)
+        self.split: tuple[int, int] | None = None  # (rank, world_size) when the hub reads only this rank's part
+
+    def owned(self, rank: int, world_size: int) -> Iterator[Document]:
+        """Rank ``rank``'s documents: the k-th for k % world_size == rank. A hub source without ``max_docs``
+        streams only its own part (``datasets``' split_dataset_by_node: whole files when the file count
+        divides by world_size, else every world_size-th row): each of 64 ranks reading the whole of MathPile
+        would read it 64 times. ``max_docs`` needs the global count, so there every rank reads the stream."""
+        if self.source.format == "hf" and self.source.max_docs is None and world_size > 1:
+            self.split = (rank, world_size)
+            yield from self
+            return
+        for k, doc in enumerate(self):
+            if k % world_size == rank:
+                yield doc
 
     @property
     def location(self) -> str:
@@ -48,7 +62,7 @@ class DocumentReader:
             if doc is not None:
                 self.documents += 1
                 yield doc
-        if self.documents == 0:
+        if self.documents == 0 and self.split is None:
             raise InputDataError(f"{self.location}: source '{self.source.name}' yielded no documents "
                                  f"(empty file, or every record was bad); check the file and "
                                  f"corpus.sources[].text_field ('{self.source.text_field}')")
@@ -75,6 +89,10 @@ class DocumentReader:
         s = self.source
         ds = datasets.load_dataset(s.dataset, name=s.subset, split=s.split, revision=s.revision,
                                    data_files=list(s.data_files) if s.data_files else None, streaming=True)
+        if self.split is not None:
+            from datasets.distributed import split_dataset_by_node
+
+            ds = split_dataset_by_node(ds, rank=self.split[0], world_size=self.split[1])
         for i, record in enumerate(ds):
             yield f"{self.location} row {i}", dict(record) | {"__row__": i}
 
