@@ -145,7 +145,7 @@ lint: install
 	$(BIN)/ruff check --no-cache src stages tests benchmarks
 
 test: install vllm-env browser ssh-server shared-data lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-fast: install shared-data
 	$(BIN)/python -m pytest -q -m "not slow"
