@@ -4,10 +4,10 @@ from pathlib import Path
 
 import click
 
-from jiuzhang.common.io import write_csv
 from jiuzhang.config.loader import load_params
 from jiuzhang.runtime import run_stage
 from stages.options import metrics_option, params_option
+from stages.training_common import train_and_report
 
 
 @click.command("base")
@@ -40,14 +40,7 @@ def command(params_path: str, corpus_dir: str, out: str, metrics_path: str, chec
     seeds = {"init": params.base.train.seed_init, "data": params.base.train.seed_data}
 
     def work(p, run):
-        def on_log(step: int, loss: float, lr: float) -> None:
-            run.log_metrics({"train.loss": loss, "train.lr": lr}, step=step)
-            click.echo(f"base: step {step + 1}/{p.base.train.steps} loss {loss:.4f} lr {lr:.2e}", err=True)
-
-        metrics = build_base(p.base, Path(corpus_dir), Path(out), on_log, Path(checkpoints))
-        curve = metrics.pop("loss_curve", [])
-        if loss_path:
-            write_csv(loss_path, curve, ("step", "loss", "lr"))
-        return metrics
+        return train_and_report(run, lambda on_log: build_base(p.base, Path(corpus_dir), Path(out), on_log,
+                                                                Path(checkpoints)), loss_path)
 
     run_stage("base", params_path, ("base",), seeds, work, metrics_path, provenance_dir=out, params=params)

@@ -54,7 +54,7 @@ def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoin
                    f"supplement records -> {counts['synthetic_used'] + counts['supplement_used']} mixed "
                    f"({counts['synthetic_used']} synthetic), {counts['used_records']} used with the SFT tail",
                    err=True)
-        return counts | train_and_report(run, "pretrain", lambda on_log: run_training(
+        return counts | train_and_report(run, lambda on_log: run_training(
             ModelSource(path=init_dir), data, cfg, Path(out), Path(checkpoints), world(), on_log,
             shuffle=False), loss_path)
 

@@ -63,7 +63,7 @@ def command(params_path: str, arm: str, init_dir: str, budget_path: str, corpus:
         click.echo(f"pretrain_arm {arm}: {facts['records']} records, {facts['counted_target_tokens']:,} target "
                    f"tokens for a budget of {budget:,}" + (" (the source ran out)" if facts["source_exhausted"] else ""),
                    err=True)
-        return facts | train_and_report(run, f"pretrain_arm@{arm}", lambda on_log: run_training(
+        return facts | train_and_report(run, lambda on_log: run_training(
             ModelSource(path=init_dir), examples, cfg, Path(out), Path(checkpoints), world(), on_log,
             shuffle=True), loss_path)
 

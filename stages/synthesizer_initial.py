@@ -17,7 +17,7 @@ def train_synthesizer(stage: str, params_path: str, kd_dirs: tuple[str, ...], ou
 
     def work(p, run):
         examples = [ex for d in kd_dirs for ex in load_examples(d, "prompt", "completion")]
-        return train_and_report(run, stage, lambda on_log: run_training(
+        return train_and_report(run, lambda on_log: run_training(
             p.synthesizer.init, examples, p.synthesizer.train, Path(out), Path(checkpoints), world(), on_log),
             loss_path)
 

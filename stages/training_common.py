@@ -46,12 +46,12 @@ def world() -> World:
     return World.from_env(dict(os.environ))
 
 
-def train_and_report(run, name: str, train, loss_path: str | None) -> dict:
-    """Run ``train(on_log)``, log each step to MLflow and stderr, write the loss curve; return metrics."""
+def train_and_report(run, train, loss_path: str | None) -> dict:
+    """Run ``train(on_log)``, log each logged step to MLflow, write the loss curve; return metrics. (The
+    trainer's progress line shows the step, loss, rate and ETA on stderr.)"""
 
     def on_log(step: int, loss: float, lr: float) -> None:
         run.log_metrics({"train.loss": loss, "train.lr": lr}, step=step)
-        click.echo(f"{name}: step {step + 1} loss {loss:.4f} lr {lr:.2e}", err=True)
 
     metrics = train(on_log)
     curve = metrics.pop("loss_curve", [])

@@ -63,6 +63,9 @@ def test_offline_teacher_end_to_end_and_labelled(tmp_path, write_params):
     runs = client.search_runs([client.get_experiment_by_name("jiuzhang").experiment_id],
                               filter_string="tags.`jiuzhang.stage` = 'kd_initial'")
     assert runs[0].data.tags["jiuzhang.teacher"] == "offline"
+    # the progress figures of the run (sent even with --no-progress, which hides only the console bar)
+    history = client.get_metric_history(runs[0].info.run_id, "progress.requests.fraction")
+    assert history and history[-1].value == 1.0 and history[-1].step == len(prompts)
     # deterministic: a second run from an empty journal gives the same KD set bytes
     first = (tmp_path / "kd" / "part-00000.parquet").read_bytes()
     (tmp_path / "journal" / "kd.sqlite").unlink()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jiuzhang.common.io import write_json
+from jiuzhang.common.progress import reporting_to
 from jiuzhang.common.provenance import artifact_provenance, cpu_model, package_versions, run_provenance
 from jiuzhang.config.loader import load_params
 from jiuzhang.config.root import Params
@@ -63,7 +64,9 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
     with stage_run(tracking_target(params, env) if main_rank else None, params.tracking.experiment, stage, full, sections,
                    run_provenance(stage, config, seeds), tags) as run:
         started = time.perf_counter()
-        metrics = work(params, run)
+        # every Progress inside the stage also reports to its MLflow run (progress.<name>.* metrics)
+        with reporting_to(run.log_metrics if run.client is not None else None, stage):
+            metrics = work(params, run)
         stage_seconds = round(time.perf_counter() - started, 2)
         if provenance_dir is not None and main_rank:
             write_json(Path(provenance_dir) / "_provenance.json", artifact_provenance(stage, config, seeds))

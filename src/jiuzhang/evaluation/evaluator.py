@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
 from jiuzhang.cluster.pool import Unit, run_units
+from jiuzhang.common.progress import Progress
 from jiuzhang.config.cluster import ClusterConfig
 from jiuzhang.config.evaluation import EvalConfig
 from jiuzhang.errors import UserError
@@ -31,7 +30,7 @@ from jiuzhang.training.packing import Example
 
 
 def evaluate(task: Task, rows: list[dict[str, Any]], settings: tuple[str, ...], engine, cfg: EvalConfig,
-             progress=None, resume: Path | None = None, model_key: str = "",
+             resume: Path | None = None, model_key: str = "",
              cluster: ClusterConfig | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(predictions, metrics) for ``task`` on ``rows`` in each setting.
 
@@ -53,7 +52,7 @@ def evaluate(task: Task, rows: list[dict[str, Any]], settings: tuple[str, ...], 
     requests = {s: [Request(f"{task.name}/{s}/{r['_idx']}", build_prompt(task, r, s, shots), "nl", s, 0, greedy,
                             tuple(cfg.stop)) for r in chosen[s]] for s in settings if s != "loss"}
     started = time.perf_counter()
-    answers = _generate(requests, engine, cfg, limits, resume, model_key, progress, cluster, timing)
+    answers = _generate(requests, engine, cfg, limits, resume, model_key, f"{task.name} answers", cluster, timing)
     if requests:
         timing["generate_seconds"] = round(time.perf_counter() - started, 2)
     for setting in settings:
@@ -110,7 +109,7 @@ def answer_shard(engine, work: AnswerWork, attempt: str) -> dict[str, Any]:
 
 
 def _generate(requests: dict[str, list[Request]], engine, cfg: EvalConfig, limits: Limits, resume: Path | None,
-              model_key: str, progress, cluster: ClusterConfig | None,
+              model_key: str, name: str, cluster: ClusterConfig | None,
               timing: dict[str, Any]) -> dict[str, tuple[dict[str, str], dict[str, int], set[str]]]:
     """Per setting: (texts, executions, cut-off ids). Shards finished by an earlier, killed run are read back
     from their :class:`AnswerStore`; the others go to the pool, and each is saved there as it arrives."""
@@ -123,25 +122,15 @@ def _generate(requests: dict[str, list[Request]], engine, cfg: EvalConfig, limit
     done: dict[tuple[str, int], dict[str, Any]] = {}
     units: list[Unit] = []
     keys: list[tuple[str, int]] = []  # (setting, shard) of each unit
-    total = sum(len(r) for r in requests.values())
-    counted = [0, 0]  # items answered, shards reused
-
-    def note(n: int) -> None:
-        counted[0] += n
-        if progress:
-            progress(n)
-        else:
-            click.echo(f"eval: {counted[0]}/{total} items answered"
-                       f"{f', {counted[1]} shard(s) reused from a killed run' if counted[1] else ''}", err=True)
-
+    reused = [0, 0]  # shards, items read back from a killed run
     for setting, reqs in requests.items():
         for k, start in enumerate(range(0, len(reqs), cfg.shard_size)):
             shard = reqs[start:start + cfg.shard_size]
             saved = stores[setting].load(setting, k) if stores[setting] is not None else None
             if saved is not None:
                 done[(setting, k)] = saved
-                counted[1] += 1
-                note(len(shard))
+                reused[0] += 1
+                reused[1] += len(shard)
                 continue
             units.append(Unit(len(units), f"{setting} shard {k} ({len(shard)} items)",
                               AnswerWork(setting, shard, cfg.tool_rounds, limits, cfg.exec_workers,
@@ -158,7 +147,12 @@ def _generate(requests: dict[str, list[Request]], engine, cfg: EvalConfig, limit
     if cluster is None or factory is None:  # an endpoint (or a caller without a cluster): this process answers
         cluster = ClusterConfig(executor="inline", max_retries=0)
     build = factory if cluster.executor == "ray" else (lambda: engine)
-    stats = run_units(units, build, answer_shard, commit, cluster, f"eval {'/'.join(requests)}", on_progress=note)
+    total = sum(len(r) for r in requests.values())
+    with Progress(name, total, "item", initial=reused[1]) as bar:
+        if reused[0]:
+            bar.write(f"{name}: {reused[0]} shard(s) ({reused[1]} items) reused from a killed run")
+        stats = run_units(units, build, answer_shard, commit, cluster, f"{name} {'/'.join(requests)}",
+                          on_progress=bar.update)
     timing.update({f"pool_{k}": v for k, v in stats.as_dict().items()})
     out = {}
     for setting, reqs in requests.items():
@@ -186,7 +180,8 @@ def heldout(task: Task, rows: list[dict[str, Any]], shots, engine, cfg: EvalConf
     key = LOSS_KEYS[fmt]
     prompt = (lambda r: build_prompt(task, r, "nl", shots)) if fmt == "paper" else (lambda r: neutral_prompt(task, r, shots))
     examples = [Example(f"{task.name}/{key}/{r['_idx']}", prompt(r), gold_target(task, r)) for r in rows]
-    nll = heldout_nll(model, tokenizer, examples, cfg.loss_batch_size, engine.context, bf16=cfg.loss_dtype == "bf16")
+    nll = heldout_nll(model, tokenizer, examples, cfg.loss_batch_size, engine.context, bf16=cfg.loss_dtype == "bf16",
+                      name=f"{task.name} {key}")
     preds = [{"idx": r["_idx"], "setting": key, "format": fmt, "target": ex.target,
               "nll": round(nll[ex.id][0], 6) if ex.id in nll else None,
               "tokens": nll[ex.id][1] if ex.id in nll else 0} for r, ex in zip(rows, examples)]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from jiuzhang.common.progress import Progress
 from jiuzhang.evaluation.tasks import Task
 from jiuzhang.training.packing import IGNORE, Example, Tokenized, prompt_ids
 
@@ -74,9 +75,10 @@ def _fit(example: Example, tokenizer, max_length: int, min_prompt: int = 8) -> T
 
 
 def heldout_nll(model, tokenizer, examples: list[Example], batch_size: int, max_length: int,
-                bf16: bool = False) -> dict[str, tuple[float, int]]:
+                bf16: bool = False, name: str = "held-out loss") -> dict[str, tuple[float, int]]:
     """{example id: (mean NLL per target token, target tokens)}; an example whose target alone does not fit
-    ``max_length`` (with a few prompt tokens) is left out. ``bf16``: under bf16 autocast (eval.loss_dtype)."""
+    ``max_length`` (with a few prompt tokens) is left out. ``bf16``: under bf16 autocast (eval.loss_dtype).
+    Progress is reported as ``name``."""
     from jiuzhang.common.precision import autocast
     from jiuzhang.common.scored_logits import scored_logits
 
@@ -89,6 +91,7 @@ def heldout_nll(model, tokenizer, examples: list[Example], batch_size: int, max_
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     out: dict[str, tuple[float, int]] = {}
     model.eval()
+    bar = Progress(name, len(items), "item")
     for start in range(0, len(items), batch_size):
         batch = items[start:start + batch_size]
         width = max(len(t.input_ids) for t in batch)
@@ -102,4 +105,6 @@ def heldout_nll(model, tokenizer, examples: list[Example], batch_size: int, max_
         counts = (targets != IGNORE).sum(dim=1)
         for t, total, n in zip(batch, nll.sum(dim=1).tolist(), counts.tolist()):
             out[t.id] = (total / n, int(n))
+        bar.update(len(batch))
+    bar.close()
     return out

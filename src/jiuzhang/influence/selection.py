@@ -114,6 +114,7 @@ def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, A
     from transformers import AutoTokenizer
 
     from jiuzhang.cluster.pool import Unit, WorkerPool
+    from jiuzhang.common.progress import Progress
     from jiuzhang.influence import reference as worker
     from jiuzhang.influence.less import merge, report, tokenize_all
     from jiuzhang.influence.scoring import rank
@@ -137,12 +138,16 @@ def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, A
         checkpoints = pool.one("the LoRA warm-up", ([data[i] for i in warm], cfg.seed), worker.warm_up)
         shared, shared_targets = pool.share(checkpoints), pool.share(targets)
         directions: dict[int, Any] = {}
-        pool.run([Unit(i, f"target directions at checkpoint {i}", (shared, i, shared_targets))
-                  for i in range(len(checkpoints))], worker.directions_at, lambda u, r: directions.__setitem__(u.index, r))
+        with Progress("LESS target directions", len(checkpoints), "checkpoint") as bar:
+            pool.run([Unit(i, f"target directions at checkpoint {i}", (shared, i, shared_targets))
+                      for i in range(len(checkpoints))], worker.directions_at,
+                     lambda u, r: directions.__setitem__(u.index, r), on_progress=bar.update)
         shared_dirs = pool.share([directions[i] for i in range(len(checkpoints))])
         parts: dict[int, Any] = {}
-        pool.run([Unit(k, f"candidate shard {k} ({len(s)} texts)", (shared, shared_dirs, s), len(s))
-                  for k, s in enumerate(shards)], worker.score, lambda u, r: parts.__setitem__(u.index, r))
+        with Progress("LESS scores", len(data), "text") as bar:
+            pool.run([Unit(k, f"candidate shard {k} ({len(s)} texts)", (shared, shared_dirs, s), len(s))
+                      for k, s in enumerate(shards)], worker.score, lambda u, r: parts.__setitem__(u.index, r),
+                     on_progress=bar.update)
     final, per_task = merge([parts[k] for k in range(len(shards))])
     scored = {t.id: i for i, t in enumerate(data)}
     ids = [r["id"] for r in candidates]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -15,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from tqdm import tqdm
 
 from jiuzhang.common.io import ShardWriter, atomic_write_text, reset_dir
+from jiuzhang.common.progress import Progress
 from jiuzhang.errors import UserError
 from jiuzhang.teacher.batch import BatchTeacher
 from jiuzhang.teacher.batch_service import BatchService
@@ -114,16 +115,14 @@ def run_round(cfg: TeacherConfig, items: list[dict[str, Any]], endpoint: Endpoin
                                      o.latency_ms / 1000)
             server = stack.enter_context(ChatServer(teacher.answer, batches=BatchService(teacher.answer)))
             base_url = server.url
-            tqdm.write(f"kd: using the {OFFLINE_LABEL} at {server.url} ({cfg.mode} mode)")
+            print(f"kd: using the {OFFLINE_LABEL} at {server.url} ({cfg.mode} mode)", file=sys.stderr, flush=True)
 
         counts: Counter[str] = Counter()
-        bar = tqdm(total=len(items), desc="kd", unit="req", disable=not progress, mininterval=1)
-        stack.callback(bar.close)
+        bar = stack.enter_context(Progress("requests", len(items), "req", form=None if progress else "off"))
 
         def on_outcome(o: Outcome) -> None:
             counts["cached" if o.cached else o.status] += 1
-            bar.update(1)
-            bar.set_postfix(cached=counts["cached"], failed=counts["failed"], usd=f"{budget.usd:.2f}", refresh=False)
+            bar.update(1, cached=counts["cached"], failed=counts["failed"], usd=f"{budget.usd:.2f}")
 
         client = _client(cfg, endpoint.api_key, base_url, journal, budget, seed, on_outcome, progress)
         # Refuse before sending anything when the calls still to make cannot fit the budget.

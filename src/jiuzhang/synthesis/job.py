@@ -9,17 +9,16 @@ on which worker ran it or how many there were.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from tqdm import tqdm
 
 from jiuzhang.cluster.pool import Unit, run_units
 from jiuzhang.common.digest import file_sha256
 from jiuzhang.common.io import UserError
+from jiuzhang.common.progress import Progress
 from jiuzhang.config.cluster import ClusterConfig
 from jiuzhang.config.synthesis import SynthesizeConfig
 from jiuzhang.synthesis.engine import Generation, check_engine
@@ -125,13 +124,14 @@ def run_job(cfg: SynthesizeConfig, pool: list[dict[str, Any]], model_dir: Path |
         store.finish(unit.index, fps[unit.index], result["rows"])
         for key in made:
             made[key] += result["made"][key]
-        bar.set_postfix(tok_s=f"{made['new_tokens'] / max(time.perf_counter() - started, 1e-9):.0f}", refresh=False)
+        bar.postfix["tok/s"] = made["new_tokens"] / max(time.perf_counter() - started, 1e-9)
 
-    bar = tqdm(total=sum(u.size for u in units), unit="rec", desc="synthesize", disable=not progress,
-               file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 10.0)
+    # finished shards of a killed run count as done: the ETA is the work left
+    bar = Progress("records", len(requests), "rec", initial=len(requests) - sum(u.size for u in units),
+                   form=None if progress else "off")
     started = time.perf_counter()
-    stats = run_units(units, engine_factory, generate_shard, commit, cluster, "synthesize", on_progress=bar.update)
-    bar.close()
+    with bar:
+        stats = run_units(units, engine_factory, generate_shard, commit, cluster, "synthesize", on_progress=bar.update)
     seconds = time.perf_counter() - started
     rows = store.rows(len(shards))
     return summarise(rows, cfg, len(shards), {

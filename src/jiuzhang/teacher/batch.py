@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -30,8 +31,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import openai
-from tqdm import tqdm
 
+from jiuzhang.common.progress import Progress
 from jiuzhang.config.teacher import BatchConfig
 from jiuzhang.errors import UserError
 from jiuzhang.teacher.budget import Budget, estimate_prompt_tokens
@@ -178,7 +179,7 @@ class BatchTeacher:
             queued[sub.submission] = sum(self._tokens(requests[k]) for k in sub.keys if k in requests)
         waiting = list(chunks)
         total = sum(len(s.keys) for s in in_flight) + sum(len(c) for c, _ in chunks)
-        bar = tqdm(total=total, desc="kd batches", unit="req", disable=not self.progress or not total)
+        bar = Progress("batch requests", total, "req", form=None if self.progress and total else "off")
         done_requests = 0
         started, delay = time.monotonic(), self.cfg.poll_initial_s
         try:
@@ -202,8 +203,8 @@ class BatchTeacher:
                     done_requests += len(sub.keys)
                 in_flight = [sub for sub, _ in running]
                 counts = [b.request_counts for _, b in running if b.request_counts is not None]
-                bar.n = done_requests + sum(c.completed + c.failed for c in counts)
-                bar.set_postfix(in_flight=len(in_flight), queued=len(waiting), refresh=True)
+                bar.set(done_requests + sum(c.completed + c.failed for c in counts),
+                        in_flight=len(in_flight), queued=len(waiting))
                 if ended or not in_flight:
                     delay = self.cfg.poll_initial_s
                     continue
@@ -239,7 +240,7 @@ class BatchTeacher:
         self.journal.update_submission(sub.submission, batch_id=batch.id)
         self.facts["batches_created"] += 1
         self.sent += len(sub.keys)
-        tqdm.write(f"kd: batch {batch.id} created ({len(sub.keys)} requests)")
+        print(f"kd: batch {batch.id} created ({len(sub.keys)} requests)", file=sys.stderr, flush=True)
         return replace(sub, batch_id=batch.id)
 
     def _find(self, sub: Submission) -> str | None:

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from jiuzhang.common.io import write_json
+from jiuzhang.common.progress import Progress
 from jiuzhang.common.scored_logits import scored_logits
 from jiuzhang.config.training import TrainConfig
 from jiuzhang.training.packing import IGNORE, Packed
@@ -104,6 +105,9 @@ def train_sft(engine, data: Packed | TokenStore, cfg: TrainConfig, world: World,
     order_epoch, order = -1, list(range(n))
     epoch_lrs: list[float] = []
     autocast = cfg.dtype == "bf16" and next(model.parameters()).dtype == torch.float32  # fp32 master weights
+    # steps of a resumed run count as done (the ETA is the work left); only the main rank reports
+    bar = Progress("train", total, "step", initial=start, form=None if world.is_main else "off")
+    tokens_before = tokens
     for step in range(start, total):
         epoch, index = divmod(step, per_epoch)
         if shuffle and epoch != order_epoch:  # one shuffle per epoch, not per step (O(n) each time)
@@ -153,6 +157,7 @@ def train_sft(engine, data: Packed | TokenStore, cfg: TrainConfig, world: World,
         value = _global_sum(loss_total, world) / max(1, n_target)
         if not math.isfinite(value):
             raise FloatingPointError(f"loss became {value} at step {step}; lower the learning rate")
+        bar.update(1, loss=value, lr=lr, **{"tok/s": round((tokens - tokens_before) / max(bar.elapsed, 1e-9))})
         if step % cfg.log_every == 0 or step == total - 1:
             losses.append((step, value, lr))
             if on_log is not None:
@@ -162,7 +167,9 @@ def train_sft(engine, data: Packed | TokenStore, cfg: TrainConfig, world: World,
             if world.is_main and fingerprint is not None:
                 write_json(checkpoints / FINGERPRINT_FILE, {"fingerprint": fingerprint})
         if stop_after is not None and step + 1 - start >= stop_after:
+            bar.close()
             return SftResult(step + 1, resumed, tokens, target_tokens, time.perf_counter() - t0, losses)
+    bar.close()
     _barrier(world)  # every rank is past its last checkpoint use before the main rank deletes them
     if world.is_main and checkpoints.exists():
         shutil.rmtree(checkpoints)  # finished: the model folder is the result
