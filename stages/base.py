@@ -43,4 +43,5 @@ def command(params_path: str, corpus_dir: str, out: str, metrics_path: str, chec
         return train_and_report(run, lambda on_log: build_base(p.base, Path(corpus_dir), Path(out), on_log,
                                                                 Path(checkpoints)), loss_path)
 
-    run_stage("base", params_path, ("base",), seeds, work, metrics_path, provenance_dir=out, params=params)
+    run_stage("base", params_path, ("base",), seeds, work, metrics_path, provenance_dir=out, params=params,
+              inputs={"corpus": corpus_dir}, model=out)

@@ -45,4 +45,5 @@ def command(params_path: str, out: str, metrics_path: str, dry_run: bool) -> Non
     run_stage("corpus", params_path, ("corpus", "benchmarks"), {"minhash": params.corpus.dedup.seed},
               lambda p, run: build_corpus(p.corpus, root, root / p.benchmarks.root, p.benchmarks.decontaminate,
                                           Path(out), cluster=p.cluster),
-              metrics_path, provenance_dir=out, params=params)
+              metrics_path, provenance_dir=out, params=params,
+              inputs={f"source_{s.name}": str(root / s.path) for s in params.corpus.sources if s.path})

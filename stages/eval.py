@@ -63,5 +63,10 @@ def command(params_path: str, benchmarks: tuple[str, ...], model: str, revision:
             run.log_artifact(predictions)
         return metrics
 
+    from jiuzhang.benchmarks.registry import BENCHMARKS
+
+    inputs = {f"benchmark_{n}": str(Path(params.benchmarks.root) / BENCHMARKS[n].file) for n in names if n in BENCHMARKS}
+    if Path(model).is_dir():  # a hub name or an endpoint's model is not a local input
+        inputs["model"] = model
     run_stage(stage, params_path, ("eval", "benchmarks"), {}, work, metrics_path, params=params,
-              tags={"jiuzhang.model": model})
+              tags={"jiuzhang.model": model}, inputs=inputs)

@@ -37,4 +37,4 @@ def run_filter(stage: str, params_path: str, raw_dir: str, out: str, metrics_pat
     from jiuzhang.synthesis.cleaning import clean
 
     run_stage(stage, params_path, ("filter", "benchmarks"), {}, lambda p, run: clean(p, Path(raw_dir), Path(out)),
-              metrics_path)
+              metrics_path, inputs={"synthetic_raw": raw_dir})

@@ -63,4 +63,6 @@ def command(params_path: str, prompts_dir: str, model_dir: str, candidates_dir: 
         return {**metrics, "candidate_data": {k: made[k] for k in ("records", "by_finish_reason", "mean_new_tokens")},
                 "timing": timing}
 
-    run_stage("influence", params_path, ("influence", "kd", "synthesize"), {}, work, metrics_path)
+    run_stage("influence", params_path, ("influence", "kd", "synthesize"), {}, work, metrics_path,
+              inputs={"prompts": prompts_dir, "synthesizer": model_dir, "candidates": candidates_dir,
+                      **({"reference": reference_dir} if reference_dir else {})})

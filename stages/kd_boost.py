@@ -39,4 +39,5 @@ def command(params_path: str, prompts_dir: str, selection_dir: str, templates_di
     items = boost_items(load_pool(Path(prompts_dir)), Path(selection_dir))
     run_stage("kd_boost", params_path, ("teacher", "kd"), {},
               lambda p, run: run_round(p.teacher, items, endpoint, Path(journal_path), Path(out), progress),
-              metrics_path, params=params, tags={"jiuzhang.teacher": params.teacher.kind})
+              metrics_path, params=params, tags={"jiuzhang.teacher": params.teacher.kind},
+              inputs={"prompts": prompts_dir, "selection": selection_dir})

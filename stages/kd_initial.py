@@ -41,4 +41,5 @@ def command(params_path: str, prompts_dir: str, templates_dir: str, journal_path
     run_stage("kd_initial", params_path, ("teacher", "kd"), {"kd_initial": params.kd.initial.seed},
               lambda p, run: run_round(p.teacher, items, endpoint, Path(journal_path), Path(out), progress,
                                        seed=p.kd.initial.seed),
-              metrics_path, params=params, tags={"jiuzhang.teacher": params.teacher.kind})
+              metrics_path, params=params, tags={"jiuzhang.teacher": params.teacher.kind},
+              inputs={"prompts": prompts_dir})

@@ -60,4 +60,5 @@ def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoin
 
     if started_as_gang("pretrain", params_path, lambda p: p.pretrain.train):
         return
-    run_stage("pretrain", params_path, ("pretrain",), {}, work, metrics_path)
+    run_stage("pretrain", params_path, ("pretrain",), {}, work, metrics_path,
+              inputs={"base": init_dir, "synthetic": synthetic}, model=out)

@@ -69,4 +69,6 @@ def command(params_path: str, arm: str, init_dir: str, budget_path: str, corpus:
 
     if started_as_gang(f"pretrain_arm@{arm}", params_path, lambda p: p.pretrain.train):
         return
-    run_stage(f"pretrain_arm@{arm}", params_path, ("pretrain",), {}, work, metrics_path)
+    run_stage(f"pretrain_arm@{arm}", params_path, ("pretrain",), {}, work, metrics_path,
+              inputs={k: v for k, v in {"base": init_dir, "corpus": corpus, "prompts": prompts,
+                                        "synthetic": synthetic}.items() if v}, model=out)

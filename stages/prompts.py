@@ -30,4 +30,4 @@ def command(params_path: str, corpus_dir: str, templates_dir: str, out: str, met
     """
     run_stage("prompts", params_path, ("prompts",), {},
               lambda p, run: build_prompts(p.prompts, Path(corpus_dir), Path(templates_dir), Path(out)),
-              metrics_path, provenance_dir=out)
+              metrics_path, provenance_dir=out, inputs={"corpus": corpus_dir, "templates": templates_dir})

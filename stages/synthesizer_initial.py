@@ -23,7 +23,8 @@ def train_synthesizer(stage: str, params_path: str, kd_dirs: tuple[str, ...], ou
 
     if started_as_gang(stage, params_path, lambda p: p.synthesizer.train):
         return
-    run_stage(stage, params_path, ("synthesizer",), {}, work, metrics_path)
+    run_stage(stage, params_path, ("synthesizer",), {}, work, metrics_path,
+              inputs={f"kd_{Path(d).name}": d for d in kd_dirs}, model=out)
 
 
 @click.command("synthesizer_initial")

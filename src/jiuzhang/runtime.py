@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from jiuzhang.common.io import write_json
-from jiuzhang.common.progress import reporting_to
+from jiuzhang.common.progress import mode as progress_mode
+from jiuzhang.common.progress import quiet_library_bars, reporting_to
 from jiuzhang.common.provenance import artifact_provenance, cpu_model, package_versions, run_provenance
 from jiuzhang.config.loader import load_params
 from jiuzhang.config.root import Params
@@ -45,13 +46,16 @@ def run_facts_path(metrics_path: str | Path) -> Path:
 def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: dict[str, int],
               work: Callable[[Params, StageRun], dict[str, Any]], metrics_path: str | None,
               provenance_dir: str | None = None, params: Params | None = None,
-              tags: dict[str, str] | None = None) -> dict[str, Any]:
+              tags: dict[str, str] | None = None, inputs: dict[str, str] | None = None,
+              model: str | None = None) -> dict[str, Any]:
     """Run ``work(params, run)`` as stage ``stage``; returns its metrics.
 
     ``sections`` are the params sections the stage reads (logged as MLflow params, recorded as
     provenance); ``seeds`` are its named seeds, recorded here and applied by the library code that
     uses each one (no hidden global seeding: every random draw names its seed).
-    Metrics go to ``metrics_path`` (a DVC metrics file).
+    Metrics go to ``metrics_path`` (a DVC metrics file). ``inputs`` ({name: path}) are logged as the MLflow
+    run's dataset inputs (with content digests); ``model``, a model folder the stage wrote, becomes a
+    version of the registered model ``jiuzhang-<stage>`` (``jiuzhang.tracking.lineage``).
     """
     params = params or load_params(params_path)
     full = params.model_dump(mode="json")
@@ -63,11 +67,17 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
     main_rank = env.get("RANK", "0") == "0"
     with stage_run(tracking_target(params, env) if main_rank else None, params.tracking.experiment, stage, full, sections,
                    run_provenance(stage, config, seeds), tags) as run:
+        if progress_mode() != "bar":
+            quiet_library_bars()
+        if main_rank:
+            run.log_inputs(inputs or {}, stage.split("@")[0], Path.cwd())
         started = time.perf_counter()
         # every Progress inside the stage also reports to its MLflow run (progress.<name>.* metrics)
         with reporting_to(run.log_metrics if run.client is not None else None, stage):
             metrics = work(params, run)
         stage_seconds = round(time.perf_counter() - started, 2)
+        if model is not None and main_rank and Path(model).is_dir():
+            run.register_model(model, Path.cwd())
         if provenance_dir is not None and main_rank:
             write_json(Path(provenance_dir) / "_provenance.json", artifact_provenance(stage, config, seeds))
         # Facts of this execution (wall time, throughput, cache hits) differ run to run; they go to a

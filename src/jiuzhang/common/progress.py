@@ -69,6 +69,22 @@ def mode(stream: TextIO | None = None) -> str:
     return "bar" if getattr(stream, "isatty", lambda: False)() else "lines"
 
 
+def quiet_library_bars() -> None:
+    """Hugging Face's own bars ("Loading weights", "Writing model shards", "Map") off where ours print lines:
+    in a log each is a carriage-return line per model load or save. Their switches are read at import, so
+    both the environment and, for a library already imported, its function are set."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "datasets" in sys.modules:
+        import datasets
+
+        datasets.disable_progress_bars()
+
+
 def every_percent() -> float:
     raw = os.environ.get(EVERY_ENV, "10")
     try:

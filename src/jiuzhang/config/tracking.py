@@ -12,5 +12,7 @@ class TrackingConfig(Section):
 
     enabled: bool = Field(True, description="Log every stage run to MLflow.")
     experiment: str = Field("jiuzhang", min_length=1, description="MLflow experiment name.")
+    system_metrics_s: float = Field(10.0, ge=0, description="Sample MLflow system metrics (CPU, memory, disk, "
+                                    "network, GPU) of every stage run every this many seconds; 0 = off.")
     store: str = Field("mlflow.db", description="Default SQLite store, relative to the project root; "
                        "MLFLOW_TRACKING_URI overrides it (e.g. http://mlflow.internal:5000).")

@@ -154,6 +154,24 @@ class StageRun:
         if self.client is not None:
             self.client.log_artifact(self.run_id, str(path))
 
+    def log_inputs(self, inputs: dict[str, str | Path], context: str, root: Path) -> None:
+        """The stage's input data as MLflow dataset inputs (name, content digest, path; :mod:`.lineage`)."""
+        if self.client is None or not inputs:
+            return
+        from jiuzhang.tracking.lineage import dataset_inputs
+
+        datasets = dataset_inputs(inputs, context, root)
+        if datasets:
+            self.client.log_inputs(self.run_id, datasets=datasets)
+
+    def register_model(self, folder: str | Path, root: Path) -> Any:
+        """A new version of the registered model ``jiuzhang-<stage>`` pointing at the DVC output ``folder``."""
+        if self.client is None:
+            return None
+        from jiuzhang.tracking.lineage import register_model
+
+        return register_model(self.client, self.run_id, self.stage, Path(folder), root)
+
 
 def _log_metrics(client: Any, run_id: str, values: dict[str, float], step: int | None = None) -> None:
     import time
@@ -223,6 +241,7 @@ def stage_run(target: TrackingTarget | None, experiment: str, stage: str, params
             "mlflow.parentRunId": parent, **(extra_tags or {})}
     run = client.create_run(experiment_id, run_name=stage, tags=tags)
     run_id = run.info.run_id
+    monitor = _system_metrics(run_id, target.uri, float(params.get("tracking", {}).get("system_metrics_s", 0) or 0))
     try:
         _log_params(client, run_id, {s: params[s] for s in sections if s in params})
         client.log_dict(run_id, provenance, "provenance.json")
@@ -233,4 +252,22 @@ def stage_run(target: TrackingTarget | None, experiment: str, stage: str, params
         client.set_tag(run_id, "jiuzhang.error", f"{type(exc).__name__}: {exc}"[:5000])
         client.set_terminated(run_id, "FAILED")
         raise
+    finally:
+        if monitor is not None:
+            monitor.finish()
     client.set_terminated(run_id, "FINISHED")
+
+
+def _system_metrics(run_id: str, uri: str, every_s: float) -> Any:
+    """MLflow's system metrics (CPU, memory, disk, network; GPU where there is one) for the stage run,
+    sampled every ``every_s`` seconds (tracking.system_metrics_s; 0 = off) by MLflow's own monitor thread."""
+    if every_s <= 0:
+        return None
+    import logging
+
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # not 3 INFO lines per stage
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=every_s, samples_before_logging=1, tracking_uri=uri)
+    monitor.start()
+    return monitor
