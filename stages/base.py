@@ -6,8 +6,8 @@ import click
 
 from jiuzhang.config.loader import load_params
 from jiuzhang.runtime import run_stage
+from jiuzhang.training.curve import train_and_report
 from stages.options import metrics_option, params_option
-from stages.training_common import train_and_report
 
 
 @click.command("base")

@@ -6,8 +6,9 @@ import click
 
 from jiuzhang.runtime import run_stage
 from stages.options import metrics_option, params_option
+from jiuzhang.training.curve import train_and_report
 from stages.training_common import (checkpoints_option, loss_curve_option, out_model_option, started_as_gang,
-                                    train_and_report, world)
+                                    world)
 
 
 def train_synthesizer(stage: str, params_path: str, kd_dirs: tuple[str, ...], out: str, checkpoints: str,

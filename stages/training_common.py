@@ -4,7 +4,6 @@ import os
 
 import click
 
-from jiuzhang.common.io import write_csv
 from jiuzhang.training.world import World
 
 out_model_option = click.option("--out", required=True, type=click.Path(file_okay=False),
@@ -44,19 +43,3 @@ def started_as_gang(stage: str, params_path: str, train_of) -> bool:
 def world() -> World:
     """Rank and world size from the launcher's environment (torchrun / deepspeed); 0 of 1 otherwise."""
     return World.from_env(dict(os.environ))
-
-
-def train_and_report(run, train, loss_path: str | None) -> dict:
-    """Run ``train(on_log)``, log each logged step to MLflow, write the loss curve; return metrics. (The
-    trainer's progress line shows the step, loss, rate and ETA on stderr.)"""
-
-    def on_log(step: int, loss: float, lr: float) -> None:
-        run.log_metrics({"train.loss": loss, "train.lr": lr}, step=step)
-
-    metrics = train(on_log)
-    curve = metrics.pop("loss_curve", [])
-    if loss_path:
-        write_csv(loss_path, curve, ("step", "loss", "lr"))
-    return metrics
-
-
