@@ -2,9 +2,33 @@
 
 import click
 
-params_option = click.option(
+_params_file = click.option(
     "--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False),
     help="Params file (profile) to read: params.yaml (smoke) or configs/paper.yaml (paper).")
+
+
+def _store_overrides(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+    from jiuzhang.config.errors import ConfigError
+    from jiuzhang.config.loader import set_overrides
+
+    try:
+        set_overrides(values)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    if values:
+        click.echo(f"params: {', '.join(values)} set for this command only (dvc.lock does not record it; "
+                   f"`dvc exp run -S KEY=VALUE` makes a tracked variant)", err=True)
+
+
+_set_values = click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", expose_value=False, callback=_store_overrides,
+    help="Override one params key for this command, validated like the file (repeatable): --set eval.limit=10 "
+         "--set corpus.sources.0.max_chars=500. Values are YAML: 10, 0.5, true, null, [a, b].")
+
+
+def params_option(f):
+    """``--params FILE`` and ``--set KEY=VALUE`` (the file, then overrides of its keys)."""
+    return _params_file(_set_values(f))
 metrics_option = click.option(
     "--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False),
     help="Where to write this stage's metrics JSON (declared as DVC metrics in dvc.yaml).")

@@ -155,3 +155,45 @@ def test_plan_model_params_are_positive_and_named(tmp_path):
     assert re.search(r"plan\.model_params\.base.*greater than 0",
                      _smoke_with(tmp_path, "  model_params: {}", "  model_params: {base: 0}"))
     assert "plan.model_params.teacher" in _smoke_with(tmp_path, "  model_params: {}", "  model_params: {teacher: 7e9}")
+
+
+def test_set_overrides_are_yaml_values_validated_like_the_file():
+    params = load_params(ROOT / "params.yaml", ["eval.limit=7", "corpus.sources.0.max_chars=500",
+                                                 "eval.stop=[a, b]", "tracking.enabled=false"])
+    assert params.eval.limit == 7 and params.corpus.sources[0].max_chars == 500
+    assert list(params.eval.stop) == ["a", "b"] and params.tracking.enabled is False
+    assert load_params(ROOT / "params.yaml").eval.limit != 7  # the file itself is untouched
+    with pytest.raises(ConfigError) as err:
+        load_params(ROOT / "params.yaml", ["eval.limit=abc", "eval.nope=1"])
+    text = str(err.value)
+    assert "2 problems" in text and "eval.limit: Input should be a valid integer" in text
+    assert "(from --set eval.limit=abc)" in text and "eval.nope: unknown key" in text and "(from --set eval.nope=1)" in text
+    for bad, says in [("eval", "write KEY=VALUE with a dotted key"), ("eval..limit=3", "dotted key"),
+                      ("corpus.sources.9.max_chars=1", "a list of 2 item(s) needs an index 0..1"),
+                      ("corpus.max_chars.x=1", "corpus.max_chars is a value, not a section"),
+                      ("eval.stop=[a", "the value is not valid YAML")]:
+        with pytest.raises(ConfigError, match=re.escape(says)):
+            load_params(ROOT / "params.yaml", [bad])
+
+
+def test_set_on_the_command_line(tmp_path):
+    res = run_cli("config", "check", "--params", str(ROOT / "params.yaml"), "--set", "eval.limit=3", cwd=ROOT)
+    assert re.search(r"^  limit: 3$", res.stdout, re.M)
+    res = run_cli("config", "check", "--params", str(ROOT / "params.yaml"), "--set", "eval.limit=0", cwd=ROOT,
+                  check=False)
+    assert res.returncode == 2 and "eval.limit: Input should be greater than or equal to 1 (got 0) (from --set eval.limit=0)" in res.stderr
+    # a stage command: the syntax is checked by the option, before anything runs
+    res = run_cli("corpus", "--params", str(ROOT / "params.yaml"), "--set", "corpus", "--out", str(tmp_path / "c"),
+                  "--metrics", str(tmp_path / "m.json"), cwd=ROOT, check=False)
+    assert res.returncode == 2 and "Invalid value for '--set'" in res.stderr and not (tmp_path / "c").exists()
+    res = run_cli("corpus", "--params", str(ROOT / "params.yaml"), "--set", "corpus.max_chars=-5", "--out",
+                  str(tmp_path / "c"), "--metrics", str(tmp_path / "m.json"), "--dry-run", cwd=ROOT, check=False)
+    assert res.returncode != 0 and "(from --set corpus.max_chars=-5)" in res.stderr
+    assert "set for this command only" in res.stderr
+
+
+def test_shell_completion_names_commands_and_options():
+    env = {"_JIUZHANG_COMPLETE": "bash_complete", "COMP_WORDS": "jiuzhang cor", "COMP_CWORD": "1"}
+    assert "corpus" in run_cli(cwd=ROOT, env=env).stdout
+    env = {"_JIUZHANG_COMPLETE": "bash_complete", "COMP_WORDS": "jiuzhang eval --se", "COMP_CWORD": "2"}
+    assert "--set" in run_cli(cwd=ROOT, env=env).stdout

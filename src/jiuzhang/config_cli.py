@@ -23,7 +23,9 @@ def config() -> None:
 @click.option("--templates", default="templates/prompts", show_default=True, type=click.Path(file_okay=False),
               help="Prompt templates (their lengths decide whether prompts fit the model's context).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing on success (exit status only).")
-def check(params_path: str, templates: str, quiet: bool) -> None:
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Check the file with this key overridden, as a stage's --set would (repeatable).")
+def check(params_path: str, templates: str, quiet: bool, overrides: tuple[str, ...]) -> None:
     """Validate a params file and print the resolved configuration (defaults filled in).
 
     Unknown keys, wrong types and impossible values are reported all at once, each as
@@ -34,12 +36,13 @@ def check(params_path: str, templates: str, quiet: bool) -> None:
     Examples:
       jiuzhang config check
       jiuzhang config check --params configs/paper.yaml
+      jiuzhang config check --set eval.limit=10 --set synthesize.shard_size=64
     """
     from pathlib import Path
 
     from jiuzhang.plan.checks import blockers, undeclared_inputs
 
-    params = load_params(params_path)
+    params = load_params(params_path, list(overrides))
     for warning in params.warnings() + undeclared_inputs(params, Path.cwd()):
         click.echo(f"warning: {params_path}: {warning}", err=True)
     found = blockers(params, Path.cwd(), Path(templates))

@@ -17,7 +17,7 @@ from jiuzhang.common.io import write_json
 from jiuzhang.common.progress import mode as progress_mode
 from jiuzhang.common.progress import quiet_library_bars, reporting_to
 from jiuzhang.common.provenance import artifact_provenance, cpu_model, package_versions, run_provenance
-from jiuzhang.config.loader import load_params
+from jiuzhang.config.loader import active_overrides, load_params
 from jiuzhang.config.root import Params
 from jiuzhang.tracking.mlflow_run import StageRun, TrackingTarget, resolve_tracking, stage_run
 
@@ -61,8 +61,10 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
     full = params.model_dump(mode="json")
     config = {s: full[s] for s in sections}
     env = dict(os.environ)
-    tags = {**(tags or {}), **{k: env[v] for k, v in (("dvc.exp_name", "DVC_EXP_NAME"),
-                                                      ("dvc.exp_baseline", "DVC_EXP_BASELINE_REV")) if env.get(v)}}
+    set_by_hand = active_overrides()
+    tags = {**(tags or {}), **({"jiuzhang.set": "; ".join(set_by_hand)[:5000]} if set_by_hand else {}),
+            **{k: env[v] for k, v in (("dvc.exp_name", "DVC_EXP_NAME"), ("dvc.exp_baseline", "DVC_EXP_BASELINE_REV"))
+               if env.get(v)}}
     # Under torchrun/deepspeed every rank runs the stage; only rank 0 tracks and writes metrics.
     main_rank = env.get("RANK", "0") == "0"
     with stage_run(tracking_target(params, env) if main_rank else None, params.tracking.experiment, stage, full, sections,
