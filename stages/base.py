@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from jiuzhang.config.loader import load_params
-from jiuzhang.runtime import run_stage
+from jiuzhang.runtime import Output, run_stage
 from jiuzhang.training.curve import train_and_report
 from stages.options import metrics_option, params_option
 
@@ -44,4 +44,7 @@ def command(params_path: str, corpus_dir: str, out: str, metrics_path: str, chec
                                                                 Path(checkpoints)), loss_path)
 
     run_stage("base", params_path, ("base",), seeds, work, metrics_path, provenance_dir=out, params=params,
-              inputs={"corpus": corpus_dir}, model=out)
+              inputs={"corpus": corpus_dir} if params.base.mode == "train" else {},
+              output=Output(out, "model", None if params.base.mode == "train" else
+                            params.base.hub.model_id if params.base.mode == "hub" else
+                            f"{params.base.gguf.package or params.base.gguf.path}: {params.base.gguf.file}"))

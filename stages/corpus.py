@@ -7,7 +7,7 @@ import click
 from jiuzhang.config.loader import load_params
 from jiuzhang.corpus.builder import build_corpus
 from jiuzhang.corpus.documents import check_sources_exist
-from jiuzhang.runtime import run_stage
+from jiuzhang.runtime import Output, run_stage
 from stages.options import metrics_option, params_option
 
 
@@ -46,4 +46,5 @@ def command(params_path: str, out: str, metrics_path: str, dry_run: bool) -> Non
               lambda p, run: build_corpus(p.corpus, root, root / p.benchmarks.root, p.benchmarks.decontaminate,
                                           Path(out), cluster=p.cluster),
               metrics_path, provenance_dir=out, params=params,
-              inputs={f"source_{s.name}": str(root / s.path) for s in params.corpus.sources if s.path})
+              inputs={f"source_{s.name}": str(root / s.path) for s in params.corpus.sources if s.path},
+              output=Output(out))

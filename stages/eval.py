@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from jiuzhang.errors import UserError
-from jiuzhang.runtime import run_stage
+from jiuzhang.runtime import Output, run_stage
 from stages.options import params_option
 
 
@@ -69,4 +69,4 @@ def command(params_path: str, benchmarks: tuple[str, ...], model: str, revision:
     if Path(model).is_dir():  # a hub name or an endpoint's model is not a local input
         inputs["model"] = model
     run_stage(stage, params_path, ("eval", "benchmarks"), {}, work, metrics_path, params=params,
-              tags={"jiuzhang.model": model}, inputs=inputs)
+              tags={"jiuzhang.model": model}, inputs=inputs, output=Output(str(target)))

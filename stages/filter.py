@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from jiuzhang.runtime import run_stage
+from jiuzhang.runtime import Output, run_stage
 from stages.options import metrics_option, params_option
 
 
@@ -37,4 +37,4 @@ def run_filter(stage: str, params_path: str, raw_dir: str, out: str, metrics_pat
     from jiuzhang.synthesis.cleaning import clean
 
     run_stage(stage, params_path, ("filter", "benchmarks"), {}, lambda p, run: clean(p, Path(raw_dir), Path(out)),
-              metrics_path, inputs={"synthetic_raw": raw_dir})
+              metrics_path, inputs={"synthetic_raw": raw_dir}, output=Output(out))

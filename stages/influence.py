@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from jiuzhang.runtime import run_stage
+from jiuzhang.runtime import Output, run_stage
 from stages.options import metrics_option, params_option, progress_option, prompts_option
 
 
@@ -65,4 +65,4 @@ def command(params_path: str, prompts_dir: str, model_dir: str, candidates_dir: 
 
     run_stage("influence", params_path, ("influence", "kd", "synthesize"), {}, work, metrics_path,
               inputs={"prompts": prompts_dir, "synthesizer": model_dir, "candidates": candidates_dir,
-                      **({"reference": reference_dir} if reference_dir else {})})
+                      **({"reference": reference_dir} if reference_dir else {})}, output=Output(out))

@@ -7,7 +7,7 @@ import click
 from jiuzhang.config.loader import load_params
 from jiuzhang.kd.builder import run_round
 from jiuzhang.kd.items import boost_items, load_pool
-from jiuzhang.runtime import run_stage
+from jiuzhang.runtime import Output, run_stage
 from stages.options import (journal_option, metrics_option, out_dir_option, params_option, progress_option,
                             prompts_option, templates_option)
 from stages.teacher_endpoint import teacher_endpoint
@@ -40,4 +40,4 @@ def command(params_path: str, prompts_dir: str, selection_dir: str, templates_di
     run_stage("kd_boost", params_path, ("teacher", "kd"), {},
               lambda p, run: run_round(p.teacher, items, endpoint, Path(journal_path), Path(out), progress),
               metrics_path, params=params, tags={"jiuzhang.teacher": params.teacher.kind},
-              inputs={"prompts": prompts_dir, "selection": selection_dir})
+              inputs={"prompts": prompts_dir, "selection": selection_dir}, output=Output(out))

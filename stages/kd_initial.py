@@ -7,7 +7,7 @@ import click
 from jiuzhang.config.loader import load_params
 from jiuzhang.kd.builder import run_round
 from jiuzhang.kd.items import initial_items, load_pool
-from jiuzhang.runtime import run_stage
+from jiuzhang.runtime import Output, run_stage
 from stages.options import (journal_option, metrics_option, out_dir_option, params_option, progress_option,
                             prompts_option, templates_option)
 from stages.teacher_endpoint import teacher_endpoint
@@ -42,4 +42,4 @@ def command(params_path: str, prompts_dir: str, templates_dir: str, journal_path
               lambda p, run: run_round(p.teacher, items, endpoint, Path(journal_path), Path(out), progress,
                                        seed=p.kd.initial.seed),
               metrics_path, params=params, tags={"jiuzhang.teacher": params.teacher.kind},
-              inputs={"prompts": prompts_dir})
+              inputs={"prompts": prompts_dir}, output=Output(out))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from jiuzhang.runtime import run_stage
+from jiuzhang.runtime import Output, run_stage
 from jiuzhang.config.training import ModelSource
 from stages.options import metrics_option, params_option
 from jiuzhang.training.curve import train_and_report
@@ -62,4 +62,4 @@ def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoin
     if started_as_gang("pretrain", params_path, lambda p: p.pretrain.train):
         return
     run_stage("pretrain", params_path, ("pretrain",), {}, work, metrics_path,
-              inputs={"base": init_dir, "synthetic": synthetic}, model=out)
+              inputs={"base": init_dir, "synthetic": synthetic}, output=Output(out, "model", init_dir))

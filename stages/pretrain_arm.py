@@ -7,7 +7,7 @@ import click
 
 from jiuzhang.config.training import ModelSource
 from jiuzhang.errors import UserError
-from jiuzhang.runtime import run_stage
+from jiuzhang.runtime import Output, run_stage
 from stages.options import metrics_option, params_option
 from jiuzhang.training.curve import train_and_report
 from stages.training_common import (checkpoints_option, loss_curve_option, out_model_option, started_as_gang,
@@ -72,4 +72,4 @@ def command(params_path: str, arm: str, init_dir: str, budget_path: str, corpus:
         return
     run_stage(f"pretrain_arm@{arm}", params_path, ("pretrain",), {}, work, metrics_path,
               inputs={k: v for k, v in {"base": init_dir, "corpus": corpus, "prompts": prompts,
-                                        "synthetic": synthetic}.items() if v}, model=out)
+                                        "synthetic": synthetic}.items() if v}, output=Output(out, "model", init_dir))

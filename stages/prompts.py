@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from jiuzhang.prompts.builder import build_prompts
-from jiuzhang.runtime import run_stage
+from jiuzhang.runtime import Output, run_stage
 from stages.options import metrics_option, params_option
 
 
@@ -30,4 +30,5 @@ def command(params_path: str, corpus_dir: str, templates_dir: str, out: str, met
     """
     run_stage("prompts", params_path, ("prompts",), {},
               lambda p, run: build_prompts(p.prompts, Path(corpus_dir), Path(templates_dir), Path(out)),
-              metrics_path, provenance_dir=out, inputs={"corpus": corpus_dir, "templates": templates_dir})
+              metrics_path, provenance_dir=out, inputs={"corpus": corpus_dir, "templates": templates_dir},
+              output=Output(out))

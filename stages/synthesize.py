@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from jiuzhang.runtime import run_stage
+from jiuzhang.runtime import Output, run_stage
 from stages.options import metrics_option, params_option, progress_option, prompts_option
 
 
@@ -58,4 +58,4 @@ def synthesize(stage: str, params_path: str, model_dir: str | None, prompts_dir:
     params = load_params(params_path)
     sections = ("synthesize",) if model_dir else ("synthesize", "synthesizer")
     run_stage(stage, params_path, sections, {"sampling": params.synthesize.seed}, work, metrics_path, params=params,
-              inputs={"synthesizer": model_dir, "prompts": prompts_dir})
+              inputs={"synthesizer": model_dir, "prompts": prompts_dir}, output=Output(out))

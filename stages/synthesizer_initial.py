@@ -4,7 +4,8 @@ from pathlib import Path
 
 import click
 
-from jiuzhang.runtime import run_stage
+from jiuzhang.config.loader import load_params
+from jiuzhang.runtime import Output, run_stage
 from stages.options import metrics_option, params_option
 from jiuzhang.training.curve import train_and_report
 from stages.training_common import (checkpoints_option, loss_curve_option, out_model_option, started_as_gang,
@@ -24,8 +25,11 @@ def train_synthesizer(stage: str, params_path: str, kd_dirs: tuple[str, ...], ou
 
     if started_as_gang(stage, params_path, lambda p: p.synthesizer.train):
         return
-    run_stage(stage, params_path, ("synthesizer",), {}, work, metrics_path,
-              inputs={f"kd_{Path(d).name}": d for d in kd_dirs}, model=out)
+    params = load_params(params_path)
+    init = params.synthesizer.init
+    run_stage(stage, params_path, ("synthesizer",), {}, work, metrics_path, params=params,
+              inputs={f"kd_{Path(d).name}": d for d in kd_dirs},
+              output=Output(out, "model", init.model_id or init.path))
 
 
 @click.command("synthesizer_initial")

@@ -10,7 +10,8 @@ from mlflow.tracking import MlflowClient
 
 from jiuzhang.common.io import ShardWriter
 from jiuzhang.kd.builder import SCHEMA as KD_SCHEMA
-from jiuzhang.tracking.lineage import content_digest, dataset_inputs, register_model, registered_name
+from jiuzhang.common.digest import content_digest
+from jiuzhang.tracking.lineage import dataset_inputs, register_model, registered_name
 
 from conftest import make_tiny_model, run_cli, tiny_params
 
@@ -69,4 +70,38 @@ def test_a_training_stage_run_shows_inputs_model_system_metrics_and_progress(tmp
     assert version.tags["jiuzhang.digest"] == content_digest(tmp_path / "models" / "syn")
     assert any(k.startswith("system/cpu_utilization") for k in run.data.metrics), sorted(run.data.metrics)
     assert run.data.metrics["progress.train.fraction"] == 1.0
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(tmp_path / "models" / "syn" / "README.md")
+    assert card.data.library_name == "transformers" and "synthesizer_initial" in card.data.tags
+    assert card.data.base_model is None  # a local folder is no hub id: it is named in the text instead
+    assert f"Trained from: `{model_dir}`" in card.text and "## Architecture" in card.text
+    assert f"| kd_kd | `{content_digest(tmp_path / 'kd')}` |" in card.text and "## Held-out figures" in card.text
     assert Path(tmp_path / "metrics.json").is_file()
+
+
+def test_cards_are_hugging_face_cards_and_deterministic(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from huggingface_hub import DatasetCard
+
+    from jiuzhang.common.cards import CardFacts, write_card
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": ["a", "b"], "text": ["x", "y"]}), folder / "part-00000.parquet")
+    facts = CardFacts("corpus", "smoke", "0123456789abcdef", ("corpus", "benchmarks"), {"source_openstax": "feedbeef"},
+                      {"kept": 4991, "kept_chars": 4480996, "shards": 2},
+                      {"openstax": "cc-by-nc-sa-4.0", "stackexchange": "cc-by-sa-4.0"}, None, "smoke profile: tiny")
+    path = write_card(folder, "dataset", facts)
+    first = path.read_bytes()
+    assert write_card(folder, "dataset", facts).read_bytes() == first  # nothing run-dependent in it
+    card = DatasetCard.load(path)
+    assert card.data.license == "other" and card.data.size_categories == ["1K<n<10K"]  # two licenses -> other
+    assert "jiuzhang" in card.data.tags and card.data.pretty_name == "jiuzhang corpus"
+    text = card.text
+    for needle in ("deduplicated and decontaminated", "| source_openstax | `feedbeef` |", "`0123456789abcdef`",
+                   "| kept | 4991 |", "| id | string |", "| openstax | cc-by-nc-sa-4.0 |", "**Stand-in:** smoke"):
+        assert needle in text, needle
+    one = CardFacts("corpus", "mini", "d", ("corpus",), licenses={"openstax": "CC-BY-NC-SA-4.0"})
+    assert DatasetCard.load(write_card(folder, "dataset", one)).data.license == "cc-by-nc-sa-4.0"

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from jiuzhang.common.cards import CardFacts, headline_counts, write_card
+from jiuzhang.common.digest import content_digest, json_sha256
 from jiuzhang.common.io import write_json
 from jiuzhang.common.progress import mode as progress_mode
 from jiuzhang.common.progress import quiet_library_bars, reporting_to
@@ -43,19 +46,41 @@ def run_facts_path(metrics_path: str | Path) -> Path:
     return p.parent / "run" / p.name
 
 
+@dataclass(frozen=True)
+class Output:
+    """The folder a stage writes, described by a card: ``kind`` 'dataset' or 'model' (a model is also
+    registered in MLflow); ``base_model``: what a model was trained from (a hub id or a folder)."""
+
+    folder: str
+    kind: Literal["dataset", "model"] = "dataset"
+    base_model: str | None = None
+
+
+def stand_in(params: Params) -> str | None:
+    """What in this profile is not the real thing, for the cards (None: nothing)."""
+    parts = []
+    if params.profile == "smoke":
+        parts.append("smoke profile: tiny models trained on this machine in minutes; figures are not comparable "
+                     "to the paper's")
+    if params.teacher.kind == "offline":
+        parts.append("the teacher is an offline stand-in (a loopback server answering from real data, not an LLM)")
+    return "; ".join(parts) or None
+
+
 def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: dict[str, int],
               work: Callable[[Params, StageRun], dict[str, Any]], metrics_path: str | None,
               provenance_dir: str | None = None, params: Params | None = None,
               tags: dict[str, str] | None = None, inputs: dict[str, str] | None = None,
-              model: str | None = None) -> dict[str, Any]:
+              output: Output | None = None) -> dict[str, Any]:
     """Run ``work(params, run)`` as stage ``stage``; returns its metrics.
 
     ``sections`` are the params sections the stage reads (logged as MLflow params, recorded as
     provenance); ``seeds`` are its named seeds, recorded here and applied by the library code that
     uses each one (no hidden global seeding: every random draw names its seed).
     Metrics go to ``metrics_path`` (a DVC metrics file). ``inputs`` ({name: path}) are logged as the MLflow
-    run's dataset inputs (with content digests); ``model``, a model folder the stage wrote, becomes a
-    version of the registered model ``jiuzhang-<stage>`` (``jiuzhang.tracking.lineage``).
+    run's dataset inputs (with content digests). ``output``, the folder the stage writes, gets a card
+    (``README.md``, :mod:`jiuzhang.common.cards`); a model folder also becomes a version of the registered
+    model ``jiuzhang-<stage>`` (``jiuzhang.tracking.lineage``).
     """
     params = params or load_params(params_path)
     full = params.model_dump(mode="json")
@@ -71,15 +96,23 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
                    run_provenance(stage, config, seeds), tags) as run:
         if progress_mode() != "bar":
             quiet_library_bars()
+        digests = {name: content_digest(Path(path)) for name, path in (inputs or {}).items()
+                   if main_rank and Path(path).exists()}
         if main_rank:
-            run.log_inputs(inputs or {}, stage.split("@")[0], Path.cwd())
+            run.log_inputs({n: p for n, p in (inputs or {}).items() if n in digests}, stage.split("@")[0], Path.cwd(),
+                           digests)
         started = time.perf_counter()
         # every Progress inside the stage also reports to its MLflow run (progress.<name>.* metrics)
         with reporting_to(run.log_metrics if run.client is not None else None, stage):
             metrics = work(params, run)
         stage_seconds = round(time.perf_counter() - started, 2)
-        if model is not None and main_rank and Path(model).is_dir():
-            run.register_model(model, Path.cwd())
+        if output is not None and main_rank and Path(output.folder).is_dir():
+            write_card(output.folder, output.kind, CardFacts(
+                stage, params.profile, json_sha256(config)[:16], sections, digests, headline_counts(metrics),
+                {s.name: s.license or "" for s in params.corpus.sources} if stage == "corpus" else {},
+                output.base_model, stand_in(params)))
+            if output.kind == "model":
+                run.register_model(output.folder, Path.cwd())
         if provenance_dir is not None and main_rank:
             write_json(Path(provenance_dir) / "_provenance.json", artifact_provenance(stage, config, seeds))
         # Facts of this execution (wall time, throughput, cache hits) differ run to run; they go to a

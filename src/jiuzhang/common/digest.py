@@ -36,3 +36,10 @@ def json_sha256(value: Any) -> str:
 def code_sha256(module_file: str | Path) -> str:
     """The code version of a package: the hash of every ``.py`` file in the folder of ``module_file``."""
     return folder_sha256(Path(module_file).resolve().parent, "*.py")
+
+
+def content_digest(path: Path) -> str:
+    """First 16 hex digits of the SHA-256 of a file's or a folder's content (names and bytes): what MLflow's
+    dataset inputs and the output cards call an input's digest."""
+    path = Path(path)
+    return (folder_sha256(path) if path.is_dir() else file_sha256(path))[:16]

@@ -50,6 +50,9 @@ class SourceConfig(Section):
                                   "corpus.max_chars (paper: ProofWiki tool seeds 2,000 chars, others 1,000).")
     all_levels: bool = Field(False, description="Give this source's snippets all 8 prompt levels "
                              "(the paper does so for Wikipedia/ProofWiki).")
+    license: str | None = Field(None, description="The source's license as an SPDX-style id (e.g. "
+                                "'cc-by-sa-4.0'); written into the corpus card (null: the card says it is not "
+                                "stated). Describes the data; changes no snippet.")
 
     @model_validator(mode="after")
     def _check_format_fields(self) -> "SourceConfig":

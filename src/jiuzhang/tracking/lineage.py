@@ -18,15 +18,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from jiuzhang.common.digest import file_sha256, folder_sha256
+from jiuzhang.common.digest import content_digest
 
-DIGEST_CHARS = 16
 CONTEXT_TAG = "mlflow.data.context"
-
-
-def content_digest(path: Path) -> str:
-    """First 16 hex digits of the SHA-256 of a file's or a folder's content (names and bytes)."""
-    return (folder_sha256(path) if path.is_dir() else file_sha256(path))[:DIGEST_CHARS]
 
 
 def profile(path: Path) -> dict[str, int]:
@@ -43,8 +37,10 @@ def project_path(path: Path, root: Path) -> str:
         return resolved.as_posix()
 
 
-def dataset_inputs(inputs: dict[str, str | Path], context: str, root: Path) -> list[Any]:
-    """MLflow ``DatasetInput`` entities for the existing paths of ``inputs`` ({name: path})."""
+def dataset_inputs(inputs: dict[str, str | Path], context: str, root: Path,
+                   digests: dict[str, str] | None = None) -> list[Any]:
+    """MLflow ``DatasetInput`` entities for the existing paths of ``inputs`` ({name: path}); ``digests``:
+    their content digests if already computed."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
     out = []
@@ -53,7 +49,8 @@ def dataset_inputs(inputs: dict[str, str | Path], context: str, root: Path) -> l
         if not path.exists():
             continue  # an optional input the stage did not get
         source = {"path": project_path(path, root), "store": "dvc"}
-        out.append(DatasetInput(Dataset(name=name, digest=content_digest(path), source_type="dvc",
+        digest = (digests or {}).get(name) or content_digest(path)
+        out.append(DatasetInput(Dataset(name=name, digest=digest, source_type="dvc",
                                         source=json.dumps(source), profile=json.dumps(profile(path))),
                                 tags=[InputTag(CONTEXT_TAG, context)]))
     return out

@@ -154,13 +154,14 @@ class StageRun:
         if self.client is not None:
             self.client.log_artifact(self.run_id, str(path))
 
-    def log_inputs(self, inputs: dict[str, str | Path], context: str, root: Path) -> None:
+    def log_inputs(self, inputs: dict[str, str | Path], context: str, root: Path,
+                   digests: dict[str, str] | None = None) -> None:
         """The stage's input data as MLflow dataset inputs (name, content digest, path; :mod:`.lineage`)."""
         if self.client is None or not inputs:
             return
         from jiuzhang.tracking.lineage import dataset_inputs
 
-        datasets = dataset_inputs(inputs, context, root)
+        datasets = dataset_inputs(inputs, context, root, digests)
         if datasets:
             self.client.log_inputs(self.run_id, datasets=datasets)
 
