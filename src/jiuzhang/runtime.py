@@ -106,19 +106,20 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
         with reporting_to(run.log_metrics if run.client is not None else None, stage):
             metrics = work(params, run)
         stage_seconds = round(time.perf_counter() - started, 2)
-        if output is not None and main_rank and Path(output.folder).is_dir():
-            write_card(output.folder, output.kind, CardFacts(
-                stage, params.profile, json_sha256(config)[:16], sections, digests, headline_counts(metrics),
-                {s.name: s.license or "" for s in params.corpus.sources} if stage == "corpus" else {},
-                output.base_model, stand_in(params)))
-            if output.kind == "model":
-                run.register_model(output.folder, Path.cwd())
         if provenance_dir is not None and main_rank:
             write_json(Path(provenance_dir) / "_provenance.json", artifact_provenance(stage, config, seeds))
         # Facts of this execution (wall time, throughput, cache hits) differ run to run; they go to a
         # separate file (listed under the top-level `metrics:` of dvc.yaml, not a stage output) so the
         # stage's DVC-tracked metrics stay byte-identical.
         facts = {"stage_seconds": stage_seconds, **metrics.pop("timing", {}), **metrics.pop("run", {})}
+        if output is not None and main_rank and Path(output.folder).is_dir():
+            # after the run facts left the metrics: the card holds only what is the same on a rerun
+            write_card(output.folder, output.kind, CardFacts(
+                stage, params.profile, json_sha256(config)[:16], sections, digests, headline_counts(metrics),
+                {s.name: s.license or "" for s in params.corpus.sources} if stage == "corpus" else {},
+                output.base_model, stand_in(params)))
+            if output.kind == "model":
+                run.register_model(output.folder, Path.cwd())
         run.log_metrics({**metrics, "run": facts})
         if metrics_path is not None and main_rank:
             write_json(metrics_path, metrics)
