@@ -195,7 +195,7 @@ def test_killed_run_resumes_from_completion_markers(tmp_path, write_params):
     print(f"after kill -9 in the clustering phase: {len(markers)} read ranks finished; the rerun read "
           f"{len(log.read_text().splitlines())} ranks again")
     assert log.read_text() == "", "finished ranks must not run again"
-    assert "already been completed" in resumed.stderr
+    assert "read: all 2 tasks were finished by an earlier run (kept)" in resumed.stderr
     assert not work.exists(), "the work folder goes once the outputs are written"
     fresh = stage("plain", tmp_path / "fresh")
     assert fresh.returncode == 0

@@ -68,6 +68,7 @@ class _QuietRanks:
     label = "datatrove"
     phase_started = 0.0
     finished_before = 0
+    progress_dir = ""
 
     def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):  # noqa: D401 - datatrove's hook
         try:
@@ -84,11 +85,24 @@ class _QuietRanks:
             done = self.finished_before
         total = self.world_size  # type: ignore[attr-defined]
         every = max(1, total // 10)
-        if done == total or (done % every == 0 and time.perf_counter() - self.phase_started >= QUIET_S):
+        due = done == total or (done % every == 0 and time.perf_counter() - self.phase_started >= QUIET_S)
+        if due and self._claim_line(done):
             line = Progress(self.label, total, "task", initial=0, form="off", started=self.phase_started)
             line.done = done
             print(line.line(), file=sys.stderr, flush=True)
         return stats
+
+    def _claim_line(self, done: int) -> bool:
+        """True for the one worker that prints the line for ``done`` finished tasks: workers read the shared
+        count after their own increment, so two can read the same value (a file created exclusively decides)."""
+        if not self.progress_dir:
+            return True
+        os.makedirs(self.progress_dir, exist_ok=True)
+        try:
+            os.close(os.open(os.path.join(self.progress_dir, str(done)), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
 
 
 class QuietLocalExecutor(_QuietRanks, LocalPipelineExecutor):
@@ -122,6 +136,7 @@ class Phases:
                                           start_method="fork")
         before = n - len(executor.get_incomplete_ranks(skip_completed=True))
         executor.label, executor.phase_started, executor.finished_before = label or name, time.perf_counter(), before
+        executor.progress_dir = str(self.work / "logs" / name / f"progress-{time.time_ns()}")
         report = Progress(label or name, n, "task", initial=before, form="off")  # MLflow's figures of the phase
         if before == n:
             print(f"{label or name}: all {n} tasks were finished by an earlier run (kept)", file=sys.stderr, flush=True)
