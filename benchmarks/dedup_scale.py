@@ -13,7 +13,9 @@ exact copies (other case and spacing) and 5% near copies (one word changed) of e
 * ``datatrove``: ``jiuzhang.dataflow.dedup.run_dedup``: exact-dedup and MinHash phases on datatrove's
   LocalPipelineExecutor, ``--tasks`` ranks on this machine's cores, signatures on disk.
 
-Peak RSS is the largest sum over the process and all its children, sampled every 0.2 s (psutil); time is
+Peak RSS is the largest sum over the process and all its children, sampled every 0.2 s (psutil); it counts
+the pages forked workers share with their parent once per process, so for the datatrove path it is an upper
+bound, and the peak PSS sum (each shared page split among its processes) is the tree's real footprint. Time is
 wall-clock. Both paths must remove the same number of exact duplicates, and near ones within 1%.
 """
 
@@ -117,11 +119,14 @@ def measure(path: str, data: Path, tasks: int) -> dict:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         root = psutil.Process(proc.pid)
-        peak = 0
+        peak = peak_pss = 0
         while proc.poll() is None:
             try:
-                rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-                peak = max(peak, rss)
+                tree = [root, *root.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree))
+                # PSS shares each page among the processes mapping it: datatrove forks its workers, and
+                # the RSS sum counts the pages they share with the parent once per process.
+                peak_pss = max(peak_pss, sum(p.memory_full_info().pss for p in tree))
             except psutil.Error:
                 pass
             time.sleep(0.2)
@@ -129,7 +134,8 @@ def measure(path: str, data: Path, tasks: int) -> dict:
         out = proc.stdout.read() if proc.stdout else ""
         if proc.returncode != 0:
             raise SystemExit(f"{path} failed ({proc.returncode})")
-    return {"seconds": round(seconds, 1), "peak_rss_mib": round(peak / 2**20), **json.loads(out.splitlines()[-1])}
+    return {"seconds": round(seconds, 1), "peak_rss_mib": round(peak / 2**20), "peak_pss_mib": round(peak_pss / 2**20),
+            **json.loads(out.splitlines()[-1])}
 
 
 def main() -> None:
