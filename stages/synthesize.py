@@ -58,4 +58,5 @@ def synthesize(stage: str, params_path: str, model_dir: str | None, prompts_dir:
     params = load_params(params_path)
     sections = ("synthesize",) if model_dir else ("synthesize", "synthesizer")
     run_stage(stage, params_path, sections, {"sampling": params.synthesize.seed}, work, metrics_path, params=params,
-              inputs={"synthesizer": model_dir, "prompts": prompts_dir}, output=Output(out))
+              inputs={"synthesizer": model_dir or params.synthesizer.init.path, "prompts": prompts_dir},
+              output=Output(out))

@@ -96,8 +96,9 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
                    run_provenance(stage, config, seeds), tags) as run:
         if progress_mode() != "bar":
             quiet_library_bars()
+        # an optional input a stage did not get (None, or a path that is not there) is left out
         digests = {name: content_digest(Path(path)) for name, path in (inputs or {}).items()
-                   if main_rank and Path(path).exists()}
+                   if main_rank and path and Path(path).exists()}
         if main_rank:
             run.log_inputs({n: p for n, p in (inputs or {}).items() if n in digests}, stage.split("@")[0], Path.cwd(),
                            digests)
