@@ -64,5 +64,7 @@ def command(params_path: str, prompts_dir: str, model_dir: str, candidates_dir: 
                 "timing": timing}
 
     run_stage("influence", params_path, ("influence", "kd", "synthesize"), {}, work, metrics_path,
-              inputs={"prompts": prompts_dir, "synthesizer": model_dir, "candidates": candidates_dir,
+              # not the candidates folder: the stage writes it (persist, resumable), so at the start it may hold a
+              # half-done or an earlier run's shards, and its digest would make the card differ between runs
+              inputs={"prompts": prompts_dir, "synthesizer": model_dir,
                       **({"reference": reference_dir} if reference_dir else {})}, output=Output(out))

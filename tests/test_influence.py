@@ -60,9 +60,12 @@ def test_influence_stage_writes_candidate_data_and_selects_from_it(tmp_path, wri
     assert len(generated) == 12 and len(selected) == 5 and {r["id"] for r in selected} <= generated
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["candidates"] == 12 and metrics["candidate_data"]["records"] == 12
-    # A rerun reuses the finished candidate shards.
+    card = (tmp_path / "sel" / "README.md").read_text()
+    # A rerun reuses the finished candidate shards; its card is the same although the candidates folder (the
+    # stage's own persistent output) now exists at the start
     run_cli(*args, cwd=tmp_path)
     assert json.loads((tmp_path / "run" / "m.json").read_text())["generated_records"] == 0
+    assert (tmp_path / "sel" / "README.md").read_text() == card
 
 
 def test_influence_stage_with_less(tmp_path, write_params):
