@@ -32,7 +32,7 @@ def command(params_path: str, corpus_dir: str, out: str, metrics_path: str, chec
 
     \b
     Example:
-      jiuzhang base --corpus data/corpus --out models/base --metrics metrics/base.json
+      jiuzhang base --corpus data/corpus --out models/base --results results/base.json
     """
     from jiuzhang.base.builder import build_base  # torch + transformers: import only when training
 

@@ -14,8 +14,9 @@ from stages.options import params_option
 @click.option("--all", "every", is_flag=True, help="Every metric, also equal ones and run facts (wall time, tokens/s).")
 @click.option("--arms", "arms", is_flag=True, help="Instead of MLflow pipelines: this workspace's control arms "
               "(pretrain.arms: base, synthetic, raw, released) on the same items, from the eval stages' outputs.")
-@click.option("--metrics-dir", default="metrics", show_default=True, type=click.Path(file_okay=False),
-              help="With --arms: the stages' metrics (pretrain.json, pretrain_arms/<arm>.json).")
+@click.option("--results-dir", "--metrics-dir", "metrics_dir", default="results", show_default=True,
+              type=click.Path(file_okay=False),
+              help="With --arms: the stages' results (pretrain.json, pretrain_arms/<arm>.json).")
 @click.option("--predictions", "eval_dir", default="data/eval", show_default=True, type=click.Path(file_okay=False),
               help="With --arms: the synthetic arm's per-item predictions.")
 @click.option("--base-predictions", "base_dir", default="data/eval_base", show_default=True,

@@ -29,7 +29,7 @@ def command(params_path: str, out: str, metrics_path: str, dry_run: bool) -> Non
 
     \b
     Example:
-      jiuzhang corpus --params params.yaml --out data/corpus --metrics metrics/corpus.json
+      jiuzhang corpus --params params.yaml --out data/corpus --results results/corpus.json
     """
     params = load_params(params_path)
     root = Path.cwd()

@@ -7,7 +7,7 @@ import click
 
 from jiuzhang.errors import UserError
 from jiuzhang.runtime import Output, run_stage
-from stages.options import params_option
+from stages.options import headline_option, params_option
 
 
 @click.command("eval")
@@ -21,8 +21,9 @@ from stages.options import params_option
               "http://127.0.0.1:8000/v1; the key is read from $OPENAI_API_KEY if set.")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Output folder: <benchmark>/predictions.jsonl + metrics.json (default eval-results/<model>).")
-@click.option("--metrics", "metrics_path", default=None, type=click.Path(dir_okay=False),
-              help="With one --benchmark: where to write its metrics JSON (the DVC stage's metrics file).")
+@click.option("--results", "--metrics", "metrics_path", default=None, type=click.Path(dir_okay=False),
+              help="With one --benchmark: where to write all its results as JSON (results/eval/<benchmark>.json).")
+@headline_option
 @click.option("--stage", "stage_name", default=None,
               help="Name of this run in MLflow (default eval@<benchmark>; the DAG's base-model runs: eval_base@...).")
 @click.option("--resume-dir", default=None, type=click.Path(file_okay=False),

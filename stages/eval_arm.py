@@ -24,5 +24,5 @@ command = click.Command(
     \b
     Example:
       jiuzhang eval_arm --arm raw --benchmark gsm8k --model models/arms/raw --out data/eval_arms/raw/gsm8k \\
-          --metrics metrics/eval_arms/raw/gsm8k.json
+          --results results/eval_arms/raw/gsm8k.json
     """)

@@ -23,5 +23,5 @@ command = click.Command(
     \b
     Example:
       jiuzhang eval_base --benchmark gsm8k --model models/base --out data/eval_base/gsm8k \\
-          --metrics metrics/eval_base/gsm8k.json
+          --results results/eval_base/gsm8k.json
     """)

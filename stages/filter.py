@@ -28,7 +28,7 @@ def command(params_path: str, raw_dir: str, out: str, metrics_path: str) -> None
 
     \b
     Example:
-      jiuzhang filter --raw data/synthetic/raw --out data/synthetic/clean --metrics metrics/filter.json
+      jiuzhang filter --raw data/synthetic/raw --out data/synthetic/clean --results results/filter.json
     """
     run_filter("filter", params_path, raw_dir, out, metrics_path)
 

@@ -15,12 +15,12 @@ from stages.options import metrics_option, params_option
 @metrics_option
 def command(params_path: str, raw_dir: str, out: str, metrics_path: str) -> None:
     """Exactly the filter stage's checks on the generations of the synthesizer's initial model, so
-    metrics/filter_init.json and metrics/filter.json compare keep rates (per kind, with drop reasons)
+    results/filter_init.json and results/filter.json compare keep rates (per kind, with drop reasons)
     before and after KD on the same prompts.
 
     \b
     Example:
       jiuzhang filter_init --raw data/synthetic/init_raw --out data/synthetic/init_clean \\
-          --metrics metrics/filter_init.json
+          --results results/filter_init.json
     """
     run_filter("filter_init", params_path, raw_dir, out, metrics_path)

@@ -36,7 +36,7 @@ def command(params_path: str, prompts_dir: str, model_dir: str, candidates_dir: 
     Example:
       jiuzhang influence --prompts data/prompts --model models/synthesizer_initial \\
           --candidates data/influence/candidates --reference models/base --out data/influence/selection \\
-          --metrics metrics/influence.json
+          --results results/influence.json
     """
     import pyarrow.parquet as pq
 

@@ -32,7 +32,7 @@ def command(params_path: str, prompts_dir: str, selection_dir: str, templates_di
     \b
     Example:
       jiuzhang kd_boost --prompts data/prompts --selection data/influence/selection --templates templates/prompts \\
-          --journal data/journal/kd_boost.sqlite --out data/kd/boost --metrics metrics/kd_boost.json
+          --journal data/journal/kd_boost.sqlite --out data/kd/boost --results results/kd_boost.json
     """
     params = load_params(params_path)
     endpoint = teacher_endpoint(params.teacher, templates_dir)

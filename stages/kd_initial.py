@@ -33,7 +33,7 @@ def command(params_path: str, prompts_dir: str, templates_dir: str, journal_path
     \b
     Example:
       jiuzhang kd_initial --prompts data/prompts --templates templates/prompts \\
-          --journal data/journal/kd_initial.sqlite --out data/kd/initial --metrics metrics/kd_initial.json
+          --journal data/journal/kd_initial.sqlite --out data/kd/initial --results results/kd_initial.json
     """
     params = load_params(params_path)
     endpoint = teacher_endpoint(params.teacher, templates_dir)

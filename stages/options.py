@@ -29,9 +29,25 @@ _set_values = click.option(
 def params_option(f):
     """``--params FILE`` and ``--set KEY=VALUE`` (the file, then overrides of its keys)."""
     return _params_file(_set_values(f))
-metrics_option = click.option(
-    "--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False),
-    help="Where to write this stage's metrics JSON (declared as DVC metrics in dvc.yaml).")
+def _store_headline(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    from jiuzhang.pipeline.headline import set_target
+
+    set_target(value)
+
+
+headline_option = click.option(
+    "--headline", default=None, type=click.Path(dir_okay=False), expose_value=False, callback=_store_headline,
+    help="Where to write the stage's few headline figures (metrics/<stage>.json, the file `dvc metrics show` and "
+         "`dvc exp show` display); default: none.")
+_results_file = click.option(
+    "--results", "--metrics", "metrics_path", required=True, type=click.Path(dir_okay=False),
+    help="Where to write all of this stage's results as JSON (results/<stage>.json; --metrics is the old name); "
+         "facts of the execution (wall times, cache hits, packages) go beside it, to results/run/.")
+
+
+def metrics_option(f):
+    """``--results FILE`` (all results) and ``--headline FILE`` (the DVC metrics file)."""
+    return _results_file(headline_option(f))
 progress_option = click.option("--progress/--no-progress", default=True, show_default=True,
                                help="Show a progress bar on stderr.")
 prompts_option = click.option("--prompts", "prompts_dir", required=True, type=click.Path(exists=True, file_okay=False),

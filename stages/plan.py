@@ -13,7 +13,7 @@ from stages.options import params_option
 @click.option("--templates", default="templates/prompts", show_default=True,
               type=click.Path(exists=True, file_okay=False), help="Prompt templates (prompt lengths are read from them).")
 @click.option("--measured", default=None, type=click.Path(exists=True, file_okay=False),
-              help="A run's facts folder (e.g. metrics/run) whose measured tokens/s replace the stated rates.")
+              help="A run's facts folder (e.g. results/run) whose measured tokens/s replace the stated rates.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def command(params_path: str, templates: str, measured: str | None, as_json: bool) -> None:
     """Validate PARAMS and print, per stage: the work (teacher calls, tokens, problems, training tokens),
@@ -27,7 +27,7 @@ def command(params_path: str, templates: str, measured: str | None, as_json: boo
     \b
     Examples:
       jiuzhang plan --params configs/paper.yaml
-      jiuzhang plan --measured metrics/run          # the smoke profile at this machine's measured rates
+      jiuzhang plan --measured results/run          # the smoke profile at this machine's measured rates
       jiuzhang plan --params configs/paper.yaml --json > plan.json
     """
     from jiuzhang.config.loader import load_params

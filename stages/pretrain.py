@@ -34,7 +34,7 @@ def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoin
     \b
     Example:
       jiuzhang pretrain --init models/base --synthetic data/synthetic/clean --out models/jiuzhang \\
-          --checkpoints .cache/checkpoints/pretrain --metrics metrics/pretrain.json
+          --checkpoints .cache/checkpoints/pretrain --results results/pretrain.json
     """
     from jiuzhang.training.records import PretrainMix, iter_examples, tail_rows
     from jiuzhang.training.runner import run_training

@@ -20,7 +20,7 @@ from stages.training_common import (checkpoints_option, loss_curve_option, out_m
 @click.option("--init", "init_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="Base model folder (the same start as the synthetic arm).")
 @click.option("--budget", "budget_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="The synthetic arm's training metrics (metrics/pretrain.json): its target_tokens_per_epoch is "
+              help="The synthetic arm's training metrics (results/pretrain.json): its target_tokens_per_epoch is "
                    "this arm's budget.")
 @click.option("--corpus", type=click.Path(exists=True, file_okay=False), help="Corpus snippets (raw arm).")
 @click.option("--prompts", type=click.Path(exists=True, file_okay=False), help="Prompt pool (raw arm).")
@@ -41,9 +41,9 @@ def command(params_path: str, arm: str, init_dir: str, budget_path: str, corpus:
 
     \b
     Example:
-      jiuzhang pretrain_arm --arm raw --init models/base --budget metrics/pretrain.json --corpus data/corpus \\
+      jiuzhang pretrain_arm --arm raw --init models/base --budget results/pretrain.json --corpus data/corpus \\
           --prompts data/prompts --synthetic data/synthetic/clean --out models/arms/raw \\
-          --checkpoints .cache/checkpoints/pretrain_arm_raw --metrics metrics/pretrain_arms/raw.json
+          --checkpoints .cache/checkpoints/pretrain_arm_raw --results results/pretrain_arms/raw.json
     """
     from transformers import AutoTokenizer
 

@@ -26,7 +26,7 @@ def command(params_path: str, corpus_dir: str, templates_dir: str, out: str, met
     \b
     Example:
       jiuzhang prompts --corpus data/corpus --templates templates/prompts \\
-          --out data/prompts --metrics metrics/prompts.json
+          --out data/prompts --results results/prompts.json
     """
     run_stage("prompts", params_path, ("prompts",), {},
               lambda p, run: build_prompts(p.prompts, Path(corpus_dir), Path(templates_dir), Path(out)),

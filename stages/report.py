@@ -10,8 +10,9 @@ from stages.options import params_option
 
 @click.command("report")
 @params_option
-@click.option("--metrics-dir", default="metrics", show_default=True, type=click.Path(file_okay=False),
-              help="Folder holding the stages' metrics (eval/<benchmark>.json, kd_*.json, synthesize.json, ...).")
+@click.option("--results-dir", "--metrics-dir", "metrics_dir", default="results", show_default=True,
+              type=click.Path(file_okay=False),
+              help="Folder holding the stages' results (eval/<benchmark>.json, kd_*.json, synthesize.json, ...).")
 @click.option("--paper", default="templates/eval/paper_results.json", show_default=True,
               type=click.Path(dir_okay=False), help="The paper's published numbers (data file).")
 @click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False),
@@ -40,7 +41,7 @@ def command(params_path: str, metrics_dir: str, paper: str, out: str, eval_dir: 
 
     \b
     Example:
-      jiuzhang report --metrics-dir metrics --out reports
+      jiuzhang report --results-dir results --out reports
     """
     from jiuzhang.evaluation.report import write_report
 

@@ -9,7 +9,7 @@ from jiuzhang.errors import UserError
 
 
 @click.command("repro", context_settings={"ignore_unknown_options": True})
-@click.option("--times-out", default="metrics/run/repro.json", show_default=True, type=click.Path(dir_okay=False),
+@click.option("--times-out", default="results/run/repro.json", show_default=True, type=click.Path(dir_okay=False),
               help="Where the per-stage wall times of a run that did work are kept (a fact file, not a DVC output).")
 @click.argument("dvc_args", nargs=-1, type=click.UNPROCESSED)
 def command(times_out: str, dvc_args: tuple[str, ...]) -> None:

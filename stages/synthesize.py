@@ -30,7 +30,7 @@ def command(params_path: str, model_dir: str, prompts_dir: str, out: str, metric
     \b
     Examples:
       jiuzhang synthesize --model models/synthesizer --prompts data/prompts --out data/synthetic/raw \\
-          --metrics metrics/synthesize.json
+          --results results/synthesize.json
       # on a running Ray cluster (params: cluster.address: auto, cluster.workers: 32, gpus_per_worker: 1):
       dvc repro synthesize
     """

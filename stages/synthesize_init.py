@@ -23,6 +23,6 @@ def command(params_path: str, prompts_dir: str, out: str, metrics_path: str, pro
     \b
     Example:
       jiuzhang synthesize_init --prompts data/prompts --out data/synthetic/init_raw \\
-          --metrics metrics/synthesize_init.json
+          --results results/synthesize_init.json
     """
     synthesize("synthesize_init", params_path, None, prompts_dir, out, metrics_path, progress)

@@ -24,6 +24,6 @@ def command(params_path: str, kd_dirs: tuple[str, ...], out: str, checkpoints: s
     \b
     Example:
       jiuzhang synthesizer --kd data/kd/initial --kd data/kd/boost --out models/synthesizer \\
-          --checkpoints .cache/checkpoints/synthesizer --metrics metrics/synthesizer.json
+          --checkpoints .cache/checkpoints/synthesizer --results results/synthesizer.json
     """
     train_synthesizer("synthesizer", params_path, kd_dirs, out, checkpoints, metrics_path, loss_path)

@@ -51,6 +51,6 @@ def command(params_path: str, kd_dir: str, out: str, checkpoints: str, metrics_p
     \b
     Example:
       jiuzhang synthesizer_initial --kd data/kd/initial --out models/synthesizer_initial \\
-          --checkpoints .cache/checkpoints/synthesizer_initial --metrics metrics/synthesizer_initial.json
+          --checkpoints .cache/checkpoints/synthesizer_initial --results results/synthesizer_initial.json
     """
     train_synthesizer("synthesizer_initial", params_path, (kd_dir,), out, checkpoints, metrics_path, loss_path)

@@ -90,7 +90,7 @@ def test_a_tie_crowns_no_arm(tmp_path):
     n = 30
     for a in ("base", "synthetic", "raw"):
         _predictions(tmp_path / a / "gsm8k", [False] * n, [2.0] * n, [2.0] * n)
-    metrics = tmp_path / "metrics"
+    metrics = tmp_path / "results"
     (metrics / "pretrain_arms").mkdir(parents=True)
     for f in ("pretrain.json", "pretrain_arms/raw.json"):
         (metrics / f).write_text(json.dumps({"examples": 8, "target_tokens_per_epoch": 100, "steps": 2}))
@@ -116,7 +116,7 @@ def test_arm_comparison_pairs_every_arm_and_names_the_winner(tmp_path):
             "released": data / "eval_arms" / "released"}
     for a, (c, nll, neutral) in arms.items():
         _predictions(dirs[a] / "gsm8k", c, nll, neutral)
-    metrics = tmp_path / "metrics"
+    metrics = tmp_path / "results"
     (metrics / "pretrain_arms").mkdir(parents=True)
     (metrics / "pretrain.json").write_text(json.dumps({"examples": 48, "target_tokens_per_epoch": 12000, "steps": 8}))
     for a, k in (("raw", 11950), ("released", 12040)):

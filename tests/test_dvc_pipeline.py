@@ -59,11 +59,11 @@ def test_repro_rerun_selective_identical_and_push_pull(tmp_path):
         assert f"Running stage '{stage}'" in out
     assert (a / "mlflow.db").is_file()  # default tracking store: SQLite in the project
     first = lock_outputs(a / "dvc.lock")
-    assert set(first) >= {"data/corpus", "data/prompts", "models/base", "metrics/corpus.json", "data/kd/initial",
+    assert set(first) >= {"data/corpus", "data/prompts", "models/base", "results/corpus.json", "data/kd/initial",
                           "data/journal/kd_initial.sqlite", "data/influence/candidates", "data/influence/selection",
                           "data/kd/boost", "data/synthetic/raw", "data/synthetic/clean", "models/jiuzhang",
                           "data/eval/gsm8k", "data/eval/gsm_hard", "reports/accuracy.png", "reports/results.md"}
-    synth = yaml.safe_load((a / "metrics" / "synthesize.json").read_text())
+    synth = yaml.safe_load((a / "results" / "synthesize.json").read_text())
     assert synth["records"] == 24 and synth["overlong_skipped"] == 0 and synth["new_tokens"] > 0
 
     again = dvc(a, "repro")
@@ -109,7 +109,7 @@ def test_repro_rerun_selective_identical_and_push_pull(tmp_path):
 
     # the pulled journal replays the teacher round without a single request
     dvc(a, "repro", "-f", "kd_initial")
-    facts = yaml.safe_load((a / "metrics" / "run" / "kd_initial.json").read_text())
+    facts = yaml.safe_load((a / "results" / "run" / "kd_initial.json").read_text())
     assert facts["http_attempts"] == 0 and facts["cached"] == 20
 
     # a variant: `dvc exp run -S influence.method=random` reruns only what depends on influence, logs under a
@@ -119,7 +119,7 @@ def test_repro_rerun_selective_identical_and_push_pull(tmp_path):
     # refuses outputs that git tracks: put DVC's own files back before the baseline commit.
     for rel, text in dvc_ignores.items():
         (a / rel).write_text(text)
-    (a / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/metrics/run/\n/.cache/\n")
+    (a / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/results/run/\n/.cache/\n")
     for key, value in (("user.name", "jiuzhang test"), ("user.email", "test@example.invalid")):
         subprocess.run(["git", "config", key, value], cwd=a, check=True)  # dvc exp commits need an identity
     subprocess.run(["git", "add", "-A"], cwd=a, check=True)

@@ -34,7 +34,7 @@ def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("remotes")
     proj = small_project(root / "src" / "proj")
     dvc(proj, "repro", env={"JIUZHANG_TRACKING": "off"})
-    (proj / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/metrics/run/\n/.cache/\n")
+    (proj / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/results/run/\n/.cache/\n")
     for key, value in (("user.name", "jiuzhang test"), ("user.email", "test@example.invalid")):
         git(proj, "config", key, value)
     git(proj, "add", "-A")
@@ -151,7 +151,7 @@ def test_push_clone_pull_status_clean_and_nothing_reruns(project, remote, tmp_pa
     assert "Data and pipelines are up to date" in status, status
     assert "Running stage" not in dvc(fresh, "repro", env=remote.env)
     dvc(fresh, "repro", "-f", "kd_initial", env={**remote.env, "JIUZHANG_TRACKING": "off"})
-    facts = json.loads((fresh / "metrics" / "run" / "kd_initial.json").read_text())
+    facts = json.loads((fresh / "results" / "run" / "kd_initial.json").read_text())
     assert facts["http_attempts"] == 0 and facts["cached"] == facts["journal_answered"] > 0
     mib = n_bytes / 2**20
     print(f"\n{remote.kind}: {n_files} files, {mib:.1f} MiB; push {push_s:.1f} s ({mib / push_s:.1f} MiB/s), "

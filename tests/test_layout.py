@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import yaml
 
@@ -94,7 +97,7 @@ def test_paths_in_cmd_are_declared():
                         for key in ("outs", "metrics", "plots") for o in stage.get(key, [])}
         args = stage["cmd"].split()
         for flag, value in zip(args, args[1:]):
-            if flag in {"--out", "--metrics", "--loss-curve", "--journal"}:
+            if flag in {"--out", "--results", "--headline", "--loss-curve", "--journal"}:
                 assert value in declared_out or any(o.startswith(value + "/") for o in declared_out), (name, value)
             elif flag in {"--corpus", "--templates", "--prompts", "--selection", "--kd", "--init", "--synthetic",
                           "--model", "--raw", "--paper", "--template"}:
@@ -133,3 +136,26 @@ def test_the_project_explains_itself_from_its_own_files():
                  and "DESIGN.md" in (ROOT / f).read_text(encoding="utf-8", errors="replace")]
     assert offenders == []
     assert (ROOT / "docs" / "method.md").is_file()
+
+
+def test_dvc_metrics_are_the_headlines_and_results_are_plain_outputs():
+    """`dvc metrics show` lists only the metrics/ headline files; a stage's full results are outputs kept in git."""
+    for name, stage in STAGES.items():
+        metrics = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("metrics", [])]
+        assert all(m.startswith("metrics/") for m in metrics), (name, metrics)
+        args = stage["cmd"].split()
+        if "--results" in args:
+            assert args[args.index("--headline") + 1] in metrics, name
+    assert "metrics" not in DVC  # no top-level metrics: results/run/ (wall times) is not shown as metrics
+
+
+def test_dvc_metrics_show_fits_a_terminal():
+    """The committed smoke headline files: within 100 columns and ~60 lines (run in the checkout, offline)."""
+    shown = subprocess.run([str(Path(sys.executable).parent / "dvc"), "metrics", "show"], cwd=ROOT, check=True,
+                           capture_output=True, text=True)
+    out = shown.stdout
+    assert "failed to load" not in shown.stderr + out, shown.stderr  # every headline file is committed
+    lines = out.splitlines()
+    assert 10 <= len(lines) <= 60, out
+    assert max(map(len, lines)) <= 100, out
+    assert "results/" not in out and "run/" not in out

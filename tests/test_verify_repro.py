@@ -105,8 +105,8 @@ def test_numbers_within_tolerance_are_close_beyond_it_different(tmp_path):
 
     def run(name: str, acc: float, loss: str, scale: float, text: str) -> Path:
         root = tmp_path / name
-        outs = {"metrics/eval.json": _write(root, "metrics/eval.json", json.dumps({"acc": acc, "n": 40}).encode()),
-                "metrics/loss.csv": _write(root, "metrics/loss.csv", f"step,loss\n1,{loss}\n".encode()),
+        outs = {"results/eval.json": _write(root, "results/eval.json", json.dumps({"acc": acc, "n": 40}).encode()),
+                "results/loss.csv": _write(root, "results/loss.csv", f"step,loss\n1,{loss}\n".encode()),
                 "models/m/model.safetensors": _write(root, "models/m/model.safetensors", _weights(scale)),
                 "data/notes.txt": _write(root, "data/notes.txt", text.encode())}
         _lock(root, outs)
@@ -117,15 +117,15 @@ def test_numbers_within_tolerance_are_close_beyond_it_different(tmp_path):
     verdicts = {v.path: v for v in verify(a, b, tolerance=Tolerance())}
     assert {v.status for v in verdicts.values()} == {"close", "identical"}, render(list(verdicts.values()))
     assert verdicts["data/notes.txt"].status == "identical"
-    assert "max rel" in verdicts["metrics/eval.json"].detail and "rtol 0.0001" in verdicts["metrics/eval.json"].detail
+    assert "max rel" in verdicts["results/eval.json"].detail and "rtol 0.0001" in verdicts["results/eval.json"].detail
     assert "4099 numbers" in verdicts["models/m/model.safetensors"].detail      # 64*64 + 3 weights compared
 
     c = run("c", 0.55, "1.2345678", 1.01, "other")                       # beyond the tolerance, and other text
     verdicts = {v.path: v for v in verify(a, c, tolerance=Tolerance())}
-    assert verdicts["metrics/eval.json"].status == "DIFFERENT"
+    assert verdicts["results/eval.json"].status == "DIFFERENT"
     assert verdicts["models/m/model.safetensors"].status == "DIFFERENT"
     assert verdicts["data/notes.txt"].status == "DIFFERENT" and "not a numeric format" in verdicts["data/notes.txt"].detail
-    assert verdicts["metrics/loss.csv"].status == "identical"
+    assert verdicts["results/loss.csv"].status == "identical"
     assert {v.status for v in verify(a, b)} == {"DIFFERENT", "identical"}    # exact mode tolerates nothing
     res = run_cli("verify-repro", str(a), str(b), cwd=tmp_path, check=False)
     assert res.returncode == 0 and "close" in res.stdout
@@ -137,24 +137,24 @@ def test_against_a_revision_reads_git_kept_and_cached_outputs(tmp_path):
     import subprocess
 
     root = tmp_path / "proj"
-    metrics = _write(root, "metrics/eval.json", json.dumps({"acc": 0.25}).encode())
+    metrics = _write(root, "results/eval.json", json.dumps({"acc": 0.25}).encode())
     weights = _weights(1.0)
     file_md5 = _md5(weights)
     manifest = json.dumps([{"md5": file_md5, "relpath": "model.safetensors"}]).encode()
     dir_md5 = _md5(manifest) + ".dir"
     _write(root, f".dvc/cache/files/md5/{dir_md5[:2]}/{dir_md5[2:]}", manifest)   # the committed model, cached
     _write(root, f".dvc/cache/files/md5/{file_md5[:2]}/{file_md5[2:]}", weights)
-    _lock(root, {"metrics/eval.json": metrics, "models/m": dir_md5})
+    _lock(root, {"results/eval.json": metrics, "models/m": dir_md5})
     git = lambda *args: subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)  # noqa: E731
     git("init", "-q")
-    git("add", "dvc.lock", "metrics/eval.json")
+    git("add", "dvc.lock", "results/eval.json")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run on machine 1")
     # the rerun on machine 2: both outputs moved in the 7th digit, and dvc.lock was rewritten
-    new_metrics = _write(root, "metrics/eval.json", json.dumps({"acc": 0.25000001}).encode())
+    new_metrics = _write(root, "results/eval.json", json.dumps({"acc": 0.25000001}).encode())
     new_weights = _write(root, "models/m/model.safetensors", _weights(1 + 1e-7))
-    _lock(root, {"metrics/eval.json": new_metrics, "models/m": _md5(new_weights.encode()) + ".dir"})
+    _lock(root, {"results/eval.json": new_metrics, "models/m": _md5(new_weights.encode()) + ".dir"})
     verdicts = {v.path: v for v in verify(root, None, "HEAD", Tolerance())}
-    assert verdicts["metrics/eval.json"].status == "close", verdicts["metrics/eval.json"].detail
+    assert verdicts["results/eval.json"].status == "close", verdicts["results/eval.json"].detail
     assert verdicts["models/m"].status == "close", verdicts["models/m"].detail
     (root / ".dvc" / "cache").rename(root / "elsewhere")                 # the committed model is not here
     verdicts = {v.path: v for v in verify(root, None, "HEAD", Tolerance())}

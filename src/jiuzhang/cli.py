@@ -81,7 +81,7 @@ def cli() -> None:
     \b
     Examples:
       jiuzhang config check --params configs/paper.yaml
-      jiuzhang corpus --out data/corpus --metrics metrics/corpus.json
+      jiuzhang corpus --out data/corpus --results results/corpus.json
     """
 
 

@@ -22,6 +22,7 @@ from jiuzhang.common.progress import quiet_library_bars, reporting_to
 from jiuzhang.common.provenance import artifact_provenance, cpu_model, package_versions, run_provenance
 from jiuzhang.config.loader import active_overrides, load_params
 from jiuzhang.config.root import Params
+from jiuzhang.pipeline.headline import take_target, write_headline
 from jiuzhang.tracking.mlflow_run import StageRun, TrackingTarget, resolve_tracking, stage_run
 
 
@@ -34,14 +35,14 @@ def tracking_target(params: Params, env: dict[str, str] | None = None) -> Tracki
 
 
 def run_facts_path(metrics_path: str | Path) -> Path:
-    """``metrics/base.json`` -> ``metrics/run/base.json``; ``metrics/eval/gsm8k.json`` ->
-    ``metrics/run/eval/gsm8k.json``: run facts live under one ``run/`` folder beside the top metrics
+    """``results/base.json`` -> ``results/run/base.json``; ``results/eval/gsm8k.json`` ->
+    ``results/run/eval/gsm8k.json``: run facts live under one ``run/`` folder in the top results
     folder, never inside a folder that a stage declares as a dependency (``report`` depends on
-    ``metrics/eval``; facts in there would rerun it for nothing)."""
+    ``results/eval``; facts in there would rerun it for nothing)."""
     p = Path(metrics_path)
     parts = p.parts
-    if "metrics" in parts[:-1]:
-        top = len(parts) - 1 - parts[::-1].index("metrics", 1)
+    if "results" in parts[:-1]:
+        top = len(parts) - 1 - parts[::-1].index("results", 1)
         return Path(*parts[:top + 1], "run", *parts[top + 1:])
     return p.parent / "run" / p.name
 
@@ -82,6 +83,7 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
     (``README.md``, :mod:`jiuzhang.common.cards`); a model folder also becomes a version of the registered
     model ``jiuzhang-<stage>`` (``jiuzhang.tracking.lineage``).
     """
+    headline_path = take_target()  # the command's --headline, if any
     params = params or load_params(params_path)
     full = params.model_dump(mode="json")
     config = {s: full[s] for s in sections}
@@ -124,6 +126,8 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
         run.log_metrics({**metrics, "run": facts})
         if metrics_path is not None and main_rank:
             write_json(metrics_path, metrics)
+            if headline_path is not None:  # the few figures `dvc metrics show` displays
+                write_headline(stage, metrics, headline_path)
             # every package version of this execution (the output holds only those that shape it)
             write_json(run_facts_path(metrics_path), {**facts, "packages": package_versions(), "cpu_model": cpu_model()})
     return metrics

@@ -7,7 +7,7 @@ the params digest of the sections the stage read, its counts (the stage's result
 (Parquet columns, or the model's architecture), the licenses of the sources it comes from, and where the
 held-out figures are. It is an output byte for byte like the rest of the folder, so it holds nothing that
 changes between identical runs: no dates, durations, hosts or git commits (those are in MLflow and
-``metrics/run/``). The card text is built here; the file format is ``huggingface_hub``'s card classes.
+``results/run/``). The card text is built here; the file format is ``huggingface_hub``'s card classes.
 """
 
 from __future__ import annotations
@@ -105,8 +105,8 @@ def _common_body(facts: CardFacts, what: str) -> list[str]:
     if facts.counts:
         lines += ["## Counts", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in facts.counts.items()]
-        lines += ["", "All metrics of the stage: `metrics/` of the project (DVC metrics), with run facts in "
-                      "`metrics/run/`.", ""]
+        lines += ["", "All results of the stage: `results/` of the project, its headline figures in `metrics/` "
+                      "(`dvc metrics show`), run facts in `results/run/`.", ""]
     return lines
 
 
@@ -144,9 +144,9 @@ def model_card(folder: Path, facts: CardFacts) -> str:
         body += [f"| {k} | {v} |" for k, v in arch.items()] + [""]
     body += ["## Held-out figures", "",
              "The pipeline evaluates this model in its `eval*` stages: accuracy and held-out loss per benchmark, "
-             "with intervals, in `metrics/eval*/` and `reports/report.html` of the project that made it (an "
+             "with intervals, in `results/eval*/` and `reports/report.html` of the project that made it (an "
              "output folder cannot hold figures computed after it was written). The training loss curve is the "
-             "stage's `metrics/*_loss.csv`.", ""]
+             "stage's `results/*_loss.csv`.", ""]
     body += _license_lines(facts)
     return f"---\n{data.to_yaml()}\n---\n" + "\n".join(body)
 

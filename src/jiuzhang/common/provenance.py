@@ -119,6 +119,6 @@ def artifact_provenance(stage: str, config: dict[str, Any], seeds: dict[str, int
 
 
 def run_provenance(stage: str, config: dict[str, Any], seeds: dict[str, int], cwd: str | Path = ".") -> dict[str, Any]:
-    """Everything about one execution (MLflow and ``metrics/run/``): every package, git, hardware, argv."""
+    """Everything about one execution (MLflow and ``results/run/``): every package, git, hardware, argv."""
     return {"stage": stage, "config": config, "seeds": seeds, "packages": package_versions(), "git": git_state(cwd),
             "hardware": hardware(), "argv": sys.argv}

@@ -63,7 +63,7 @@ class PlanConfig(Section):
         default_factory=lambda: {"nl": 0.246, "tool": 0.296}, strict=False, description=(
             "Share of generations the filter keeps with filter.preset 'ours', by kind (measured on the paper's "
             "released records by benchmarks/filter_keep_rates.py: the answer requirement drops 75.4% of CoT, "
-            "output verification 69.6% of tool). 'plan --measured' reads a run's metrics/filter.json instead; "
+            "output verification 69.6% of tool). 'plan --measured' reads a run's results/filter.json instead; "
             "preset 'paper' keeps all."))
     tokens_per_record: dict[Literal["nl", "tool"], Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: {"nl": 598.0, "tool": 341.1}, strict=False, description=(

@@ -70,7 +70,7 @@ class DocumentReader:
     def _bad(self, where: str, reason: str, detail: str) -> None:
         if self.on_bad_record == "error":
             raise InputDataError(f"{where}: {detail}; fix the record, or set corpus.on_bad_record: skip "
-                                 f"to skip such records and count them in metrics/corpus.json")
+                                 f"to skip such records and count them in results/corpus.json")
         self.bad[reason] += 1
 
     def _jsonl_rows(self) -> Iterator[tuple[str, dict[str, Any] | None]]:

@@ -4,7 +4,7 @@ next to planned) and charts, as one self-contained HTML page (charts are embedde
 plus results.md, summary.json and a DVC plot.
 
 Every file is built from the stages' deterministic metrics and outputs, so the report reproduces byte for
-byte. Wall-clock times are facts of one execution, not of the results: they stay in ``metrics/run/`` (and
+byte. Wall-clock times are facts of one execution, not of the results: they stay in ``results/run/`` (and
 the table ``jiuzhang repro`` prints); the report only says where to find them. The page is rendered with
 Jinja2 (autoescaped) from ``templates/report/report.html.j2``.
 """

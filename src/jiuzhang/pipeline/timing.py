@@ -3,7 +3,7 @@
 DVC prints ``Running stage 'x':`` when it starts a stage and does not time stages itself. We run it as a
 child process, pass its output through unchanged and stamp each stage's start, so a stage's wall time is
 everything from its start to the next stage's start: the dependency hashing, the Python start-up and the
-output caching DVC does for it, not only the work the stage times itself (``metrics/run/<stage>.json``
+output caching DVC does for it, not only the work the stage times itself (``results/run/<stage>.json``
 ``stage_seconds``). A stage DVC skips (``didn't change, skipping``) is listed with no time.
 """
 

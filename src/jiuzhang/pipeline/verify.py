@@ -2,7 +2,7 @@
 
 On one machine every output is byte-identical by construction: the teacher journals are rewritten in
 canonical form (answer rows in key order, no commit times, latencies or attempts) and the report holds no
-wall times; those facts of one execution go to ``metrics/run/``, which is neither an output nor a
+wall times; those facts of one execution go to ``results/run/``, which is neither an output nor a
 dependency. ``exact`` mode (``make verify-repro``) tolerates nothing. Across machines float results move in
 the 6th digit, so by default an output whose hash differs is compared by its numbers
 (:mod:`.closeness`): 'close' when every number is within the named tolerance, with the largest absolute and

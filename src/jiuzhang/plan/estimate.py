@@ -4,7 +4,7 @@ Every figure is derived, never typed in: amounts of work from the params (teache
 candidate sizes, epochs, token budgets) and the data files they name (prompt templates, benchmark test
 sets, influence targets); rates from stated hardware facts (the ``plan`` section: accelerator peak,
 MFU, price; ``synthesize.projection.gpu_tokens_per_s``) or, with ``measured``, from a real run's
-``metrics/run/<stage>.json``. Each estimate carries the formula it came from.
+``results/run/<stage>.json``. Each estimate carries the formula it came from.
 
 Cost model (standard, see e.g. Kaplan et al. 2020): training = 6 x parameters FLOPs per token; a LoRA
 pass with frozen weights (influence warm-up, per-example gradients) = 4 x parameters; generation at a

@@ -1,6 +1,6 @@
 """The filter stage's own checks, as datatrove filter blocks: parse and validate, then run tool code.
 
-Checks run cheapest first and each drop names one reason (counted in ``metrics/filter.json``):
+Checks run cheapest first and each drop names one reason (counted in ``results/filter.json``):
 ``overlong_prompt``, ``truncated``, the parse reasons (``empty``, ``refusal``, ``missing_problem``,
 ``missing_solution``), ``missing_answer``, ``no_code`` (:class:`RecordChecks`); ``benchmark_overlap``
 (datatrove's ``NGramsDecontFilter``, synthesis/cleaning.py); ``code_error``, ``code_timeout``,

@@ -184,7 +184,7 @@ class Journal:
         needed, and its pages follow the order in which concurrent answers arrived: two runs with the same
         answers would differ in bytes, and so in their DVC hash. The canonical form holds the same answer
         rows, inserted in key order into a fresh file, with those per-execution columns zeroed (the run's
-        attempts and cache hits are in the stage's run facts, ``metrics/run/``): the same answers give the
+        attempts and cache hits are in the stage's run facts, ``results/run/``): the same answers give the
         same bytes. Batch submissions still open (a run that stopped waiting) are kept, so a rerun re-attaches;
         finished ones are dropped (their answers are in the rows). It is written next to the journal and
         moved over it atomically, so a kill during the rewrite leaves the live journal intact. The file stays

@@ -9,7 +9,7 @@ at the synthetic arm's target-token budget, so that the comparison is of content
 - ``released``: the paper's released JiuZhang3.0 sample only (``{input, output}`` in the synthetic records'
   own format), in a seeded order.
 
-The budget is the synthetic arm's ``target_tokens_per_epoch`` (``metrics/pretrain.json``), counted with the
+The budget is the synthetic arm's ``target_tokens_per_epoch`` (``results/pretrain.json``), counted with the
 same tokenizer and length cap as training counts it; rows are taken while that brings the total closer to
 the budget, so an arm ends within half a record of it. The arm's own training metrics give the exact count.
 """
@@ -64,7 +64,7 @@ def arm_examples(arm: str, budget: int, tokenizer, max_length: int, seed: int, *
     closest to ``budget``."""
     if budget <= 0:
         raise InputDataError(f"the synthetic arm trained on {budget} target tokens; the {arm} arm is sized to match "
-                             f"it, so run the pretrain stage first (metrics/pretrain.json)")
+                             f"it, so run the pretrain stage first (results/pretrain.json)")
     if arm == "raw":
         if corpus is None or prompts is None or synthetic is None:
             raise InputDataError("the raw arm needs the corpus, prompts and clean synthetic tables")
