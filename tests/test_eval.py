@@ -109,6 +109,10 @@ def test_eval_stage_on_a_tiny_model(tmp_path, write_params):
     paper = {p["idx"]: p for p in preds if p["setting"] == "loss"}
     neutral = {p["idx"]: p for p in preds if p["setting"] == "loss_neutral"}
     assert all(neutral[i]["target"] == paper[i]["target"] and neutral[i]["format"] == "neutral" for i in paper)
+    # every row names its prompt by hash: the NL answer and the paper-format loss read the same prompt
+    nl = {p["idx"]: p for p in preds if p["setting"] == "nl"}
+    assert all(nl[i]["prompt_sha256"] == paper[i]["prompt_sha256"] != neutral[i]["prompt_sha256"] for i in paper)
+    assert all(len(p["prompt_sha256"]) == 16 for p in preds)
     assert metrics["loss_neutral"]["items"] == 3 and metrics["loss_neutral"]["mean_nll"] != loss["mean_nll"]
     assert not (tmp_path / ".cache" / "eval").exists() or not any((tmp_path / ".cache" / "eval").iterdir())
     # standalone, several benchmarks (5-shot aqua included), default layout <out>/<benchmark>/

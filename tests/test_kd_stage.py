@@ -52,6 +52,9 @@ def test_offline_teacher_end_to_end_and_labelled(tmp_path, write_params):
     metrics = json.loads((tmp_path / "metrics" / "kd_initial.json").read_text())
     assert metrics["teacher"]["kind"] == "offline" and "not a real LLM" in metrics["teacher"]["label"]
     assert metrics["kept"] == len(prompts)
+    about = metrics["about"]  # the results file describes itself
+    assert about["schema_version"] == 2 and about["stage"] == "kd_initial" and len(about["params_digest"]) == 16
+    assert about["params_sections"] == ["teacher", "kd"] and about["packages"]["torch"] != "not installed"
     kept = {r["prompt"]: r for r in pq.read_table(tmp_path / "kd" / "part-00000.parquet").to_pylist()}
     gsm8k_questions = {json.loads(line)["question"] for line in open(SHARED / "benchmarks/gsm8k/train.jsonl")}
     for i in range(4):

@@ -34,6 +34,12 @@ def tracking_target(params: Params, env: dict[str, str] | None = None) -> Tracki
     return resolve_tracking(env.get("MLFLOW_TRACKING_URI"), Path.cwd(), params.tracking.store)
 
 
+# results/<stage>.json layout version: 2 added the "about" block (1: the metrics alone)
+RESULTS_SCHEMA = 2
+# the libraries whose versions a results file names (those that compute what it reports)
+RESULT_PACKAGES = ("jiuzhang", "torch", "transformers", "datatrove", "math-verify")
+
+
 def run_facts_path(metrics_path: str | Path) -> Path:
     """``results/base.json`` -> ``results/run/base.json``; ``results/eval/gsm8k.json`` ->
     ``results/run/eval/gsm8k.json``: run facts live under one ``run/`` folder in the top results
@@ -125,7 +131,11 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
                 run.register_model(output.folder, Path.cwd())
         run.log_metrics({**metrics, "run": facts})
         if metrics_path is not None and main_rank:
-            write_json(metrics_path, metrics)
+            # the file says what it is: its layout's version, the stage, the digest of the params it was made
+            # with and the versions of the libraries that computed it (the same on a rerun: no times, no host)
+            write_json(metrics_path, {**metrics, "about": {
+                "schema_version": RESULTS_SCHEMA, "stage": stage, "params_sections": list(sections),
+                "params_digest": json_sha256(config)[:16], "packages": package_versions(RESULT_PACKAGES)}})
             if headline_path is not None:  # the few figures `dvc metrics show` displays
                 write_headline(stage, metrics, headline_path)
             # every package version of this execution (the output holds only those that shape it)

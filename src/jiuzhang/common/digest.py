@@ -33,6 +33,12 @@ def json_sha256(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
 
 
+def text_digest(text: str) -> str:
+    """First 16 hex digits of the SHA-256 of a text (UTF-8): the prompt hash of a prediction row, so two files'
+    rows can be checked to answer the very same prompt."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 def code_sha256(module_file: str | Path) -> str:
     """The code version of a package: the hash of every ``.py`` file in the folder of ``module_file``."""
     return folder_sha256(Path(module_file).resolve().parent, "*.py")

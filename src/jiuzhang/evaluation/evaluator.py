@@ -1,7 +1,8 @@
 """Evaluate one benchmark in its settings with any engine: prompts -> generations (greedy) -> grades.
 
-Predictions keep everything needed to audit a score: the prompt's item index, the full output, the
-extracted answer, the gold answer and the verdict.
+Predictions keep everything needed to audit a score: the prompt's item index and hash (``prompt_sha256``,
+first 16 hex digits of its SHA-256: two files' rows answer the same prompt when it matches), the full output,
+the extracted answer, the gold answer and the verdict.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jiuzhang.cluster.pool import Unit, run_units
+from jiuzhang.common.digest import text_digest
 from jiuzhang.common.progress import Progress
 from jiuzhang.config.cluster import ClusterConfig
 from jiuzhang.config.evaluation import EvalConfig
@@ -69,7 +71,8 @@ def evaluate(task: Task, rows: list[dict[str, Any]], settings: tuple[str, ...], 
             v = grade(task, r, texts[req.id], cut_off=req.id in cut_off, rules=cfg.grading.rules)
             correct += v.correct
             invalid += v.extracted is None
-            predictions.append({"idx": r["_idx"], "setting": setting, "prediction": texts[req.id],
+            predictions.append({"idx": r["_idx"], "setting": setting, "prompt_sha256": text_digest(req.prompt),
+                                "prediction": texts[req.id],
                                 "extracted": v.extracted, "gold": v.gold, "correct": v.correct,
                                 "cut_off": req.id in cut_off})
         n = len(chosen[setting])
@@ -182,7 +185,8 @@ def heldout(task: Task, rows: list[dict[str, Any]], shots, engine, cfg: EvalConf
     examples = [Example(f"{task.name}/{key}/{r['_idx']}", prompt(r), gold_target(task, r)) for r in rows]
     nll = heldout_nll(model, tokenizer, examples, cfg.loss_batch_size, engine.context, bf16=cfg.loss_dtype == "bf16",
                       name=f"{task.name} {key}")
-    preds = [{"idx": r["_idx"], "setting": key, "format": fmt, "target": ex.target,
+    preds = [{"idx": r["_idx"], "setting": key, "format": fmt, "prompt_sha256": text_digest(ex.prompt),
+              "target": ex.target,
               "nll": round(nll[ex.id][0], 6) if ex.id in nll else None,
               "tokens": nll[ex.id][1] if ex.id in nll else 0} for r, ex in zip(rows, examples)]
     scored = [p["nll"] for p in preds if p["nll"] is not None]
