@@ -30,7 +30,7 @@ def params_option(f):
     """``--params FILE`` and ``--set KEY=VALUE`` (the file, then overrides of its keys)."""
     return _params_file(_set_values(f))
 def _store_headline(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    from jiuzhang.pipeline.headline import set_target
+    from jiuzhang.common.headline import set_target
 
     set_target(value)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from jiuzhang.pipeline.headline import headline, set_target, take_target, write_headline
+from jiuzhang.common.headline import headline, set_target, take_target, write_headline
 
 
 def test_each_stage_kind_gets_its_figures():

@@ -22,7 +22,7 @@ from jiuzhang.common.progress import quiet_library_bars, reporting_to
 from jiuzhang.common.provenance import artifact_provenance, cpu_model, package_versions, run_provenance
 from jiuzhang.config.loader import active_overrides, load_params
 from jiuzhang.config.root import Params
-from jiuzhang.pipeline.headline import take_target, write_headline
+from jiuzhang.common.headline import take_target, write_headline
 from jiuzhang.tracking.mlflow_run import StageRun, TrackingTarget, resolve_tracking, stage_run
 
 

@@ -12,17 +12,11 @@ import math
 
 import numpy as np
 
+from jiuzhang.common.intervals import wilson
+
+__all__ = ["RESAMPLES", "bootstrap_mean", "paired_difference", "paired_proportions", "wilson"]
+
 RESAMPLES = 2000
-
-
-def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion (sound at 0/n and n/n, where the normal one is not)."""
-    if total == 0:
-        return 0.0, 1.0
-    p = correct / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def bootstrap_mean(values: list[float], seed: int = 0, resamples: int = RESAMPLES) -> tuple[float, float, float]:

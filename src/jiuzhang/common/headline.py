@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from jiuzhang.common.io import write_json
-from jiuzhang.evaluation.stats import wilson
+from jiuzhang.common.intervals import wilson
 
 # the result key that counts each stage's rows (stage name without its @variant)
 RECORDS = {"corpus": "kept", "prompts": "prompts", "kd_initial": "kept", "kd_boost": "kept", "influence": "selected",
