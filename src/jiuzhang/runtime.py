@@ -93,6 +93,7 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
     params = params or load_params(params_path)
     full = params.model_dump(mode="json")
     config = {s: full[s] for s in sections}
+    params_digest = json_sha256(config)[:16]  # named by the output's card and by the results file
     env = dict(os.environ)
     set_by_hand = active_overrides()
     tags = {**(tags or {}), **({"jiuzhang.set": "; ".join(set_by_hand)[:5000]} if set_by_hand else {}),
@@ -124,7 +125,7 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
         if output is not None and main_rank and Path(output.folder).is_dir():
             # after the run facts left the metrics: the card holds only what is the same on a rerun
             write_card(output.folder, output.kind, CardFacts(
-                stage, params.profile, json_sha256(config)[:16], sections, digests, headline_counts(metrics),
+                stage, params.profile, params_digest, sections, digests, headline_counts(metrics),
                 {s.name: s.license or "" for s in params.corpus.sources} if stage == "corpus" else {},
                 output.base_model, stand_in(params)))
             if output.kind == "model":
@@ -135,7 +136,7 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
             # with and the versions of the libraries that computed it (the same on a rerun: no times, no host)
             write_json(metrics_path, {**metrics, "about": {
                 "schema_version": RESULTS_SCHEMA, "stage": stage, "params_sections": list(sections),
-                "params_digest": json_sha256(config)[:16], "packages": package_versions(RESULT_PACKAGES)}})
+                "params_digest": params_digest, "packages": package_versions(RESULT_PACKAGES)}})
             if headline_path is not None:  # the few figures `dvc metrics show` displays
                 write_headline(stage, metrics, headline_path)
             # every package version of this execution (the output holds only those that shape it)
