@@ -19,7 +19,7 @@ import pytest
 
 from conftest import BIN
 from remote_servers import S3Server, SshServer, clone
-from test_dvc_pipeline import dvc, small_project
+from dvc_project import copy_ran, dvc
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +29,9 @@ def git(project: Path, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """The smoke pipeline (test size) run once and committed, as a user's project is before a push."""
-    root = tmp_path_factory.mktemp("remotes")
-    proj = small_project(root / "src" / "proj")
-    dvc(proj, "repro", env={"JIUZHANG_TRACKING": "off"})
+def project(ran_small_project, tmp_path_factory) -> Path:
+    """The smoke pipeline (test size) run and committed, as a user's project is before a push."""
+    proj = copy_ran(ran_small_project[0], tmp_path_factory.mktemp("remotes") / "src" / "proj")
     (proj / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/results/run/\n/.cache/\n")
     for key, value in (("user.name", "jiuzhang test"), ("user.email", "test@example.invalid")):
         git(proj, "config", key, value)
