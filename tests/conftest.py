@@ -168,8 +168,8 @@ def two_node_ray_cluster():
 @pytest.fixture(scope="session")
 def ran_small_project(tmp_path_factory) -> tuple[Path, str]:
     """The test-size smoke project after one full ``dvc repro`` (MLflow tracking on, SQLite store in the
-    project), and that run's output. Tests copy it (``dvc_project.copy_ran``) and never change it."""
-    from dvc_project import dvc, small_project
+    project), and that run's output. Tests copy it (``helpers.dvc_project.copy_ran``) and never change it."""
+    from helpers.dvc_project import dvc, small_project
 
     project = small_project(tmp_path_factory.mktemp("ran") / "proj")
     out = dvc(project, "repro", env={"JIUZHANG_TRACKING": "on", "MLFLOW_TRACKING_URI": ""})

@@ -16,7 +16,7 @@ from jiuzhang.cluster.gang import GangFailed, run_gang  # noqa: E402
 from jiuzhang.config.cluster import ClusterConfig  # noqa: E402
 
 from conftest import make_tiny_model, two_node_ray_cluster  # noqa: E402
-from test_training import _torchrun  # noqa: E402
+from helpers.torchrun import torchrun_workers  # noqa: E402
 
 WORKER = Path(__file__).parent / "ds_worker.py"
 GANG = ClusterConfig(training_cpus_per_node=1, schedule_timeout_s=60)
@@ -36,7 +36,7 @@ def test_a_gang_of_two_nodes_trains_the_weights_of_one_process(cluster, tmp_path
     from safetensors.torch import load_file
 
     model = make_tiny_model(tmp_path / "model")
-    one = _torchrun([str(model), str(tmp_path / "one"), str(tmp_path / "ck1"), "0", "-", "torch"], 1, 29651)
+    one = torchrun_workers([str(model), str(tmp_path / "one"), str(tmp_path / "ck1"), "0", "-", "torch"], 1, 29651)
     results = run_gang([str(WORKER), str(model), str(tmp_path / "two"), str(tmp_path / "ck2"), "0", "-", "torch"],
                        nodes=2, per_node=1, cfg=GANG, what="test")
     assert [r["code"] for r in results] == [0, 0]
@@ -74,10 +74,10 @@ def test_the_training_stage_starts_its_own_gang_and_writes_what_one_process_writ
     from safetensors.torch import load_file
 
     from conftest import run_cli, tiny_params
-    from test_training_stage import _kd_set
+    from helpers.kd import write_kd_set
 
     model_dir = make_tiny_model(tmp_path / "model")
-    _kd_set(tmp_path / "kd", 24)
+    write_kd_set(tmp_path / "kd", 24)
     params = tiny_params({"x": "unused.jsonl"})
     params["synthesizer"]["init"] = {"path": str(model_dir)}
     params["synthesizer"]["train"].update(max_length=64, micro_batch=2, global_batch=4, epochs=1, log_every=1,

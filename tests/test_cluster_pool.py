@@ -24,7 +24,7 @@ from jiuzhang.synthesis.engine import HFEngine  # noqa: E402
 from jiuzhang.synthesis.job import run_job  # noqa: E402
 
 from conftest import make_tiny_model, two_node_ray_cluster  # noqa: E402
-from test_synthesis import params, pool, shard_bytes  # noqa: E402
+from helpers.synthesis import params, pool, shard_bytes  # noqa: E402
 
 # Functions and classes below run inside Ray workers, which cannot import this test module: ship them by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -196,7 +196,7 @@ def test_eval_answers_on_two_workers_are_the_in_process_answers(cluster, tiny_mo
 
 def test_less_on_two_workers_selects_the_bytes_of_one_process(cluster, tmp_path):
     from jiuzhang.influence.selection import select_less
-    from test_less import less_setup
+    from helpers.less import less_setup
 
     ensure_two_nodes(cluster)
     model_dir, p, cands, texts = less_setup(tmp_path)

@@ -14,7 +14,7 @@ import yaml
 from jiuzhang.pipeline.verify import lock_outputs, render, verify
 
 from conftest import BIN
-from dvc_project import copy_ran, dvc, small_project
+from helpers.dvc_project import copy_ran, dvc, small_project
 
 pytestmark = pytest.mark.slow
 

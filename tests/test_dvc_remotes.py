@@ -19,7 +19,7 @@ import pytest
 
 from conftest import BIN
 from remote_servers import S3Server, SshServer, clone
-from dvc_project import copy_ran, dvc
+from helpers.dvc_project import copy_ran, dvc
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from jiuzhang.influence.selection import candidate_pool
 from jiuzhang.kd.items import initial_items
 
 from conftest import make_tiny_model, run_cli, tiny_params
-from test_synthesis import POOL_SCHEMA, pool
+from helpers.synthesis import POOL_SCHEMA, pool
 
 
 def test_candidates_exclude_round_one_and_sizes_are_checked():

@@ -17,27 +17,9 @@ from mlflow.tracking import MlflowClient
 from jiuzhang.prompts.templates import load_templates
 from jiuzhang.teacher.server import ChatServer
 
-from conftest import BIN, ROOT, SHARED, run_cli, tiny_params
+from conftest import BIN, SHARED, run_cli
 from teacher_fakes import FaultyTeacher, write_pool
-
-KEY = "sk-live-SECRET-7d3e91b0c4"
-TEMPLATES = ROOT / "templates" / "prompts"
-
-
-def kd_params(tmp_path: Path, write_params, n: int, **teacher) -> Path:
-    params = tiny_params({"x": str(tmp_path / "unused.jsonl")})
-    params["teacher"].update(teacher)
-    params["teacher"]["offline"]["gsm8k_train"] = str(SHARED / "benchmarks/gsm8k/train.jsonl")
-    params["teacher"]["offline"]["samples"] = str(SHARED / "corpus/jiuzhang3_samples/cot_pretrain_data_sampled.jsonl")
-    params["kd"]["initial"]["n"] = n
-    return write_params(params)
-
-
-def kd_args(params: Path, tmp_path: Path) -> list[str]:
-    return ["kd_initial", "--params", str(params), "--prompts", str(tmp_path / "pool"), "--templates", str(TEMPLATES),
-            "--journal", str(tmp_path / "journal" / "kd.sqlite"), "--out", str(tmp_path / "kd"),
-            "--metrics", str(tmp_path / "metrics" / "kd_initial.json"), "--no-progress"]
-
+from helpers.kd import KEY, TEMPLATES, kd_args, kd_params
 
 def test_offline_teacher_end_to_end_and_labelled(tmp_path, write_params):
     templates = load_templates(TEMPLATES, ("grade_school", "aime", "tool"))

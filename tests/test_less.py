@@ -15,6 +15,7 @@ from jiuzhang.influence.scoring import adam_direction, rank, spearman, task_dire
 from jiuzhang.training.packing import Example, Tokenized
 
 from conftest import SHARED, real_docs
+from helpers.less import less_setup
 
 SMOKE_DIM = 8192  # influence.less.dim in params.yaml (a test below keeps them in step)
 
@@ -154,30 +155,11 @@ def test_guards_no_supervised_tokens_empty_task_and_ties():
     assert rank(["b", "a", "c"], [1.0, 1.0, 2.0]) == [2, 1, 0]  # equal scores: by id
 
 
-def less_setup(tmp_path, **less):
-    from jiuzhang.config.loader import validate_params
-
-    from conftest import make_tiny_model, tiny_params
-
-    model_dir = make_tiny_model(tmp_path / "model")
-    raw = tiny_params({"x": "u.jsonl"})
-    raw["kd"]["boost"]["n"] = 6
-    raw["influence"].update(method="less", pool_size=20)
-    raw["influence"]["less"].update(epochs=2, r=4, alpha=16, dim=512, batch_size=4, max_length=768, shard_size=4,
-                                    **less)
-    raw["influence"]["less"]["targets"]["gsm8k"].update(path=str(SHARED / "benchmarks/gsm8k/train.jsonl"), n=4)
-    p = validate_params(raw, "t")
-    docs = real_docs("stackmathqa_sample.jsonl", 20)
-    cands = [{"id": f"c{i:02d}", "level": "amc8"} for i in range(20)]
-    texts = {f"c{i:02d}": d["text"][:300] for i, d in enumerate(docs)}
-    return model_dir, p, cands, texts
-
-
 def test_placement_one_rank_per_device_bf16_on_gpu_fp32_on_cpu(monkeypatch):
     import torch
 
     from jiuzhang.common.io import InputDataError
-    from jiuzhang.influence.selection import placement
+    from jiuzhang.influence.reference import placement
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert placement("auto", "auto", 3) == ("cpu", "fp32")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_eval import build_report, report_fixture
+from helpers.evaluation import build_report, report_fixture
 
 pytestmark = pytest.mark.slow
 

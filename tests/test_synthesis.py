@@ -10,13 +10,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
 
 from jiuzhang.common.io import ShardWriter
-from jiuzhang.config.loader import validate_params
 from jiuzhang.synthesis.engine import HFEngine, fit_prompt
 from jiuzhang.cluster.pool import UnitFailed
 from jiuzhang.synthesis.job import run_job
@@ -25,39 +23,15 @@ from jiuzhang.synthesis.sampling import SeededSampler
 from jiuzhang.config.cluster import ClusterConfig
 
 from conftest import BIN, make_tiny_model, run_cli, tiny_params
-
-POOL_SCHEMA = pa.schema([("id", pa.string()), ("snippet_id", pa.string()), ("source", pa.string()),
-                         ("level", pa.string()), ("prompt", pa.string())])
-
-
-def pool(n: int) -> list[dict]:
-    return [{"id": f"p{i:04d}", "snippet_id": f"s{i}", "source": "t", "level": "tool" if i % 4 == 0 else "amc8",
-             "prompt": f"Make a problem about {i} and {i * 7 % 13}." + (" more" * (i % 5))} for i in range(n)]
-
-
-def params(**synth) -> object:
-    raw = tiny_params({"x": "unused.jsonl"})
-    raw["synthesize"].update({"shard_size": 8, "batch_size": 4, "threads": 1,
-                              "nl": {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 12},
-                              "tool": {"temperature": 0.1, "top_p": 0.95, "max_new_tokens": 12},
-                              "max_prompts": None, **synth})
-    return validate_params(raw, "test")
-
+from helpers.synthesis import INLINE, POOL_SCHEMA, params, pool, shard_bytes
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("synth") / "model")
 
 
-INLINE = ClusterConfig(executor="inline")
-
-
 def job(p, rows, model, out, **kw):
     return run_job(p.synthesize, rows, model, out, INLINE, lambda: HFEngine(model, p.synthesize), progress=False, **kw)
-
-
-def shard_bytes(folder: Path) -> dict[str, bytes]:
-    return {f.name: f.read_bytes() for f in sorted(folder.glob("part-*")) if not f.name.endswith(".partial.jsonl")}
 
 
 # --- sampling -------------------------------------------------------------------------------------------

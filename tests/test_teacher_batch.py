@@ -21,8 +21,8 @@ from jiuzhang.teacher.server import ChatServer
 
 from conftest import BIN, run_cli
 from teacher_fakes import FaultyTeacher, write_pool
-from test_kd_stage import KEY, kd_args, kd_params
-from test_teacher import items, journal_rows, read_kd, teacher_cfg
+from helpers.kd import KEY, kd_args, kd_params
+from helpers.teacher import items, journal_rows, read_kd, teacher_cfg
 
 BATCH = {"poll_initial_s": 0.05, "poll_max_s": 0.2}
 

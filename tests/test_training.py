@@ -16,6 +16,7 @@ from jiuzhang.training.schedule import lr_at
 from jiuzhang.training.world import World
 
 from conftest import make_tiny_model
+from helpers.torchrun import torchrun_workers
 
 
 @pytest.fixture(scope="module")
@@ -131,29 +132,13 @@ def test_batch_sizes_must_divide(tiny_model, tmp_path):
         run_training(ModelSource(path=str(tiny_model)), examples(), cfg(), tmp_path / "o", tmp_path / "c", World(0, 3, 0))
 
 
-def _torchrun(args: list[str], nproc: int, port: int) -> list[dict]:
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                            "MASTER_PORT")}
-    torchrun = Path(sys.executable).parent / "torchrun"
-    worker = Path(__file__).parent / "ds_worker.py"
-    res = subprocess.run([str(torchrun), "--nproc_per_node", str(nproc), "--master_port", str(port), str(worker),
-                          *args], env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    return [json.loads(line[len("METRICS "):]) for line in res.stdout.splitlines() if line.startswith("METRICS ")]
-
-
 def test_two_processes_without_deepspeed_train_one_model(tiny_model, tmp_path):
     """Issue 13.1: several processes on the plain torch path are data parallel (gradients averaged over the
     ranks), so 2 ranks end with the weights of 1 process, not with rank 0's half-batch model."""
     from safetensors.torch import load_file
 
-    one = _torchrun([str(tiny_model), str(tmp_path / "one"), str(tmp_path / "ck1"), "0", "-", "torch"], 1, 29631)
-    two = _torchrun([str(tiny_model), str(tmp_path / "two"), str(tmp_path / "ck2"), "0", "-", "torch"], 2, 29632)
+    one = torchrun_workers([str(tiny_model), str(tmp_path / "one"), str(tmp_path / "ck1"), "0", "-", "torch"], 1, 29631)
+    two = torchrun_workers([str(tiny_model), str(tmp_path / "two"), str(tmp_path / "ck2"), "0", "-", "torch"], 2, 29632)
     assert len(two) == 2 and two[0] == two[1]  # both ranks log the same global-batch loss
     assert [round(x["loss"], 5) for x in two[0]["loss_curve"]] == [round(x["loss"], 5) for x in one[0]["loss_curve"]]
     a, b = load_file(tmp_path / "one" / "model.safetensors"), load_file(tmp_path / "two" / "model.safetensors")
@@ -162,9 +147,9 @@ def test_two_processes_without_deepspeed_train_one_model(tiny_model, tmp_path):
         assert (a[k] - b[k]).abs().max() < 1e-5, k
     assert any((a[k] - start[k]).abs().max() > 1e-3 for k in a)  # it did train
     # interrupted after 3 steps (one checkpoint, written by the main rank alone), resumed by 2 processes
-    _torchrun([str(tiny_model), str(tmp_path / "x"), str(tmp_path / "ck3"), "0", "3", "torch"], 2, 29633)
+    torchrun_workers([str(tiny_model), str(tmp_path / "x"), str(tmp_path / "ck3"), "0", "3", "torch"], 2, 29633)
     assert (tmp_path / "ck3" / "last.pt").is_file() and not (tmp_path / "ck3" / "last.pt.tmp").exists()
-    resumed = _torchrun([str(tiny_model), str(tmp_path / "resumed"), str(tmp_path / "ck3"), "0", "-", "torch"], 2,
+    resumed = torchrun_workers([str(tiny_model), str(tmp_path / "resumed"), str(tmp_path / "ck3"), "0", "-", "torch"], 2,
                         29634)
     assert resumed[0]["loss_curve"] == two[0]["loss_curve"]
     c = load_file(tmp_path / "resumed" / "model.safetensors")

@@ -7,31 +7,21 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from jiuzhang.common.io import ShardWriter
-from jiuzhang.kd.builder import SCHEMA as KD_SCHEMA
 
 from conftest import BIN, make_tiny_model, run_cli, tiny_params
+from helpers.kd import write_kd_set
 
 pytestmark = pytest.mark.slow
 
 
-def _kd_set(folder: Path, n: int) -> None:
-    writer = ShardWriter(folder, KD_SCHEMA, n)
-    writer.write_many({"id": f"k{i:03d}", "level": "amc8", "source": "t", "prompt": f"Make a problem about {i}.",
-                       "completion": f"[Problem]: What is {i} + {i}?\n\n[Solution]: It is {2 * i}.",
-                       "problem": f"What is {i} + {i}?", "solution": f"It is {2 * i}."} for i in range(n))
-    writer.close()
-
-
 def test_killed_training_resumes_to_the_same_weights(tmp_path, write_params):
     model_dir = make_tiny_model(tmp_path / "model")
-    _kd_set(tmp_path / "kd", 96)
+    write_kd_set(tmp_path / "kd", 96)
     params = tiny_params({"x": "unused.jsonl"})
     params["synthesizer"]["init"] = {"path": str(model_dir)}
     params["synthesizer"]["train"].update(max_length=64, micro_batch=2, global_batch=4, epochs=2, save_every=2,

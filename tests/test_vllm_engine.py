@@ -19,7 +19,7 @@ from jiuzhang.synthesis.requests import plan_requests
 from jiuzhang.config.cluster import ClusterConfig
 
 from conftest import make_tiny_model
-from test_synthesis import INLINE, params, pool, shard_bytes
+from helpers.synthesis import INLINE, params, pool, shard_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"

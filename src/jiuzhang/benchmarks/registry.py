@@ -105,10 +105,12 @@ class BenchmarkDataError(UserError, ValueError):
     """A benchmark file is missing or malformed; the message names the file and line."""
 
 
-def iter_questions(root: str | Path, name: str) -> Iterator[str]:
-    """Yield the question text of every test example of benchmark ``name`` under ``root``."""
-    bench = BENCHMARKS[name]
-    path = Path(root) / bench.file
+def _numbered_rows(root: str | Path, name: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """(file, line number, row) of every row of benchmark ``name``; a missing file or a bad line is a
+    BenchmarkDataError naming them."""
+    if name not in BENCHMARKS:
+        raise BenchmarkDataError(f"unknown benchmark '{name}'; known: {', '.join(sorted(BENCHMARKS))}")
+    path = Path(root) / BENCHMARKS[name].file
     if not path.is_file():
         raise BenchmarkDataError(f"{path}: benchmark file for '{name}' not found; "
                                  f"check benchmarks.root in the params file")
@@ -117,6 +119,27 @@ def iter_questions(root: str | Path, name: str) -> Iterator[str]:
             if not line.strip():
                 continue
             try:
-                yield bench.question(json.loads(line))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise BenchmarkDataError(f"{path}:{lineno}: cannot read the question ({exc!r})") from None
+                yield str(path), lineno, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BenchmarkDataError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+
+
+def load_rows(root: str | Path, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """The test rows of benchmark ``name`` under ``root`` (the first ``limit``), each with its row number as
+    ``_idx``: the one reader of benchmark files (evaluation, the plan, the test-sets filter)."""
+    rows: list[dict[str, Any]] = []
+    for _, _, row in _numbered_rows(root, name):
+        rows.append({**row, "_idx": len(rows)})
+        if limit is not None and len(rows) >= limit:
+            break
+    return rows
+
+
+def iter_questions(root: str | Path, name: str) -> Iterator[str]:
+    """Yield the question text of every test example of benchmark ``name`` under ``root``."""
+    bench = BENCHMARKS[name]
+    for path, lineno, row in _numbered_rows(root, name):
+        try:
+            yield bench.question(row)
+        except (KeyError, TypeError) as exc:
+            raise BenchmarkDataError(f"{path}:{lineno}: cannot read the question ({exc!r})") from None

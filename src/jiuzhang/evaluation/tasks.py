@@ -1,17 +1,16 @@
 """Per-benchmark evaluation facts: how to read the gold answer, how to grade, which rows carry a worked
 solution, and how many few-shot exemplars the paper uses (``../shared/benchmarks/SOURCES.md``,
-docs/method.md, 'Pre-training and evaluation'). Question texts come from :mod:`jiuzhang.benchmarks.registry`."""
+docs/method.md, 'Pre-training and evaluation'). Question texts and the rows (``load_rows``, re-exported here) come from
+:mod:`jiuzhang.benchmarks.registry`."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from jiuzhang.benchmarks.registry import BENCHMARKS, BenchmarkDataError
+from jiuzhang.benchmarks.registry import BENCHMARKS, load_rows
 from jiuzhang.evaluation.answers import LETTERS, last_boxed, options_of
 
 
@@ -76,23 +75,4 @@ TASKS: dict[str, Task] = {t.name: t for t in [
 ]}
 
 
-def load_rows(root: str | Path, name: str, limit: int | None = None) -> list[dict[str, Any]]:
-    """The test rows of benchmark ``name`` (the first ``limit``), each with its row number as ``idx``."""
-    if name not in TASKS:
-        raise BenchmarkDataError(f"unknown benchmark '{name}'; known: {', '.join(sorted(TASKS))}")
-    path = Path(root) / BENCHMARKS[name].file
-    if not path.is_file():
-        raise BenchmarkDataError(f"{path}: benchmark file for '{name}' not found; check benchmarks.root")
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BenchmarkDataError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
-            rows.append({**row, "_idx": len(rows)})
-            if limit is not None and len(rows) >= limit:
-                break
-    return rows
+__all__ = ["TASKS", "Task", "load_rows"]

@@ -89,17 +89,6 @@ def _targets(cfg: InfluenceConfig, tokenizer) -> dict[str, list]:
     return out
 
 
-def placement(device: str, dtype: str, local_rank: int) -> tuple[str, str]:
-    """(torch device, weights dtype) of this rank's LESS run: one rank per GPU, bf16 there; fp32 on a CPU."""
-    import torch
-
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputDataError("influence.less.device is 'cuda' but no GPU is visible; set it to 'auto' or 'cpu'")
-    on_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    where = f"cuda:{local_rank % torch.cuda.device_count()}" if on_gpu else "cpu"
-    return where, ("bf16" if on_gpu else "fp32") if dtype == "auto" else dtype
-
-
 def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, Any]], texts: dict[str, str],
                 reference: Path, out_dir: Path, cluster: ClusterConfig | None = None) -> dict[str, Any]:
     """Score every candidate's data by LESS and select the top kd.boost.n; unscorable ones rank last.
@@ -122,7 +111,7 @@ def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, A
     less = cfg.less
     cluster = cluster or ClusterConfig(executor="inline", max_retries=0)
     if cluster.executor == "inline":
-        placement(less.device, less.dtype, 0)  # no GPU for 'cuda': the error now, before the model loads
+        worker.placement(less.device, less.dtype, 0)  # no GPU for 'cuda': the error now, before the model loads
     tokenizer = AutoTokenizer.from_pretrained(str(reference))  # the workers load the model itself
     targets = _targets(cfg, tokenizer)  # bad target data fails before any training
     data = tokenize_all([_candidate_example(r["id"], texts[r["id"]]) for r in candidates

@@ -11,10 +11,7 @@ from pathlib import Path
 
 from jiuzhang.config.root import Params
 from jiuzhang.plan.estimate import Planner
-from jiuzhang.plan.memory import memory_blockers
-
-
-BASE_OUTPUT = "models/base"  # the base stage's output (dvc.yaml); the smoke and mini synthesizers start from it
+from jiuzhang.plan.memory import BASE_OUTPUT, memory_blockers
 
 
 def model_context(params: Params, role: str, root: Path) -> tuple[int | None, str]:

@@ -255,7 +255,7 @@ class Planner:
         return total
 
     def evaluation(self) -> StagePlan:
-        from jiuzhang.evaluation.tasks import load_rows
+        from jiuzhang.benchmarks.registry import load_rows
 
         e = self.p.eval
         items = tool_items = scored = 0

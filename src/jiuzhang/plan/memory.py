@@ -34,6 +34,8 @@ from pathlib import Path
 from jiuzhang.config.root import Params
 from jiuzhang.config.training import TrainConfig
 
+BASE_OUTPUT = "models/base"  # the base stage's output (dvc.yaml); the smoke and mini synthesizers start from it
+
 GIB = 1024 ** 3
 
 
@@ -87,7 +89,6 @@ def less_feature_bytes(shape: Shape, r: int, batch: int, dim: int, shard: int, w
 def shape_of(params: Params, role: str, root: Path) -> Shape | None:
     """The model's shape: ``plan.model_shape.<role>``, a local folder's config.json, or base.arch when the
     base stage trains the model here; None when none of those says it."""
-    from jiuzhang.plan.checks import BASE_OUTPUT
     from jiuzhang.plan.estimate import arch_parameters
 
     from jiuzhang.config.plan import ModelShapeConfig
