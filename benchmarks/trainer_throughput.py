@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from jiuzhang.base.builder import build_model
-from jiuzhang.config.base import BaseConfig
 from jiuzhang.base.tokenizer import train_tokenizer
+from jiuzhang.config.base import BaseConfig
 from jiuzhang.config.training import TrainConfig
 from jiuzhang.training.engine import TorchEngine
 from jiuzhang.training.packing import Example, PackStats, pack, tokenize

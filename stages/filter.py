@@ -34,6 +34,7 @@ def command(params_path: str, raw_dir: str, out: str, metrics_path: str) -> None
 
 
 def run_filter(stage: str, params_path: str, raw_dir: str, out: str, metrics_path: str) -> None:
+    """Run the filter stage ``stage`` (filter or filter_init) on the raw records in ``raw_dir``."""
     from jiuzhang.synthesis.cleaning import clean
 
     run_stage(stage, params_path, ("filter", "benchmarks"), {}, lambda p, run: clean(p, Path(raw_dir), Path(out)),

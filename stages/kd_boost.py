@@ -8,8 +8,15 @@ from jiuzhang.config.loader import load_params
 from jiuzhang.kd.builder import run_round
 from jiuzhang.kd.items import boost_items, load_pool
 from jiuzhang.runtime import Output, run_stage
-from stages.options import (journal_option, metrics_option, out_dir_option, params_option, progress_option,
-                            prompts_option, templates_option)
+from stages.options import (
+    journal_option,
+    metrics_option,
+    out_dir_option,
+    params_option,
+    progress_option,
+    prompts_option,
+    templates_option,
+)
 from stages.teacher_endpoint import teacher_endpoint
 
 

@@ -8,10 +8,9 @@ import click
 from jiuzhang.config.training import ModelSource
 from jiuzhang.errors import UserError
 from jiuzhang.runtime import Output, run_stage
-from stages.options import metrics_option, params_option
 from jiuzhang.training.curve import train_and_report
-from stages.training_common import (checkpoints_option, loss_curve_option, out_model_option, started_as_gang,
-                                    world)
+from stages.options import metrics_option, params_option
+from stages.training_common import checkpoints_option, loss_curve_option, out_model_option, started_as_gang, world
 
 
 @click.command("pretrain_arm")

@@ -6,14 +6,14 @@ import click
 
 from jiuzhang.config.loader import load_params
 from jiuzhang.runtime import Output, run_stage
-from stages.options import metrics_option, params_option
 from jiuzhang.training.curve import train_and_report
-from stages.training_common import (checkpoints_option, loss_curve_option, out_model_option, started_as_gang,
-                                    world)
+from stages.options import metrics_option, params_option
+from stages.training_common import checkpoints_option, loss_curve_option, out_model_option, started_as_gang, world
 
 
 def train_synthesizer(stage: str, params_path: str, kd_dirs: tuple[str, ...], out: str, checkpoints: str,
                       metrics_path: str, loss_path: str | None) -> None:
+    """Train the synthesizer on the KD records of ``kd_dirs`` (the body of both synthesizer stages)."""
     from jiuzhang.training.records import load_examples  # torch + transformers: import only when training
     from jiuzhang.training.runner import run_training
 

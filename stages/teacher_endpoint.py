@@ -5,12 +5,13 @@ prompt templates it uses to recognise each prompt's level."""
 import os
 from pathlib import Path
 
+from jiuzhang.config.teacher import TeacherConfig
 from jiuzhang.errors import UserError
 from jiuzhang.kd.builder import Endpoint
-from jiuzhang.config.teacher import TeacherConfig
 
 
 def teacher_endpoint(cfg: TeacherConfig, templates_dir: str) -> Endpoint:
+    """The teacher endpoint of ``cfg``: the offline stand-in with its templates, or an OpenAI-compatible API."""
     if cfg.kind == "offline":
         templates = {p.stem: p.read_text(encoding="utf-8") for p in sorted(Path(templates_dir).glob("*.txt"))}
         return Endpoint(api_key="offline-teacher-needs-no-key", offline_templates=templates)

@@ -173,11 +173,12 @@ def test_a_node_removed_mid_run_costs_a_redo_of_its_shard_not_a_byte(cluster, ti
 # --- eval generation and LESS on the cluster ------------------------------------------------------------------
 
 def test_eval_answers_on_two_workers_are_the_in_process_answers(cluster, tiny_model):
-    from conftest import ROOT, SHARED, tiny_params
     from jiuzhang.config.loader import validate_params
     from jiuzhang.evaluation.evaluator import evaluate
     from jiuzhang.evaluation.runner import build_eval_engine
     from jiuzhang.evaluation.tasks import TASKS, load_rows
+
+    from conftest import ROOT, SHARED, tiny_params
 
     ensure_two_nodes(cluster)
     raw = tiny_params({"x": "unused.jsonl"})
@@ -196,6 +197,7 @@ def test_eval_answers_on_two_workers_are_the_in_process_answers(cluster, tiny_mo
 
 def test_less_on_two_workers_selects_the_bytes_of_one_process(cluster, tmp_path):
     from jiuzhang.influence.selection import select_less
+
     from helpers.less import less_setup
 
     ensure_two_nodes(cluster)

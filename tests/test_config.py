@@ -9,9 +9,8 @@ import yaml
 from pydantic import BaseModel
 
 from jiuzhang.config.errors import ConfigError
-from jiuzhang.config.loader import load_params
+from jiuzhang.config.loader import load_params, validate_params
 from jiuzhang.config.root import Params
-from jiuzhang.config.loader import validate_params
 
 from conftest import ROOT, run_cli
 

@@ -13,7 +13,7 @@ from jiuzhang.config.loader import validate_params
 from jiuzhang.corpus.builder import build_corpus
 from jiuzhang.corpus.snippets import chunk, normalise, snippets, split_parts
 
-from conftest import ROOT, real_docs, tiny_params, write_jsonl, run_cli
+from conftest import ROOT, real_docs, run_cli, tiny_params, write_jsonl
 
 
 @pytest.mark.parametrize("text, split_by, expected", [

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN
-from remote_servers import S3Server, SshServer, clone
 from helpers.dvc_project import copy_ran, dvc
+from remote_servers import S3Server, SshServer, clone
 
 pytestmark = pytest.mark.slow
 

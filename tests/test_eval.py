@@ -11,8 +11,8 @@ import pytest
 
 from jiuzhang.config.loader import validate_params
 from jiuzhang.evaluation.evaluator import evaluate
-from jiuzhang.evaluation.toolloop import LIMIT_MARKER, capped, cumulative_program
 from jiuzhang.evaluation.tasks import TASKS, load_rows
+from jiuzhang.evaluation.toolloop import LIMIT_MARKER, capped, cumulative_program
 from jiuzhang.synthesis.engine import Generation
 from jiuzhang.teacher.server import ChatServer
 

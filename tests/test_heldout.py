@@ -114,9 +114,9 @@ def test_base_vs_trained_comparison_pairs_items(tmp_path):
 def test_loss_limit_scores_more_items_than_generation_and_counts_them(tiny):
     """eval.loss_limit: the cheap loss setting takes its own item count; generation keeps eval.limit."""
     from jiuzhang.config.evaluation import EvalConfig
+    from jiuzhang.config.loader import validate_params
     from jiuzhang.evaluation.evaluator import evaluate
     from jiuzhang.evaluation.runner import build_eval_engine
-    from jiuzhang.config.loader import validate_params
 
     from conftest import tiny_params
 

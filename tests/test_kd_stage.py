@@ -18,8 +18,9 @@ from jiuzhang.prompts.templates import load_templates
 from jiuzhang.teacher.server import ChatServer
 
 from conftest import BIN, SHARED, run_cli
-from teacher_fakes import FaultyTeacher, write_pool
 from helpers.kd import KEY, TEMPLATES, kd_args, kd_params
+from teacher_fakes import FaultyTeacher, write_pool
+
 
 def test_offline_teacher_end_to_end_and_labelled(tmp_path, write_params):
     templates = load_templates(TEMPLATES, ("grade_school", "aime", "tool"))

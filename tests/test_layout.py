@@ -107,7 +107,6 @@ def test_paths_in_cmd_are_declared():
 def test_every_dependency_has_a_true_lower_bound_that_the_lock_satisfies():
     """Issue 13.5: pyproject said transformers>=4.46 while the code needs 4.56 APIs (dtype=, logits_to_keep)."""
     import tomllib
-
     from packaging.requirements import Requirement
     from packaging.version import Version
 

@@ -187,8 +187,9 @@ def test_bf16_weights_take_the_same_code_path_and_keep_the_ranking(tmp_path):
     a = pq.read_table(tmp_path / "fp32" / "scores.parquet").to_pydict()
     b = pq.read_table(tmp_path / "bf16" / "scores.parquet").to_pydict()
     assert a["id"] == b["id"] and a["score"] != b["score"]                      # really computed in bf16
-    from jiuzhang.influence.scoring import spearman
     import torch
+
+    from jiuzhang.influence.scoring import spearman
     assert spearman(torch.tensor(a["score"]), torch.tensor(b["score"])) > 0.8
 
 

@@ -14,7 +14,8 @@ from jiuzhang.evaluation.agreement import summarize, three_verdicts
 from jiuzhang.evaluation.grading import grade
 from jiuzhang.evaluation.tasks import TASKS, load_rows
 
-from conftest import ROOT as REPO, SHARED
+from conftest import ROOT as REPO
+from conftest import SHARED
 
 BENCH = SHARED / "benchmarks"
 GSM = {"question": "q", "answer": "Some steps.\n#### 125"}

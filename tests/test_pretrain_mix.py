@@ -82,6 +82,7 @@ def test_streamed_mix_digest_follows_rows_and_mix_params(tmp_path):
 
 def test_empty_synthetic_records_are_refused_unless_a_supplement_stands_in(tmp_path):
     import pytest
+
     from jiuzhang.common.io import InputDataError
     (tmp_path / "empty.jsonl").write_text("")
     from jiuzhang.training.records import iter_examples

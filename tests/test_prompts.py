@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from jiuzhang.common.io import InputDataError, ShardWriter
+from jiuzhang.config.prompts import LEVELS, PromptsConfig
 from jiuzhang.corpus.builder import SCHEMA as CORPUS_SCHEMA
 from jiuzhang.prompts.builder import assign_levels, build_prompts
-from jiuzhang.config.prompts import LEVELS, PromptsConfig
 from jiuzhang.prompts.templates import load_templates
 
 from conftest import ROOT
@@ -150,6 +150,7 @@ def test_missing_or_bad_example_pool_is_a_clear_error(tmp_path):
 
 def test_unknown_tool_source_is_refused():
     import yaml
+
     from jiuzhang.config.loader import validate_params
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["prompts"]["tool_sources"] = ["nope"]

@@ -14,16 +14,17 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from jiuzhang.common.io import ShardWriter
-from jiuzhang.synthesis.engine import HFEngine, fit_prompt
 from jiuzhang.cluster.pool import UnitFailed
+from jiuzhang.common.io import ShardWriter
+from jiuzhang.config.cluster import ClusterConfig
+from jiuzhang.synthesis.engine import HFEngine, fit_prompt
 from jiuzhang.synthesis.job import run_job
 from jiuzhang.synthesis.requests import plan_requests
 from jiuzhang.synthesis.sampling import SeededSampler
-from jiuzhang.config.cluster import ClusterConfig
 
 from conftest import BIN, make_tiny_model, run_cli, tiny_params
 from helpers.synthesis import INLINE, POOL_SCHEMA, params, pool, shard_bytes
+
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:

@@ -12,8 +12,8 @@ from jiuzhang.teacher.journal import request_key
 from jiuzhang.teacher.parsing import parse_completion
 from jiuzhang.teacher.server import ChatServer
 
-from teacher_fakes import FaultyTeacher
 from helpers.teacher import items, journal_rows, read_kd, teacher_cfg
+from teacher_fakes import FaultyTeacher
 
 KEY = "sk-test-DO-NOT-LEAK-4f9a2c"
 

@@ -20,9 +20,9 @@ from jiuzhang.teacher.batch_service import BatchService
 from jiuzhang.teacher.server import ChatServer
 
 from conftest import BIN, run_cli
-from teacher_fakes import FaultyTeacher, write_pool
 from helpers.kd import KEY, kd_args, kd_params
 from helpers.teacher import items, journal_rows, read_kd, teacher_cfg
+from teacher_fakes import FaultyTeacher, write_pool
 
 BATCH = {"poll_initial_s": 0.05, "poll_max_s": 0.2}
 

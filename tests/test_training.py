@@ -359,7 +359,8 @@ def test_collectives_use_the_device_the_process_group_serves(tmp_path):
 def test_each_rank_selects_its_own_gpu_before_training(tiny_model, tmp_path, monkeypatch):
     """Issue 22.1: torch.cuda.set_device(LOCAL_RANK) before the process group and model, else every local
     rank's barriers and collectives run on cuda:0."""
-    from jiuzhang.training import runner, world as world_mod
+    from jiuzhang.training import runner
+    from jiuzhang.training import world as world_mod
 
     chosen = []
     monkeypatch.setattr(torch.cuda, "set_device", lambda d: chosen.append(d))

@@ -12,7 +12,6 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-
 from conftest import BIN, make_tiny_model, run_cli, tiny_params
 from helpers.kd import write_kd_set
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from jiuzhang.common.io import InputDataError
+from jiuzhang.config.cluster import ClusterConfig
 from jiuzhang.synthesis.engine import HFEngine, VllmEngine
 from jiuzhang.synthesis.job import run_job
 from jiuzhang.synthesis.requests import plan_requests
-from jiuzhang.config.cluster import ClusterConfig
 
 from conftest import make_tiny_model
 from helpers.synthesis import INLINE, params, pool, shard_bytes

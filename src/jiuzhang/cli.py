@@ -31,6 +31,7 @@ class FriendlyGroup(click.Group):
     """Turns :class:`UserError` (bad params, bad input) into a one-paragraph message and exit status 2."""
 
     def invoke(self, ctx: click.Context):
+        """Run the command; a UserError becomes 'error: ...' on stderr and exit status 2."""
         try:
             return super().invoke(ctx)
         except UserError as exc:
@@ -46,9 +47,11 @@ class LazyGroup(FriendlyGroup):
         self.lazy = lazy
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command name, the lazy ones included, sorted for --help."""
         return sorted({*super().list_commands(ctx), *self.lazy})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        """The command ``name``, importing its module on first use."""
         if name not in self.lazy:
             return super().get_command(ctx, name)
         import importlib
@@ -86,6 +89,7 @@ def cli() -> None:
 
 
 def main() -> None:
+    """The ``jiuzhang`` console script."""
     cli(prog_name="jiuzhang")
 
 

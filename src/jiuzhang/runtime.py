@@ -16,13 +16,13 @@ from typing import Any, Literal
 
 from jiuzhang.common.cards import CardFacts, headline_counts, write_card
 from jiuzhang.common.digest import content_digest, json_sha256
+from jiuzhang.common.headline import take_target, write_headline
 from jiuzhang.common.io import write_json
 from jiuzhang.common.progress import mode as progress_mode
 from jiuzhang.common.progress import quiet_library_bars, reporting_to
 from jiuzhang.common.provenance import artifact_provenance, cpu_model, package_versions, run_provenance
 from jiuzhang.config.loader import active_overrides, load_params
 from jiuzhang.config.root import Params
-from jiuzhang.common.headline import take_target, write_headline
 from jiuzhang.tracking.mlflow_run import StageRun, TrackingTarget, resolve_tracking, stage_run
 
 

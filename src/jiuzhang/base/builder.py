@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from jiuzhang.config.base import BaseConfig
 from jiuzhang.base.tokenizer import train_tokenizer
-from jiuzhang.common.io import InputDataError, read_shards, reset_dir, write_json
 from jiuzhang.common.digest import code_sha256, json_sha256
+from jiuzhang.common.io import InputDataError, read_shards, reset_dir, write_json
+from jiuzhang.config.base import BaseConfig
 from jiuzhang.config.training import TrainConfig
 from jiuzhang.training.engine import TorchEngine
 from jiuzhang.training.packing import Packed
@@ -27,6 +27,7 @@ from jiuzhang.training.world import World
 
 
 def corpus_texts(corpus_dir: Path, max_chars: int | None) -> list[str]:
+    """The corpus snippets' texts in shard order, stopping once ``max_chars`` characters are read (None: all)."""
     texts, total = [], 0
     for row in read_shards(corpus_dir, columns=["text"]):
         texts.append(row["text"])
@@ -37,6 +38,7 @@ def corpus_texts(corpus_dir: Path, max_chars: int | None) -> list[str]:
 
 
 def token_windows(ids: list[int], seq_len: int) -> torch.Tensor:
+    """``ids`` cut into consecutive windows of ``seq_len`` tokens (the tail dropped), one row each."""
     n = len(ids) // seq_len
     if n == 0:
         raise InputDataError(f"the corpus has {len(ids)} tokens, fewer than one sequence of "
@@ -45,6 +47,7 @@ def token_windows(ids: list[int], seq_len: int) -> torch.Tensor:
 
 
 def build_model(cfg: BaseConfig, vocab_size: int, special: dict[str, int]) -> LlamaForCausalLM:
+    """A randomly initialised Llama of ``cfg.arch`` for ``vocab_size`` tokens, seeded by ``cfg.seed``."""
     a = cfg.arch
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=a.hidden_size, num_hidden_layers=a.num_layers,
                          num_attention_heads=a.num_heads, num_key_value_heads=a.num_kv_heads,

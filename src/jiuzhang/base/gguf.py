@@ -28,6 +28,7 @@ def locate(cfg: GgufModelConfig) -> Path:
         gguf = Path(cfg.path)
         where = f"base.gguf.path: {gguf}"
     else:
+        assert cfg.package is not None  # GgufModelConfig requires package or path
         spec = importlib.util.find_spec(cfg.package)
         if spec is None or not spec.submodule_search_locations:
             raise InputDataError(f"base.gguf.package: {cfg.package!r} is not installed; `make install` installs "

@@ -77,6 +77,7 @@ def _aqua(r: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Benchmark:
+    """One benchmark test set: its name, its file under the benchmarks root and how a row becomes a question."""
     name: str
     file: str  # relative to the benchmarks root
     question: Callable[[dict[str, Any]], str]

@@ -69,6 +69,7 @@ class _Agent:
         self.proc = subprocess.Popen(argv, cwd=cwd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, errors="replace", preexec_fn=_die_with_parent)
         tail: deque[str] = deque(maxlen=tail_lines)
+        assert self.proc.stdout is not None  # stdout=PIPE
         for line in self.proc.stdout:
             sys.stderr.write(line)
             tail.append(line)

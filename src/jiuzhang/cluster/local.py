@@ -69,10 +69,11 @@ def run_cluster(cfg: ClusterConfig, echo=print, start_timeout_s: float = 120.0) 
                             preexec_fn=_stop_with_parent)
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # run the finally below on `kill <run>` too
     assert proc.stdout is not None
+    output = proc.stdout
     started, lines = threading.Event(), []
 
     def read() -> None:  # drain Ray's output for the whole run (a full pipe would block it)
-        for line in proc.stdout:
+        for line in output:
             lines.append(line.rstrip())
             if "Ray runtime started" in line:
                 started.set()

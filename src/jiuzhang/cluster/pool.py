@@ -54,6 +54,7 @@ class PoolStats:
     nodes: list[str] = field(default_factory=list)   # where the workers ran (node ids), in start order
 
     def as_dict(self) -> dict[str, Any]:
+        """The pool's facts for the results file: executor, workers, units, retries, workers lost, nodes used."""
         return {"executor": self.executor, "workers": self.workers, "units": self.units, "retries": self.retries,
                 "workers_lost": self.workers_lost, "nodes": len(set(self.nodes))}
 
@@ -152,6 +153,7 @@ class WorkerPool:
 
     def run(self, units: list[Unit], work: Callable[[Any, Any, str], Any], on_done: Callable[[Unit, Any], None],
             on_progress: Callable[[int], None] | None = None) -> PoolStats:
+        """Run every unit on the workers (in this process when inline), calling ``on_done`` with each result here."""
         if self.cfg.executor == "inline" or not units:
             return self._run_inline(units, work, on_done, on_progress)
         if self._driver is None:

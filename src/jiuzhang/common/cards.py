@@ -69,6 +69,7 @@ def headline_counts(metrics: dict[str, Any], most: int = 16) -> dict[str, Any]:
 
 
 def parquet_schema(folder: Path) -> list[tuple[str, str]]:
+    """(column, type) pairs of the first Parquet file under ``folder``, for the dataset card's schema table."""
     import pyarrow.parquet as pq
 
     files = sorted(folder.rglob("*.parquet"))

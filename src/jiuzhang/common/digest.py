@@ -14,6 +14,7 @@ from typing import Any
 
 
 def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 8 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 23), b""):
@@ -30,6 +31,7 @@ def folder_sha256(folder: Path, pattern: str = "*") -> str:
 
 
 def json_sha256(value: Any) -> str:
+    """SHA-256 of ``value`` as canonical JSON (sorted keys), so equal values hash equally."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
 
 

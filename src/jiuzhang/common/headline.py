@@ -24,8 +24,8 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from jiuzhang.common.io import write_json
 from jiuzhang.common.intervals import wilson
+from jiuzhang.common.io import write_json
 
 # the result key that counts each stage's rows (stage name without its @variant)
 RECORDS = {"corpus": "kept", "prompts": "prompts", "kd_initial": "kept", "kd_boost": "kept", "influence": "selected",

@@ -26,6 +26,7 @@ class InputDataError(UserError, ValueError):
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a crash leaves the old file or the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -52,6 +53,7 @@ def write_csv(path: str | Path, rows: list[dict[str, Any]], columns: tuple[str, 
 
 @dataclass(frozen=True)
 class JsonlLine:
+    """One line of a JSONL file: its number and record, or the reason it could not be read."""
     lineno: int
     record: dict[str, Any] | None  # None when the line is bad
     error: str | None
@@ -108,11 +110,13 @@ class ShardWriter:
         self.rows = 0
 
     def write(self, row: dict[str, Any]) -> None:
+        """Add one row; a full buffer becomes the next shard."""
         self._buffer.append(row)
         if len(self._buffer) >= self.rows_per_shard:
             self._flush()
 
     def write_many(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Add every row of ``rows``."""
         for row in rows:
             self.write(row)
 
@@ -129,6 +133,7 @@ class ShardWriter:
         self._buffer = []
 
     def close(self) -> list[Path]:
+        """Write the last partial shard; the paths of every shard written."""
         self._flush()
         return self.shards
 

@@ -86,6 +86,7 @@ def quiet_library_bars() -> None:
 
 
 def every_percent() -> float:
+    """The percentage step of progress lines when not on a terminal (env JIUZHANG_PROGRESS_EVERY, default 10)."""
     raw = os.environ.get(EVERY_ENV, "10")
     try:
         value = float(raw)
@@ -136,6 +137,7 @@ class Progress:
     # -- figures ------------------------------------------------------------------------------------------
     @property
     def elapsed(self) -> float:
+        """Seconds since the work started."""
         return time.perf_counter() - self.started
 
     @property
@@ -214,6 +216,7 @@ class Progress:
             warnings.warn(f"progress of {self.name!r} is no longer sent to MLflow: {exc}", stacklevel=2)
 
     def close(self) -> None:
+        """Close the terminal bar, if any."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None

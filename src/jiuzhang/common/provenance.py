@@ -32,6 +32,7 @@ OUTPUT_PACKAGES: dict[str, tuple[str, ...]] = {
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """The installed version of each package in ``names`` ('not installed' when absent)."""
     out = {}
     for name in names:
         try:
@@ -51,6 +52,7 @@ def _git(cwd: str | Path, *args: str) -> str | None:
 
 
 def git_state(cwd: str | Path = ".") -> dict[str, Any]:
+    """The git commit of ``cwd`` and whether tracked files differ from it (None when not a git checkout)."""
     commit = _git(cwd, "rev-parse", "HEAD")
     status = _git(cwd, "status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
@@ -82,6 +84,7 @@ def cpu_model() -> str | None:
 
 
 def hardware() -> dict[str, Any]:
+    """This machine: architecture, CPU model and count, platform, Python, memory, CPU kernels, bf16 support and GPUs."""
     info: dict[str, Any] = {
         "machine": platform.machine(),
         "processor": platform.processor() or None,

@@ -69,6 +69,7 @@ class HubModelConfig(Section):
                           "under you; a branch or tag is accepted but 'config check' warns that it is unpinned.")
 
     def unpinned(self) -> bool:
+        """True when ``revision`` is not a full commit hash, so the download could change under the same params."""
         return not re.fullmatch(r"[0-9a-f]{40}", self.revision)
 
 

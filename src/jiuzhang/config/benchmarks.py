@@ -6,7 +6,6 @@ from pydantic import Field, field_validator
 
 from jiuzhang.config.base_model import Section
 
-
 # The benchmarks the registry (jiuzhang.benchmarks.registry) and the evaluator (jiuzhang.evaluation.tasks)
 # know; named here so validating a params file does not import them (every stage validates the whole
 # file, so every stage would otherwise depend on the grader's code). tests/test_config.py keeps the three

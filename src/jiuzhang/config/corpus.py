@@ -69,6 +69,7 @@ class SourceConfig(Section):
         return self
 
     def unpinned(self) -> bool:
+        """True for a hub source whose revision is not a full commit hash."""
         return self.format == "hf" and not _SHA.match(self.revision or "")
 
 

@@ -18,11 +18,13 @@ class ConfigError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Problem:
+    """One problem in a params file: the dotted key, its line when known, and what is wrong."""
     key: str
     line: int | None
     message: str
 
     def render(self, path: str) -> str:
+        """``file:line: key: message`` (no line when unknown), as the CLI prints it."""
         where = f"{path}:{self.line}" if self.line else path
         return f"{where}: {self.key}: {self.message}"
 
@@ -94,6 +96,7 @@ def inner_model(annotation: Any) -> Any:
 
 
 def problems_from(err: ValidationError, model: type, root: yaml.Node | None) -> list[Problem]:
+    """pydantic's validation errors as Problems, with line numbers from the YAML node tree when given."""
     problems = []
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))

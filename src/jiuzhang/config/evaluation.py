@@ -123,7 +123,8 @@ class EvalConfig(Section):
         """Items of ``name`` evaluated in ``setting``; with no setting, the items to load for all of them."""
         if setting is None:
             wanted = [self.limit_for(name, s) for s in self.benchmarks.get(name, ["nl"])]
-            return None if None in wanted else max(wanted)
+            limited = [n for n in wanted if n is not None]
+            return None if len(limited) < len(wanted) else max(limited)
         if setting == "loss" and self.loss_limit is not None:
             return self.loss_limit
         return self.limits.get(name, self.limit)

@@ -8,10 +8,12 @@ from jiuzhang.config.base_model import Section
 
 
 class KdRoundConfig(Section):
+    """One teacher round: how many prompts go to the teacher."""
     n: int = Field(ge=1, description="Prompts sent to the teacher in this round (paper: 5,300 initial, 4,000 boost).")
 
 
 class KdInitialConfig(KdRoundConfig):
+    """The initial KD round: the number of prompts and the seed that samples them from the pool."""
     seed: int = Field(ge=0, description="Sampling seed: prompt p is drawn iff it ranks in the first n by "
                       "hash(seed, p.id), so the sample does not depend on pool order.")
 

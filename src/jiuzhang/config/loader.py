@@ -97,6 +97,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[tuple[str, str]]) -> d
 
 def validate_params(data: dict[str, Any], path: str, root: yaml.Node | None = None,
                     overrides: list[tuple[str, str]] | None = None) -> Params:
+    """Params from raw data read from ``path``, or ParamsError listing every problem; a problem under a ``--set`` override is blamed on the override, not on a line of the file."""
     try:
         params = Params.model_validate(data)
     except ValidationError as err:

@@ -13,6 +13,12 @@ from pydantic import Field
 
 from jiuzhang.config.base_model import Section
 
+Kind = Literal["nl", "tool"]
+
+
+def _by_kind(nl: float, tool: float) -> dict[Kind, float]:
+    return {"nl": nl, "tool": tool}
+
 
 class AcceleratorConfig(Section):
     """The device training and generation run on."""
@@ -37,6 +43,7 @@ class ModelShapeConfig(Section):
     vocab_size: int = Field(ge=1, description="config.json vocab_size.")
 
     def params_estimate(self) -> float:
+        """Parameters of a Llama-style model of this shape: layers x (attention + MLP) + embeddings and head."""
         h, i = self.hidden_size, self.intermediate_size
         return float(self.num_layers * (4 * h * h + 3 * h * i) + 2 * self.vocab_size * h)
 
@@ -60,13 +67,13 @@ class PlanConfig(Section):
         "(`config check` refuses what cannot fit plan.accelerator.memory_gib). A local model folder's config.json "
         "is read instead; a role with neither is not checked."))
     keep_rates: dict[Literal["nl", "tool"], Annotated[float, Field(ge=0, le=1)]] = Field(
-        default_factory=lambda: {"nl": 0.246, "tool": 0.296}, strict=False, description=(
+        default_factory=lambda: _by_kind(0.246, 0.296), strict=False, description=(
             "Share of generations the filter keeps with filter.preset 'ours', by kind (measured on the paper's "
             "released records by benchmarks/filter_keep_rates.py: the answer requirement drops 75.4% of CoT, "
             "output verification 69.6% of tool). 'plan --measured' reads a run's results/filter.json instead; "
             "preset 'paper' keeps all."))
     tokens_per_record: dict[Literal["nl", "tool"], Annotated[float, Field(gt=0)]] = Field(
-        default_factory=lambda: {"nl": 598.0, "tool": 341.1}, strict=False, description=(
+        default_factory=lambda: _by_kind(598.0, 341.1), strict=False, description=(
             "Mean tokens of a kept record (question + solution), by kind; pre-training tokens = kept records x "
             "this (default: the released records at 4 chars per token, benchmarks/filter_keep_rates.py)."))
     eval_tokens_per_item: float = Field(400.0, gt=0, description="Stated mean generated tokens per benchmark item "

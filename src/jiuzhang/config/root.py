@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from jiuzhang.config.base import BaseConfig
-from jiuzhang.config.benchmarks import BenchmarksConfig
 from jiuzhang.config.base_model import Section
+from jiuzhang.config.benchmarks import BenchmarksConfig
 from jiuzhang.config.cluster import ClusterConfig
 from jiuzhang.config.corpus import CorpusConfig
 from jiuzhang.config.evaluation import EvalConfig

@@ -97,6 +97,7 @@ class TrainConfig(Section):
 
     @property
     def world_size(self) -> int:
+        """Processes in all: nodes x processes per node."""
         return self.nodes * self.processes_per_node
 
     @model_validator(mode="after")
@@ -127,6 +128,7 @@ class ModelSource(Section):
         return self
 
     def unpinned(self) -> bool:
+        """True for a hub model whose revision is not a full commit hash."""
         return self.model_id is not None and not re.fullmatch(r"[0-9a-f]{40}", self.revision or "")
 
 
@@ -167,6 +169,7 @@ class SftTailConfig(Section):
         return self
 
     def unpinned(self) -> bool:
+        """True for a hub dataset whose revision is not a full commit hash."""
         return self.format == "hf" and not re.fullmatch(r"[0-9a-f]{40}", self.revision or "")
 
 

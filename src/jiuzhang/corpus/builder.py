@@ -63,6 +63,7 @@ class SnippetSource(PipelineStep):
         self.cfg, self.root = cfg, root
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """datatrove's reader entry point: the snippets of every configured source for this rank."""
         for source in self.cfg.sources:
             yield from self._source(source, rank, world_size)
 

@@ -18,6 +18,7 @@ from jiuzhang.config.corpus import SourceConfig
 
 @dataclass(frozen=True)
 class Document:
+    """One source document: the source's name, the document's id there and its text."""
     source: str
     doc_id: str
     text: str
@@ -50,6 +51,7 @@ class DocumentReader:
 
     @property
     def location(self) -> str:
+        """Where the source is read from: a file path, or ``hf://dataset@revision``."""
         s = self.source
         return str(self.root / s.path) if s.format == "jsonl" else f"hf://{s.dataset}@{s.revision}"
 

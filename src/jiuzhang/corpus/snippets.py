@@ -30,6 +30,7 @@ def normalise(text: str) -> str:
 
 
 def split_parts(text: str, split_by: str) -> list[str]:
+    """``text`` split into parts by ``split_by`` (the whole text for 'document'), blank parts dropped."""
     if split_by == "document":
         return [text]
     parts = [p.strip() for p in _SPLITTERS[split_by].split(text)]

@@ -23,10 +23,12 @@ from jiuzhang.dataflow.text import TEXT_NORM, WordTokens
 
 
 def decont_config(n: int) -> NGramsDecontConfig:
+    """datatrove's n-gram decontamination settings for ``n``-grams under our text normalisation."""
     return NGramsDecontConfig(n_grams=n, find_query_ngrams=True, find_overlap_ngrams=False, norm_config=TEXT_NORM)
 
 
 def question_hashes(questions: Iterable[str], n: int) -> np.ndarray:
+    """The sorted hashes of every ``n``-gram of ``questions``: the index the decontamination filter reads."""
     cfg = decont_config(n)
     hash_func = create_hash_func(cfg.hash_config)
     tokens = WordTokens()

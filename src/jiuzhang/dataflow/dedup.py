@@ -19,10 +19,19 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 from datatrove.data import Document
-from datatrove.pipeline.dedup import (MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster, MinhashDedupFilter,
-                                      MinhashDedupSignature)
-from datatrove.pipeline.dedup.exact_dedup import (ExactDedupConfig, ExactDedupFilter, ExactDedupSignature,
-                                                  ExactFindDedups)
+from datatrove.pipeline.dedup import (
+    MinhashConfig,
+    MinhashDedupBuckets,
+    MinhashDedupCluster,
+    MinhashDedupFilter,
+    MinhashDedupSignature,
+)
+from datatrove.pipeline.dedup.exact_dedup import (
+    ExactDedupConfig,
+    ExactDedupFilter,
+    ExactDedupSignature,
+    ExactFindDedups,
+)
 from datatrove.pipeline.writers.parquet import ParquetWriter
 
 from jiuzhang.dataflow.executor import Phases
@@ -35,6 +44,7 @@ DROP_SCHEMA = pa.schema([("id", pa.string()), ("reason", pa.string()), ("group",
 
 @dataclass(frozen=True)
 class DedupSettings:
+    """What to deduplicate and how: exact and/or near (MinHash threshold, permutations, shingle words, seed)."""
     exact: bool
     near: bool
     threshold: float
@@ -61,6 +71,7 @@ def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
 
 
 def minhash_config(s: DedupSettings) -> MinhashConfig:
+    """datatrove's MinHash settings for ``s``: bands and rows from the Jaccard threshold and permutations."""
     buckets, rows = lsh_bands(s.threshold, s.num_perm)
     return MinhashConfig(n_grams=s.shingle_words, num_buckets=buckets, hashes_per_bucket=rows, seed=s.seed,
                          norm_config=TEXT_NORM)
@@ -81,6 +92,7 @@ class DropLog:
         return table_writer(self.folder / step, "${rank}.parquet", DROP_SCHEMA, partial(_drop_row, step, self.group))
 
     def table(self) -> pa.Table:
+        """Every drop written so far, from all ranks and steps (an empty table when none)."""
         return read_tables(self.folder) or DROP_SCHEMA.empty_table()
 
 

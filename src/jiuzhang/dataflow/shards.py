@@ -23,6 +23,7 @@ HANDOFF = "${rank}.parquet"
 
 
 def rank_file(rank: int) -> str:
+    """The file name of rank ``rank``'s hand-off shard."""
     return f"{rank:05d}.parquet"
 
 
@@ -37,6 +38,7 @@ class RankShard(PipelineStep):
         self.folder = Path(folder)
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """datatrove's reader entry point: the documents of this rank's shard (none when its file is absent)."""
         path = self.folder / rank_file(rank)
         if not path.is_file():  # every document of this rank was dropped before the hand-off
             return

@@ -23,12 +23,15 @@ class WordTokens(WordTokenizer):
         super().__init__("en")
 
     def word_tokenize(self, text: str) -> list[str]:
+        """Whitespace-separated words (no model or download needed)."""
         return text.split()
 
     def sent_tokenize(self, text: str) -> list[str]:
+        """The whole text as one sentence (we never split sentences)."""
         return [text] if text.strip() else []
 
     def span_tokenize(self, text: str) -> list[tuple[int, int]]:
+        """One span covering the whole text (empty text: none)."""
         return [(0, len(text))] if text.strip() else []
 
 

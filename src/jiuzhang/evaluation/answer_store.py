@@ -41,4 +41,5 @@ class AnswerStore:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
     def save(self, setting: str, shard: int, answers: dict[str, Any]) -> None:
+        """Store the answers of one shard of one setting atomically, so a resumed run skips it."""
         atomic_write_text(self._path(setting, shard), json.dumps(answers, ensure_ascii=False, sort_keys=True))

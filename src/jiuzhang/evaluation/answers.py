@@ -281,12 +281,12 @@ def extract_choice(text: str, options: list[str] | None = None) -> str | None:
             m = re.match(r"^\s*\(?\s*([A-E])\s*\)?(?:\s|[.:]|$)", re.sub(r"\\text\{(.*?)\}", r"\1", cand))
             if m:
                 return m.group(1)
-    m = list(re.finditer(r"[Cc]hoice\s+\$?(?:\\math(?:bf|rm)\{)?([A-E])\}?\$?\s+is\s+(?:the\s+)?correct", text))
-    if m:
-        return m[0].group(1)
-    m = list(re.finditer(r"\(([A-E])\)|\b([A-E])\)", text))
-    if m:
-        return m[-1].group(1) or m[-1].group(2)
+    stated = list(re.finditer(r"[Cc]hoice\s+\$?(?:\\math(?:bf|rm)\{)?([A-E])\}?\$?\s+is\s+(?:the\s+)?correct", text))
+    if stated:
+        return stated[0].group(1)
+    marked = list(re.finditer(r"\(([A-E])\)|\b([A-E])\)", text))
+    if marked:
+        return marked[-1].group(1) or marked[-1].group(2)
     if options:
         ans = extract_answer(text)
         if ans is not None:

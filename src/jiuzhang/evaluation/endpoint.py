@@ -13,6 +13,7 @@ from jiuzhang.synthesis.requests import Request
 
 
 class EndpointEngine:
+    """Generation through an OpenAI-compatible chat endpoint (a served model), as an eval engine."""
     name = "endpoint"
 
     def __init__(self, base_url: str, model: str, api_key: str | None, concurrency: int = 8, timeout_s: float = 120):
@@ -23,6 +24,7 @@ class EndpointEngine:
         self.concurrency = concurrency
 
     def plan(self, requests: list[Request]) -> list[list[Request]]:
+        """Requests in batches of 64 (the endpoint schedules within each)."""
         return [requests[i:i + 64] for i in range(0, len(requests), 64)]
 
     def _one(self, r: Request) -> Generation:
@@ -36,5 +38,6 @@ class EndpointEngine:
                           usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
 
     def generate(self, requests: list[Request]) -> list[Generation]:
+        """One completion per request, ``concurrency`` requests in flight, in request order."""
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(pool.map(self._one, requests))

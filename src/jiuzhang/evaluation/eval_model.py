@@ -29,32 +29,39 @@ class EvalModel:
 
     @property
     def generator(self):
+        """The generation engine, built on first use."""
         if self._generator is None:
             self._generator = self._make_generator()
         return self._generator
 
     @property
     def scorer(self):
+        """The scoring model (held-out loss), built on first use; None when none is configured."""
         if self._scorer is None and self._make_scorer is not None:
             self._scorer = self._make_scorer()
         return self._scorer
 
     def plan(self, shard):
+        """The generator's batches for ``shard``."""
         return self.generator.plan(shard)
 
     def generate(self, requests):
+        """The generator's completions of ``requests``."""
         return self.generator.generate(requests)
 
     @property
     def model(self):
+        """The scorer's model, or None."""
         return getattr(self.scorer, "model", None)
 
     @property
     def tokenizer(self):
+        """The scorer's tokenizer, or None."""
         return getattr(self.scorer, "tokenizer", None)
 
     @property
     def context(self) -> int:
+        """The scorer's context length in tokens."""
         return self.scorer.context
 
     def close(self) -> None:

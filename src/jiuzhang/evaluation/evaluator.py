@@ -17,16 +17,16 @@ from jiuzhang.common.digest import text_digest
 from jiuzhang.common.progress import Progress
 from jiuzhang.config.cluster import ClusterConfig
 from jiuzhang.config.evaluation import EvalConfig
+from jiuzhang.config.synthesis import SamplingConfig
 from jiuzhang.errors import UserError
 from jiuzhang.evaluation.answer_store import AnswerStore
 from jiuzhang.evaluation.grading import grade
 from jiuzhang.evaluation.heldout import LOSS_KEYS, gold_target, heldout_nll
 from jiuzhang.evaluation.prompting import build_prompt, load_fewshot, neutral_prompt
-from jiuzhang.evaluation.tasks import Task
 from jiuzhang.evaluation.stats import bootstrap_mean
+from jiuzhang.evaluation.tasks import Task
 from jiuzhang.evaluation.toolloop import run_tool_loop
 from jiuzhang.sandbox.runner import Limits
-from jiuzhang.config.synthesis import SamplingConfig
 from jiuzhang.synthesis.requests import Request
 from jiuzhang.training.packing import Example
 

@@ -33,6 +33,7 @@ REL_TOL = 1e-4
 
 @dataclass(frozen=True)
 class Verdict:
+    """One graded answer: the gold, what was extracted (None: no answer) and whether it is right."""
     gold: str
     extracted: str | None
     correct: bool
@@ -44,6 +45,7 @@ _UNIT_WORDS = re.compile(r"\s*(?:dollars?|cents?|units?|cm|m|km|kg|g|hours?|minu
 
 
 def clean_latex(s: str) -> str:
+    """``s`` without dollar signs, text/formatting macros and spacing that do not change the value."""
     s = s.strip().strip("$").strip()
     s = re.sub(r"\\text(?:bf|rm|normal)?\s*\{\s*([^{}]*?)\s*\}", r" \1 ", s)
     s = re.sub(r"\\(?=\d)", "", s)  # "\\15": a "\\$15" that lost its dollar sign
@@ -82,6 +84,7 @@ def to_number(s: str | None) -> tuple[float, bool] | None:
 
 
 def numbers_equal(a: float, b: float) -> bool:
+    """Integers must be equal; other numbers within REL_TOL of each other."""
     if a.is_integer() and b.is_integer():
         return a == b  # a count or amount off by 6 in 120,000 is wrong, whatever its relative size
     return abs(a - b) <= REL_TOL * max(abs(a), abs(b)) if a and b else abs(a - b) <= 1e-8

@@ -57,6 +57,7 @@ def target_kind(task: Task) -> str:
 
 
 def gold_target(task: Task, row: dict[str, Any]) -> str:
+    """The scored target of a row: its worked solution (calculator annotations removed), else the gold answer."""
     solution = task.solution(row) if task.solution else None
     if solution and solution.strip():
         return _CALCULATOR.sub("", solution).strip()
@@ -79,11 +80,11 @@ def heldout_nll(model, tokenizer, examples: list[Example], batch_size: int, max_
     """{example id: (mean NLL per target token, target tokens)}; an example whose target alone does not fit
     ``max_length`` (with a few prompt tokens) is left out. ``bf16``: under bf16 autocast (eval.loss_dtype).
     Progress is reported as ``name``."""
-    from jiuzhang.common.precision import autocast
-    from jiuzhang.common.scored_logits import scored_logits
-
     import torch
     import torch.nn.functional as F
+
+    from jiuzhang.common.precision import autocast
+    from jiuzhang.common.scored_logits import scored_logits
 
     items = [t for t in (_fit(e, tokenizer, max_length) for e in examples) if t is not None]
     items.sort(key=lambda t: (len(t.input_ids), t.id))  # similar lengths together: little padding

@@ -191,6 +191,7 @@ def gold(benchmark: str, row: dict[str, Any]) -> str:
     """The gold answer as the harness parses it from a test row."""
     if benchmark in ("math", "math500"):
         return extract(row["solution"], "math")
+    answer: Any  # a string, or a float for TabMWP's numbers (as the paper's harness parses them)
     if benchmark == "minerva_math":
         answer = extract(row["solution"], benchmark)
     elif benchmark == "carp_en":

@@ -14,6 +14,7 @@ HEADINGS = {"nl": "## Solution\n", "tool": "## Code Solution\n"}
 
 
 def load_fewshot(folder: str | Path, task: Task) -> list[dict[str, str]]:
+    """The task's few-shot exemplars from ``folder`` (none for a zero-shot task); a bad file names its line."""
     if not task.shots:
         return []
     path = Path(folder) / f"{task.name}.jsonl"
@@ -35,5 +36,6 @@ def neutral_prompt(task: Task, row: dict[str, Any], shots: list[dict[str, str]])
 
 
 def build_prompt(task: Task, row: dict[str, Any], setting: str, shots: list[dict[str, str]]) -> str:
+    """The prompt for one row: the exemplars, then the question and the heading of ``setting`` (NL or code)."""
     head = "".join(f"## Question\n{s['question'].strip()}\n\n## Solution\n{s['solution'].strip()}\n\n\n" for s in shots)
     return f"{head}## Question\n{task.question(row).strip()}\n\n{HEADINGS[setting]}"

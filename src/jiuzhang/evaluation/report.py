@@ -20,8 +20,7 @@ from typing import Any
 
 from jiuzhang.common.io import InputDataError, atomic_write_text, write_csv, write_json
 from jiuzhang.config.root import Params
-from jiuzhang.evaluation.arm_comparison import (compare_arms, item_value, paired_delta, read_predictions,
-                                                verdict_lines)
+from jiuzhang.evaluation.arm_comparison import compare_arms, item_value, paired_delta, read_predictions, verdict_lines
 from jiuzhang.evaluation.heldout import LOSS_KEYS, is_loss, loss_keys
 from jiuzhang.evaluation.stats import wilson
 
@@ -196,6 +195,7 @@ def planned_costs(params: Params, root: Path) -> dict[str, Any]:
 
 def collect(metrics_dir: Path, params: Params, paper: dict[str, Any], eval_dir: Path, base_dir: Path | None,
             root: Path = Path("."), arm_dir: Path | None = None) -> dict[str, Any]:
+    """Everything the report shows, gathered from the results and prediction files into one summary dict."""
     e = params.eval
     published = paper_numbers(paper)
     rows = benchmark_rows(metrics_dir, e.benchmarks, published, e.base_benchmarks)
@@ -277,6 +277,7 @@ MEASURE_NAMES = {"nl": "NL accuracy", "tool": "tool accuracy", **{k: f"held-out 
 
 
 def markdown(summary: dict[str, Any]) -> str:
+    """The summary as Markdown tables (results.md)."""
     r0 = summary["run"]
     lines = [f"Profile **{r0['profile']}**, {r0['experiment']}.", "",
              f"| benchmark | setting | correct / items | accuracy % [95% CI] | no answer (cut off) | base model % | "
@@ -456,6 +457,7 @@ def _finish(plt, fig, ax, labels: list[str], xlabel: str, title: str) -> bytes:
 
 
 def render_html(summary: dict[str, Any], charts: dict[str, bytes | None], template: Path) -> str:
+    """The self-contained HTML page: ``template`` rendered with the summary and the charts as embedded PNGs."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template.parent)), autoescape=True,
@@ -469,6 +471,7 @@ def render_html(summary: dict[str, Any], charts: dict[str, bytes | None], templa
 def write_report(metrics_dir: Path, paper_path: Path, params: Params, out: Path, eval_dir: Path,
                  base_dir: Path | None, template: Path = Path("templates/report/report.html.j2"),
                  root: Path = Path("."), arm_dir: Path | None = None) -> dict[str, Any]:
+    """Write the report folder (summary.json, results.md, accuracy.csv/png, report.html); returns its headline."""
     import matplotlib
 
     matplotlib.rcParams["svg.hashsalt"] = "jiuzhang"  # deterministic output

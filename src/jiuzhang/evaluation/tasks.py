@@ -38,6 +38,7 @@ def _boxed_gold(field: str) -> Callable[[dict[str, Any]], str]:
 
 @dataclass(frozen=True)
 class Task:
+    """How one benchmark is graded: its kind, gold answer, exemplar count, options and worked solution."""
     name: str
     kind: str                                         # numeric | symbolic | choice | mixed
     gold: Callable[[dict[str, Any]], str]

@@ -29,6 +29,7 @@ from jiuzhang.training.world import World
 
 @dataclass
 class Checkpoint:
+    """One warm-up checkpoint: the LoRA weights and Adam's moments, and the learning rate at that step."""
     lora: dict[str, torch.Tensor]
     exp_avg: dict[str, torch.Tensor]
     exp_avg_sq: dict[str, torch.Tensor]
@@ -37,6 +38,7 @@ class Checkpoint:
 
 
 def with_lora(model, r: int, alpha: int, seed: int, dropout: float = 0.0):
+    """``model`` with a seeded LoRA adapter of rank ``r`` on the attention and MLP projections."""
     from peft import LoraConfig, get_peft_model
 
     model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, bias="none",
@@ -52,6 +54,7 @@ def with_lora(model, r: int, alpha: int, seed: int, dropout: float = 0.0):
 
 
 def tokenize_all(examples: list[Example], tokenizer, max_length: int) -> list[Tokenized]:
+    """``examples`` tokenized and truncated to ``max_length``; those left without an answer token are dropped."""
     out = list(tokenize(examples, tokenizer, max_length, "truncate", PackStats()))
     return [t for t in out if any(label != IGNORE for label in t.labels)]
 
@@ -158,5 +161,6 @@ def merge(parts: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, dict[str,
 
 
 def report(final: torch.Tensor, per_task: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The influence figures for the results file: mean and max score, and the target tasks."""
     return {"score_mean": round(float(final.mean()), 6), "score_max": round(float(final.max()), 6),
             "tasks": sorted(per_task)}

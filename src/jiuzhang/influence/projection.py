@@ -52,9 +52,11 @@ class Identity:
         self.dim = input_dim
 
     def __call__(self, grads: torch.Tensor) -> torch.Tensor:
+        """The gradients as they are (no projection), in fp32."""
         return grads.float()
 
     def add_block(self, out: torch.Tensor, block: torch.Tensor, offset: int) -> None:
+        """Add a block of gradient columns at ``offset`` into ``out`` (the identity projection)."""
         out[:, offset:offset + block.shape[1]] += block.float()
 
 
@@ -66,4 +68,5 @@ class DenseRademacher:
         self.matrix = (torch.randint(0, 2, (input_dim, dim), generator=g).float() * 2 - 1) / dim ** 0.5
 
     def __call__(self, grads: torch.Tensor) -> torch.Tensor:
+        """The gradients times the dense random matrix."""
         return grads.float() @ self.matrix.to(grads.device)

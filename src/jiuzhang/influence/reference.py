@@ -41,6 +41,7 @@ class Reference:
 
     @property
     def projector(self) -> CountSketch:
+        """The CountSketch for this LoRA, built once, seeded on the CPU so every worker draws the same."""
         if self._projector is None:  # seeded on the CPU: the same on every worker and device
             n = sum(p.numel() for p in lora_parameters(self.model).values())
             self._projector = CountSketch(n, self.less.dim, self.less.projection_seed)

@@ -25,6 +25,7 @@ def adam_direction(grads: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch
 
 
 def normalise(x: torch.Tensor) -> torch.Tensor:
+    """Each row scaled to unit length (zero rows stay zero)."""
     norms = x.norm(dim=-1, keepdim=True)
     return torch.where(norms > 0, x / norms.clamp(min=1e-30), torch.zeros_like(x))
 
@@ -37,6 +38,7 @@ def task_direction(target_features: torch.Tensor) -> torch.Tensor:
 
 
 def lr_weights(lrs: list[float]) -> list[float]:
+    """The checkpoints' learning rates normalised to sum to 1 (LESS weights each checkpoint by its rate)."""
     total = sum(lrs)
     if total <= 0:
         raise ValueError("checkpoint learning rates must be positive")
@@ -49,6 +51,7 @@ def rank(ids: list[str], scores: list[float]) -> list[int]:
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman's rank correlation of ``a`` and ``b``."""
     ra = a.argsort().argsort().double()
     rb = b.argsort().argsort().double()
     ra, rb = ra - ra.mean(), rb - rb.mean()

@@ -36,6 +36,7 @@ def candidate_pool(cfg: InfluenceConfig, kd: KdConfig, pool: list[dict[str, Any]
 
 
 def select(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, Any]], out_dir: Path) -> dict[str, Any]:
+    """The random baseline: kd.boost.n candidates drawn by seed, written as the selection."""
     chosen = select_random(candidates, set(), kd.boost.n, cfg.seed)
     rows = [{"id": r["id"], "rank": i, "score": keyed_uniform(cfg.seed, "influence", r["id"]), "method": cfg.method}
             for i, r in enumerate(chosen)]

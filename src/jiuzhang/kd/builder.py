@@ -19,12 +19,12 @@ import pyarrow as pa
 
 from jiuzhang.common.io import ShardWriter, atomic_write_text, reset_dir
 from jiuzhang.common.progress import Progress
+from jiuzhang.config.teacher import TeacherConfig
 from jiuzhang.errors import UserError
 from jiuzhang.teacher.batch import BatchTeacher
 from jiuzhang.teacher.batch_service import BatchService
 from jiuzhang.teacher.budget import Budget, BudgetExceeded, Caps, Prices
 from jiuzhang.teacher.client import Outcome, RetryPolicy, Sampling, TeacherClient
-from jiuzhang.config.teacher import TeacherConfig
 from jiuzhang.teacher.journal import Journal
 from jiuzhang.teacher.offline import OFFLINE_LABEL, OfflineTeacher
 from jiuzhang.teacher.parsing import canonical, completion_text, parse_completion

@@ -18,10 +18,12 @@ SELECTION_SCHEMA = pa.schema([("id", pa.string()), ("rank", pa.int32()), ("score
 
 
 def load_pool(prompts_dir: Path) -> list[dict[str, Any]]:
+    """Every prompt of the pool in ``prompts_dir``."""
     return list(read_shards(prompts_dir, columns=POOL_COLUMNS))
 
 
 def initial_items(pool: list[dict[str, Any]], kd: KdConfig) -> list[dict[str, Any]]:
+    """The initial round's kd.initial.n prompts, drawn from the pool by seed (order-free)."""
     if kd.initial.n > len(pool):
         raise InputDataError(f"kd.initial.n={kd.initial.n} but the prompt pool has only {len(pool)} prompts; "
                              f"lower kd.initial.n or grow the corpus")
@@ -29,6 +31,7 @@ def initial_items(pool: list[dict[str, Any]], kd: KdConfig) -> list[dict[str, An
 
 
 def boost_items(pool: list[dict[str, Any]], selection_dir: Path) -> list[dict[str, Any]]:
+    """The boost round's prompts: those the influence stage selected, in its rank order."""
     path = selection_dir / "selected.parquet"
     if not path.is_file():
         raise InputDataError(f"{path}: no selection; run the influence stage first (dvc repro influence)")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Tolerance:
+    """How close two numbers must be: within rtol relative or atol absolute."""
     rtol: float = 1e-4
     atol: float = 1e-6
 
@@ -39,6 +40,7 @@ class Distance:
     problems: list[str] = field(default_factory=list)
 
     def add(self, a: float, b: float, tol: Tolerance) -> None:
+        """Compare one pair of numbers (two NaNs agree), recording the worst differences."""
         if math.isnan(a) and math.isnan(b):
             return
         self.numbers += 1
@@ -49,9 +51,11 @@ class Distance:
         self.worst_excess = max(self.worst_excess, diff - (tol.atol + tol.rtol * abs(b)))
 
     def close(self) -> bool:
+        """True when nothing but numbers differed and every difference is within tolerance."""
         return not self.problems and self.worst_excess <= 0
 
     def summary(self) -> str:
+        """Numbers compared, max abs and rel differences, and the first problem found."""
         head = f"{self.numbers} numbers, max abs {self.max_abs:.3g}, max rel {self.max_rel:.3g}"
         return head + (f"; {self.problems[0]}" + (f" (+{len(self.problems) - 1} more)" if len(self.problems) > 1 else "")
                        if self.problems else "")
@@ -104,8 +108,8 @@ def compare_file(a: Path, b: Path, name: str, dist: Distance, tol: Tolerance) ->
             ra, rb = list(csv.reader(io.StringIO(ba.decode()))), list(csv.reader(io.StringIO(bb.decode())))
             if [len(r) for r in ra] != [len(r) for r in rb]:
                 dist.problems.append(f"{name}: other rows or columns")
-            for i, (x, y) in enumerate(zip(ra, rb)):
-                for j, (p, q) in enumerate(zip(x, y)):
+            for i, (row_a, row_b) in enumerate(zip(ra, rb)):
+                for j, (p, q) in enumerate(zip(row_a, row_b)):
                     fp, fq = _number(p), _number(q)
                     if fp is not None and fq is not None:
                         dist.add(fp, fq, tol)

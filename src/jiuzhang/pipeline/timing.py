@@ -34,10 +34,12 @@ class ReproTimes:
     returncode: int = 0
 
     def as_dict(self) -> dict:
+        """The timings as JSON: total, stages run and skipped, seconds per stage."""
         return {"total_s": round(self.total_s, 1), "stages_run": len(self.ran), "stages_skipped": len(self.skipped),
                 "stage_s": {name: round(s, 1) for name, s in self.ran}}
 
     def table(self) -> str:
+        """The timings as a text table with each stage's share of the total."""
         lines = [f"{'stage':28} {'wall s':>8} {'share':>6}"]
         for name, seconds in self.ran:
             share = seconds / self.total_s if self.total_s else 0.0

@@ -64,6 +64,7 @@ def load_reference(project: Path, against: str) -> Reference:
 
 
 def workspace_tree(project: Path, path: str) -> dict[str, Path] | None:
+    """{relative path: file} of an output in ``project`` (a file, or every file of a folder); None when absent."""
     target = project / path
     if target.is_file():
         return {"": target}
@@ -99,6 +100,7 @@ def reference_tree(project: Path, path: str, md5: str, revision: str | None, scr
 
 
 def journal_rows(path: Path) -> list[tuple]:
+    """The journal's answer rows in key order (read-only), without the columns that hold times."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         return db.execute(f"SELECT {', '.join(JOURNAL_COLUMNS)} FROM answers ORDER BY key").fetchall()
@@ -107,6 +109,7 @@ def journal_rows(path: Path) -> list[tuple]:
 
 
 def explain_journal(a: Path, b: Path) -> str:
+    """Why two journals differ: same rows in other bytes, or which keys differ."""
     ra, rb = journal_rows(a), journal_rows(b)
     if ra == rb:
         return "same answer rows, different bytes (not in canonical form: was it written by an older version?)"
@@ -117,6 +120,7 @@ def explain_journal(a: Path, b: Path) -> str:
 
 @dataclass
 class Verdict:
+    """One output's verdict: identical, close, DIFFERENT or MISSING, with the detail."""
     path: str
     status: str      # 'identical' | 'close' | 'DIFFERENT' | 'MISSING'
     detail: str = ""
@@ -173,6 +177,7 @@ def _by_numbers(path: str, a: Path, b: Path | None, ref: Reference | None, hashe
 
 
 def render(verdicts: list[Verdict]) -> str:
+    """The verdicts as an aligned table with a count per status."""
     width = max(len(v.path) for v in verdicts)
     lines = [f"{v.path:{width}}  {v.status:9}  {v.detail}" for v in verdicts]
     counts = {s: sum(v.status == s for v in verdicts) for s in ("identical", "close", "DIFFERENT", "MISSING")}

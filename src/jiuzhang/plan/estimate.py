@@ -20,20 +20,22 @@ from pathlib import Path
 from typing import Any
 
 from jiuzhang.config.root import Params
+from jiuzhang.config.training import TrainConfig
 from jiuzhang.errors import UserError
 from jiuzhang.plan.launch import Launch
 from jiuzhang.teacher.budget import Prices, estimate_prompt_tokens
-from jiuzhang.config.training import TrainConfig
 
 
 @dataclass(frozen=True)
 class Rate:
+    """A throughput in tokens per second over a whole launch, with where the figure came from."""
     tokens_per_s: float    # over the whole launch
     source: str            # how it was obtained, printed with the estimate
 
 
 @dataclass
 class StagePlan:
+    """One stage's predicted work, launch, device and wall hours and cost, with the basis of the estimate."""
     stage: str
     work: str
     launch: str
@@ -47,12 +49,14 @@ class StagePlan:
 
 @dataclass
 class Plan:
+    """What a whole profile will cost: one StagePlan per stage, and warnings where stated figures disagree."""
     profile: str
     accelerator: str
     stages: list[StagePlan]
     warnings: list[str] = field(default_factory=list)   # stated figures that disagree with the derived ones
 
     def totals(self) -> dict[str, float]:
+        """Teacher calls and USD, accelerator and CPU hours, total USD and sequential wall hours over all stages."""
         def total(key: str, device: str | None = None) -> float:
             return sum(getattr(s, key) or 0.0 for s in self.stages if device is None or s.device == device)
         amounts = [s.amounts for s in self.stages]
@@ -65,6 +69,7 @@ class Plan:
                 "wall_hours_sequential": round(total("wall_hours"), 1)}
 
     def as_dict(self) -> dict[str, Any]:
+        """The plan as plain JSON-ready values (``jiuzhang plan --json``)."""
         return {"profile": self.profile, "accelerator": self.accelerator,
                 "stages": [asdict(s) for s in self.stages], "totals": self.totals(), "warnings": self.warnings}
 
@@ -91,9 +96,11 @@ class Planner:
 
     # ---- inputs derived from params and data files ----
     def path(self, p: str) -> Path:
+        """``p`` as given when absolute, else relative to the project root."""
         return Path(p) if Path(p).is_absolute() else self.root / p
 
     def n_params(self, role: str) -> float:
+        """The parameter count of the 'synthesizer' or 'base' model: stated in plan.model_params, else counted."""
         stated = self.p.plan.model_params.get(role)
         if stated:
             return float(stated)
@@ -129,11 +136,13 @@ class Planner:
         return min(stated, cap) if stated else cap
 
     def pool(self) -> tuple[int, str]:
+        """(prompts synthesized, the key that says so): synthesize.max_prompts, else the paper's whole pool."""
         if self.p.synthesize.max_prompts:
             return self.p.synthesize.max_prompts, "synthesize.max_prompts"
         return self.p.synthesize.projection.problems, "the whole pool: synthesize.projection.problems"
 
     def measured_rate(self, stage: str) -> Rate | None:
+        """The rate a finished run of ``stage`` measured (``--measured results/run``), or None."""
         if self.measured is None:
             return None
         f = self.measured / f"{stage}.json"
@@ -141,6 +150,7 @@ class Planner:
         return Rate(float(value), f"measured: {f}") if value else None
 
     def train_rate(self, stage: str, n: float, launch: Launch, flops_per_token: int = 6) -> Rate:
+        """Training tokens/s: measured if available, else peak FLOP/s x MFU / (flops_per_token x params)."""
         measured = self.measured_rate(stage)
         if measured:
             return measured
@@ -150,6 +160,7 @@ class Planner:
                     f"TFLOP/s = {per_device:,.0f} tokens/s per device (stated: plan)")
 
     def gen_rate(self, stage: str, devices: int) -> Rate:
+        """Generation tokens/s over ``devices``: measured if available, else the stated per-device rate."""
         measured = self.measured_rate(stage)
         if measured:
             return measured
@@ -158,6 +169,7 @@ class Planner:
                     f"(stated: synthesize.projection.gpu_tokens_per_s)")
 
     def timed(self, plan: StagePlan, tokens: float, rate: Rate, devices: int) -> StagePlan:
+        """``plan`` with wall hours, device hours and USD filled in for ``tokens`` at ``rate`` on ``devices``."""
         wall = tokens / rate.tokens_per_s / 3600
         plan.wall_hours, plan.device_hours = wall, wall * devices
         plan.usd = plan.device_hours * self.acc.hour_usd
@@ -167,6 +179,7 @@ class Planner:
     # ---- stages ----
     def training(self, stage: str, role: str, train: TrainConfig, examples: float, tokens_per_example: float,
                  what: str) -> StagePlan:
+        """The plan of one training stage: examples x tokens per example (capped at max_length) x epochs."""
         launch = Launch.of(train)
         per_example = min(tokens_per_example, train.max_length)
         tokens = examples * per_example * train.epochs
@@ -182,6 +195,7 @@ class Planner:
         return self.timed(plan, tokens, self.train_rate(stage, self.n_params(role), launch), launch.processes)
 
     def teacher_round(self, stage: str, n: int) -> StagePlan:
+        """The plan of one teacher round of ``n`` calls: prompt and expected completion tokens, priced."""
         prompt = n * self.prompt_tokens()
         completion = n * self.p.teacher.budget.expected_output_tokens
         usd = self.prices.cost(round(prompt), completion)
@@ -203,6 +217,7 @@ class Planner:
         return Launch("ray", 1, self.p.cluster.workers)
 
     def generation(self, stage: str, problems: int, what: str) -> StagePlan:
+        """The plan of generating ``problems`` texts with the synthesis engine and its workers."""
         s = self.p.synthesize
         launch = self.workers()
         tp = s.vllm.tensor_parallel_size if s.engine == "vllm" else 1
@@ -216,6 +231,7 @@ class Planner:
         return self.timed(plan, tokens, self.gen_rate(stage, devices), devices)
 
     def influence(self) -> StagePlan:
+        """The influence stage: generating the candidate texts, then (LESS) warm-up and gradient passes."""
         inf = self.p.influence
         gen = self.generation("influence", inf.pool_size, "candidate texts")
         if inf.method != "less" or inf.less is None:
@@ -241,6 +257,7 @@ class Planner:
         return gen
 
     def target_tokens(self, path: str, q: str, a: str, n: int, cap: int) -> float:
+        """The prompt tokens of the first ``n`` target examples in ``path`` (question + answer, each capped at ``cap``)."""
         f = self.path(path)
         if not f.is_file():
             raise UserError(f"influence.less.targets: {f} not found")
@@ -255,6 +272,7 @@ class Planner:
         return total
 
     def evaluation(self) -> StagePlan:
+        """The eval stages: items x models (trained, base, arms), generated tokens, tool programs, scored items."""
         from jiuzhang.benchmarks.registry import load_rows
 
         e = self.p.eval
@@ -296,6 +314,7 @@ class Planner:
         return dict(self.p.plan.keep_rates), "stated: plan.keep_rates"
 
     def filtering(self, generations: int) -> StagePlan:
+        """The filter: tool programs run in the sandbox and records deduplicated, for ``generations`` records."""
         f = self.p.filter
         share = self.p.prompts.tool_share
         gens = {"nl": generations * (1 - share), "tool": generations * share}
@@ -357,6 +376,7 @@ class Planner:
         return float(rows), rows * t.planned_tokens_per_row
 
     def build(self) -> Plan:
+        """The plan of every stage of this profile, in DAG order."""
         p = self.p
         pool, pool_key = self.pool()
         prompt_tokens = self.prompt_tokens()
@@ -403,6 +423,7 @@ class Planner:
         return Plan(p.profile, self.acc.name, stages, warnings)
 
     def training_base(self, tokens: float) -> StagePlan:
+        """The base stage: a tokenizer and ``base.train.steps`` steps over ``tokens`` tokens in one process."""
         launch = Launch("one process", 1, 1)
         plan = StagePlan("base", f"tokenizer + {self.p.base.train.steps:,} steps = {tokens / 1e6:,.2f}M tokens",
                          "1 process, fp32", self.acc.name, amounts={"train_tokens": tokens})

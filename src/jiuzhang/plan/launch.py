@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Launch:
+    """How a stage is launched: the tool (torchrun, Ray, one process), nodes and processes per node."""
     tool: str            # 'torchrun', 'ray' or 'one process'
     nodes: int
     per_node: int
@@ -24,9 +25,11 @@ class Launch:
 
     @property
     def processes(self) -> int:
+        """Processes in all."""
         return self.nodes * self.per_node
 
     def describe(self) -> str:
+        """The launch in words, e.g. 'torchrun, 2 nodes x 8 processes'."""
         if self.tool == "one process":
             return "1 process"
         if self.tool == "ray":

@@ -59,6 +59,7 @@ class Shape:
 
 @dataclass(frozen=True)
 class Memory:
+    """One stage's memory per device: model states, activations and (LESS) gradient features, in bytes."""
     stage: str
     states: float        # bytes: weights, gradients, optimizer state
     activations: float   # bytes: one micro-batch's activations and logits
@@ -67,9 +68,11 @@ class Memory:
 
     @property
     def total(self) -> float:
+        """Bytes in all."""
         return self.states + self.activations + self.features
 
     def describe(self) -> str:
+        """The estimate in words, in GiB, split by kind."""
         extra = f" + {self.features / GIB:,.1f} GiB gradient features" if self.features else ""
         return (f"{self.stage}: ~{self.total / GIB:,.1f} GiB per device ({self.states / GIB:,.1f} GiB weights, "
                 f"gradients and optimizer + {self.activations / GIB:,.1f} GiB activations of one micro-batch"
@@ -89,9 +92,8 @@ def less_feature_bytes(shape: Shape, r: int, batch: int, dim: int, shard: int, w
 def shape_of(params: Params, role: str, root: Path) -> Shape | None:
     """The model's shape: ``plan.model_shape.<role>``, a local folder's config.json, or base.arch when the
     base stage trains the model here; None when none of those says it."""
-    from jiuzhang.plan.estimate import arch_parameters
-
     from jiuzhang.config.plan import ModelShapeConfig
+    from jiuzhang.plan.estimate import arch_parameters
 
     stated = params.plan.model_shape.get(role)
     local = params.synthesizer.init.path if role == "synthesizer" else BASE_OUTPUT
@@ -133,6 +135,7 @@ def activation_bytes(shape: Shape, micro_batch: int, seq: int, bf16: bool, check
 
 
 def state_bytes(shape: Shape, train: TrainConfig, processes: int) -> float:
+    """Bytes per device of weights, gradients and Adam moments: 16 per parameter, divided by ZeRO's stage."""
     p, ds = shape.params, train.deepspeed
     if not ds.enabled:
         return 16 * p  # fp32 weights + fp32 gradients + two fp32 moments (bf16 is autocast over them)

@@ -42,6 +42,7 @@ def assign_levels(cfg: PromptsConfig, snippet_id: str, all_levels: bool, source:
 
 def prompt_rows(cfg: PromptsConfig, templates: dict[str, Template], snippets: Iterator[dict[str, Any]],
                 examples: list[dict[str, str]] | None = None) -> Iterator[dict[str, Any]]:
+    """The prompt rows of ``snippets``: one per assigned level, each template filled (with an example when asked)."""
     for s in snippets:
         for level in assign_levels(cfg, s["id"], s["all_levels"], s["source"]):
             example = None
@@ -52,6 +53,7 @@ def prompt_rows(cfg: PromptsConfig, templates: dict[str, Template], snippets: It
 
 
 def build_prompts(cfg: PromptsConfig, corpus_dir: Path, templates_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Build the prompt pool from the corpus into ``out_dir``; returns the stage's results."""
     names = tuple(cfg.levels) + ((TOOL,) if cfg.tool_share > 0 or cfg.tool_sources else ())
     templates = (load_paper_templates(cfg.paper_dir, names) if cfg.texts == "paper"
                  else load_templates(templates_dir, names))

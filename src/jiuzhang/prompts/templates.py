@@ -30,10 +30,12 @@ TOOL = "tool"
 
 @dataclass(frozen=True)
 class Template:
+    """One synthesis prompt template: its level name and text."""
     name: str
     text: str
 
     def fill(self, content: str, example: dict[str, str] | None = None) -> str:
+        """The template with the snippet ``content`` (and ``example``, when the template asks for one) filled in."""
         text = self.text
         if example is not None:
             text = text.replace(EXAMPLE, render_example(example)).replace(EXAMPLE_PROBLEM, example["problem"].strip())
@@ -42,10 +44,12 @@ class Template:
 
     @property
     def wants_example(self) -> bool:
+        """True when the template has a place for a worked example."""
         return EXAMPLE in self.text or EXAMPLE_PROBLEM in self.text
 
 
 def render_example(row: dict[str, str]) -> str:
+    """A worked example as the templates show it: ``[Problem]: ...`` then ``[Solution]: ...``."""
     return f"[Problem]: {row['problem'].strip()}\n[Solution]:\n{row['solution'].strip()}"
 
 

@@ -154,6 +154,7 @@ _UIDS = itertools.count()
 
 @dataclass(frozen=True)
 class Limits:
+    """Resource limits of one sandboxed program: wall clock, CPU seconds, memory, output size."""
     timeout_s: float = 5.0          # wall clock (paper's evaluation: 5 s)
     cpu_s: int = 10                 # CPU seconds (a busy loop dies by SIGXCPU even if the wall clock lags)
     memory_mb: int = 1024           # address space; numpy/sympy need a few hundred MB of it
@@ -169,6 +170,7 @@ class Limits:
 
 @dataclass(frozen=True)
 class Execution:
+    """What a sandboxed program did: status, stdout, stderr and how long it ran."""
     status: str                     # one of STATUSES
     stdout: str
     stderr: str
@@ -178,6 +180,7 @@ class Execution:
     isolation: dict[str, bool] = field(default_factory=dict)
 
     def to_json(self) -> str:
+        """The execution as one JSON object."""
         return json.dumps(asdict(self), ensure_ascii=False)
 
     @property

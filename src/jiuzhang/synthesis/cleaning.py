@@ -60,6 +60,7 @@ class RawRecords(PipelineStep):
         self.shards = shards
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        """datatrove's reader entry point: this rank's share of the raw record shards as documents."""
         for shard in self.shards[rank::world_size]:
             for row in pq.read_table(shard, columns=["id", "kind", "level", "text", "finish_reason"]).to_pylist():
                 self.stat_update(f"input/{row['kind']}")

@@ -27,6 +27,7 @@ OVERLONG = "overlong"  # finish_reason of a skipped prompt
 
 @dataclass(frozen=True)
 class Generation:
+    """One completion: the text, why it ended, and its prompt and new token counts."""
     id: str
     text: str
     finish_reason: str      # "stop" (EOS), "length" (max_new_tokens), "overlong" (prompt skipped)
@@ -40,9 +41,11 @@ class Engine(Protocol):
 
     name: str
 
-    def plan(self, shard: list[Request]) -> list[list[Request]]: ...
+    def plan(self, shard: list[Request]) -> list[list[Request]]:
+        """The shard cut into the request lists of generate calls."""
 
-    def generate(self, requests: list[Request]) -> list[Generation]: ...
+    def generate(self, requests: list[Request]) -> list[Generation]:
+        """One completion per request, in request order."""
 
 
 def fit_prompt(ids: list[int], max_new: int, context: int, on_overlong: str, fill_context: bool = False,
@@ -69,6 +72,7 @@ def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
 
 
 class HFEngine:
+    """Generation with transformers on this process's device, per-request seeded sampling, batched by length."""
     name = "hf"
 
     def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0, revision: str | None = None,
@@ -110,6 +114,7 @@ class HFEngine:
         return self._ids[r.id]
 
     def prompt_lengths(self, requests: list[Request]) -> dict[str, int]:
+        """{request id: prompt length in tokens} as the engine will feed it."""
         return {r.id: len(self._prompt_ids(r)) for r in requests}
 
     def generate(self, requests: list[Request]) -> list[Generation]:
@@ -161,6 +166,7 @@ class HFEngine:
         return [results[r.id] for r in requests]
 
     def plan(self, shard: list[Request]) -> list[list[Request]]:
+        """The shard in batches of similar prompt length (less padding), at most batch_size each."""
         return batches(shard, self.prompt_lengths(shard), self.cfg.batch_size)
 
     def _prefill(self, rows: list[list[int]], width: int, max_len: int):
@@ -276,9 +282,11 @@ class VllmEngine:
         return answer
 
     def plan(self, shard: list[Request]) -> list[list[Request]]:
+        """The whole shard as one batch: vLLM schedules it itself."""
         return [shard]  # vLLM schedules the batch itself
 
     def generate(self, requests: list[Request]) -> list[Generation]:
+        """One completion per request from the vLLM worker; prompts too long for the context are skipped as 'overlong'."""
         results: dict[str, Generation] = {}
         batch, live = [], []
         for r in requests:

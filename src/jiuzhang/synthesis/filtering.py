@@ -21,8 +21,7 @@ from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from jiuzhang.config.synthesis import FilterConfig
 from jiuzhang.sandbox.runner import Execution, Limits, run_many, run_python
-from jiuzhang.synthesis.records import (has_answer, outputs_match, parse_generation, program, stored_output,
-                                        with_output)
+from jiuzhang.synthesis.records import has_answer, outputs_match, parse_generation, program, stored_output, with_output
 
 REASONS = ("overlong_prompt", "truncated", "empty", "refusal", "missing_problem", "missing_solution",
            "missing_answer", "benchmark_overlap", "no_code", "code_error", "code_timeout", "output_mismatch",
@@ -32,12 +31,14 @@ Runner = Callable[[str], Execution]
 
 
 def sandbox_runner(cfg: FilterConfig) -> Runner:
+    """A function that runs a program in the sandbox under the filter's time and memory limits."""
     limits = Limits.for_timeout(cfg.exec_timeout_s, cfg.exec_memory_mb)
     return lambda code: run_python(code, limits)
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """The filter's verdict on one record: the drop reason (None: kept) and the parsed problem and solution."""
     reason: str | None = None
     problem: str = ""
     solution: str = ""
@@ -74,6 +75,7 @@ class RecordChecks(BaseFilter):
         self.cfg = cfg
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        """datatrove's filter entry point: keep a parseable record, else drop it with its reason."""
         md = doc.metadata
         v = verdict(doc.text, md["finish_reason"], md["kind"], self.cfg)
         if v.reason:
@@ -96,9 +98,11 @@ class ToolExecution(BaseFilter):
         self.cfg, self.runner = cfg, runner
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        """datatrove's filter entry point for one document (see :meth:`filter_batch`)."""
         return self.filter_batch([doc])[0]
 
     def filter_batch(self, batch: list[Document]) -> list[bool | tuple[bool, str]]:
+        """Run the batch's tool programs in the sandbox (each distinct program once), keep those whose output matches."""
         codes = [program(d.metadata["solution"]) if d.metadata["kind"] == "tool" and not d.metadata["raw"] else None
                  for d in batch]
         distinct = list(dict.fromkeys(c for c in codes if c is not None))

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-
 from jiuzhang.cluster.pool import Unit, run_units
 from jiuzhang.common.digest import file_sha256
 from jiuzhang.common.io import UserError
@@ -36,6 +35,7 @@ NOT_TEXT = {"max_prompts", "init_prompts", "shard_size", "projection"}
 
 
 def row(r: Request, g: Generation) -> dict[str, Any]:
+    """The raw record of one request and its generation."""
     return {"id": r.id, "kind": r.kind, "level": r.level, "seed": r.seed, "text": g.text,
             "finish_reason": g.finish_reason, "prompt_tokens": g.prompt_tokens, "new_tokens": g.new_tokens,
             "truncated_prompt": g.truncated_prompt}
@@ -143,6 +143,7 @@ def run_job(cfg: SynthesizeConfig, pool: list[dict[str, Any]], model_dir: Path |
 
 
 def summarise(rows: list[dict[str, Any]], cfg: SynthesizeConfig, shards: int, timing: dict[str, Any]) -> dict[str, Any]:
+    """The synthesize stage's results: records by kind and finish reason, tokens, shards, timing, projection."""
     by_kind: dict[str, int] = {}
     by_finish: dict[str, int] = {}
     for r in rows:

@@ -20,12 +20,14 @@ _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 @dataclass(frozen=True)
 class Draft:
+    """A generation parsed into problem and solution, or the reason it cannot become a record."""
     problem: str | None
     solution: str | None
     reason: str | None       # why it cannot become a record; None when it can
 
 
 def parse_generation(text: str, finish_reason: str, min_problem_chars: int) -> Draft:
+    """``text`` parsed into a Draft; too short a problem or a missing part is a reason to drop it."""
     parsed = parse_completion(text, "stop")  # truncation is judged by the filter, from finish_reason
     if not parsed.ok:
         return Draft(parsed.problem, parsed.solution, parsed.reason)
@@ -46,6 +48,7 @@ def program(solution: str) -> str | None:
 
 
 def stored_output(solution: str) -> str | None:
+    """The program output that a tool solution states in its output blocks, or None."""
     blocks = OUTPUT_RE.findall(solution)
     return "\n".join(b.strip() for b in blocks) if blocks else None
 
@@ -74,5 +77,6 @@ def with_output(solution: str, printed: str) -> str:
 
 
 def to_record(problem: str, solution: str, kind: str) -> dict[str, str]:
+    """The training record of a problem and its solution: the question and heading as input, the solution as output."""
     heading = "## Code Solution" if kind == "tool" else "## Solution"
     return {"input": f"## Question\n{problem.strip()}\n\n{heading}\n", "output": solution.strip()}

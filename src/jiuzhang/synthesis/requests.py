@@ -18,6 +18,7 @@ TOOL_LEVEL = "tool"
 
 @dataclass(frozen=True)
 class Request:
+    """One generation request: id, prompt, kind (nl or tool), level and its own sampling seed."""
     id: str
     prompt: str
     kind: str               # "nl" or "tool"
@@ -46,6 +47,7 @@ def plan_requests(pool: list[dict[str, Any]], cfg: SynthesizeConfig) -> list[Req
 
 
 def shard_requests(requests: list[Request], shard_size: int) -> list[list[Request]]:
+    """``requests`` in consecutive shards of ``shard_size``."""
     return [requests[i:i + shard_size] for i in range(0, len(requests), shard_size)]
 
 

@@ -22,6 +22,7 @@ class SeededSampler:
         self.top_ps = top_ps
 
     def draw(self) -> torch.Tensor:
+        """One uniform draw per row, each from that row's own generator."""
         return torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in self.generators])
 
     def choose(self, scores: torch.Tensor) -> torch.Tensor:
@@ -56,6 +57,7 @@ class SeededSampler:
         return torch.sort(probs, dim=-1, descending=True, stable=True)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """transformers' logits-processor hook: every score -inf but the token each row's own draw chose."""
         tokens = self.choose(scores)
         out = torch.full_like(scores, float("-inf"))
         out.scatter_(1, tokens[:, None], 0.0)

@@ -31,18 +31,22 @@ SCHEMA = pa.schema([("id", pa.string()), ("kind", pa.string()), ("level", pa.str
 
 
 def fingerprint(base: dict[str, Any], ids: list[str]) -> str:
+    """The fingerprint of a shard: the job's settings and the request ids it holds."""
     return hashlib.sha256(json.dumps({"base": base, "ids": ids}, sort_keys=True).encode()).hexdigest()
 
 
 class ShardStore:
+    """The synthesize stage's shards on disk: finished Parquet files with done markers, and partial batches."""
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def path(self, index: int, suffix: str) -> Path:
+        """The path of shard ``index`` with ``suffix``."""
         return self.folder / f"part-{index:05d}{suffix}"
 
     def is_done(self, index: int, fp: str) -> bool:
+        """True when shard ``index`` was finished with the same fingerprint ``fp``."""
         marker, data = self.path(index, ".done.json"), self.path(index, ".parquet")
         if not marker.is_file() or not data.is_file():
             return False
@@ -92,6 +96,7 @@ class ShardStore:
         return self.path(index, f".{attempt}.partial.jsonl")
 
     def append_batch(self, index: int, attempt: str, batch: int, rows: list[dict[str, Any]]) -> None:
+        """Append one finished batch to the shard's partial file, so a restart keeps it."""
         line = json.dumps({"batch": batch, "size": len(rows), "rows": rows}, ensure_ascii=False)
         with open(self._partial(index, attempt), "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
@@ -129,4 +134,5 @@ class ShardStore:
         return gone
 
     def rows(self, count: int) -> list[dict[str, Any]]:
+        """Every row of the first ``count`` shards, in order."""
         return [r for i in range(count) for r in pq.read_table(self.path(i, ".parquet")).to_pylist()]

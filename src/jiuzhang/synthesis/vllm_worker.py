@@ -46,6 +46,7 @@ def _prefill(settings: dict) -> dict:
 
 
 def main() -> int:
+    """The vLLM worker process: read requests as JSON lines on stdin, answer on stdout."""
     # The protocol owns the real stdout; anything vLLM (or a C library) prints goes to stderr instead.
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)

@@ -80,10 +80,12 @@ class BatchTeacher:
         self.budget_stopped = False
 
     def key(self, prompt: str) -> str:
+        """The journal key of ``prompt``: the same as the online client's, so either mode replays the other."""
         return request_key(self.endpoint, self.sampling.body(prompt))
 
     # --- the run ---------------------------------------------------------------------------------------
     def run(self, items: list[tuple[str, str]]) -> list[Outcome]:
+        """Answer every (item id, prompt) through the Batch API, resuming open submissions; outcomes in input order."""
         requests: dict[str, _Request] = {}
         keys = []                                         # per item, in input order
         for item_id, prompt in items:

@@ -56,6 +56,7 @@ class BatchService:
 
     # --- files -----------------------------------------------------------------------------------------
     def upload(self, headers: dict[str, str], raw: bytes) -> tuple[int, dict]:
+        """POST /v1/files: store an uploaded JSONL file."""
         msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
             b"content-type: " + headers.get("content-type", "").encode() + b"\r\n\r\n" + raw)
         fields = {part.get_param("name", header="content-disposition"): part for part in msg.iter_parts()}
@@ -75,6 +76,7 @@ class BatchService:
         return obj
 
     def content(self, file_id: str) -> tuple[int, bytes]:
+        """GET /v1/files/{id}/content: a stored file's bytes."""
         f = self.files.get(file_id)
         if f is None:
             return 404, json.dumps({"error": {"message": f"no file {file_id}"}}).encode()
@@ -83,6 +85,7 @@ class BatchService:
 
     # --- batches ---------------------------------------------------------------------------------------
     def create(self, body: dict[str, Any]) -> tuple[int, dict]:
+        """POST /v1/batches: validate the input file and start a batch."""
         f = self.files.get(body.get("input_file_id", ""))
         if f is None or f["purpose"] != "batch":
             return 400, {"error": {"message": "input_file_id must name a file uploaded with purpose 'batch'"}}
@@ -114,6 +117,7 @@ class BatchService:
         return 200, self._public(batch)
 
     def retrieve(self, batch_id: str) -> tuple[int, dict]:
+        """GET /v1/batches/{id}: the batch's state."""
         b = self.batches.get(batch_id)
         return (200, self._public(b)) if b else (404, {"error": {"message": f"no batch {batch_id}"}})
 
@@ -134,6 +138,7 @@ class BatchService:
         return 200, self._public(b)
 
     def list(self, after: str | None, limit: int) -> tuple[int, dict]:
+        """GET /v1/batches: batches newest first, paged by ``after`` and ``limit``."""
         ordered = sorted(self.batches.values(), key=lambda b: b["id"], reverse=True)
         if after:
             ordered = [b for b in ordered if b["id"] < after]

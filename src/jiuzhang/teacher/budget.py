@@ -19,11 +19,13 @@ class BudgetExceeded(UserError):
 
 
 def estimate_prompt_tokens(text: str) -> int:
+    """A rough token count of ``text`` (characters / CHARS_PER_TOKEN, at least 1) for budgets and plans."""
     return max(1, len(text) // CHARS_PER_TOKEN)
 
 
 @dataclass(frozen=True)
 class Prices:
+    """The teacher's prices in USD per million input and output tokens."""
     input_per_million: float
     output_per_million: float
 
@@ -33,11 +35,13 @@ class Prices:
         return cls(rates.input_per_million, rates.output_per_million)
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """The USD cost of a call with these token counts."""
         return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1e6
 
 
 @dataclass(frozen=True)
 class Caps:
+    """Spending caps of one teacher round: requests, tokens, USD (None: no cap)."""
     max_requests: int | None
     max_tokens: int | None
     max_usd: float | None
@@ -45,6 +49,7 @@ class Caps:
 
 @dataclass
 class Budget:
+    """What a teacher round has spent against its caps."""
     caps: Caps
     prices: Prices
     requests: int = 0          # answered so far (journal + this run)
@@ -53,6 +58,7 @@ class Budget:
     _reserved: dict[str, tuple[int, int, float]] = field(default_factory=dict)
 
     def plan(self, prompts: list[str], expected_output_tokens: int) -> dict[str, float]:
+        """The expected requests, tokens and USD of sending ``prompts``."""
         prompt_tokens = sum(estimate_prompt_tokens(p) for p in prompts)
         completion_tokens = expected_output_tokens * len(prompts)
         return {"requests": len(prompts), "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,

@@ -30,12 +30,14 @@ from jiuzhang.teacher.journal import Journal, request_key
 
 @dataclass(frozen=True)
 class Sampling:
+    """The teacher's sampling settings: model, temperature, top_p, max tokens, seed."""
     model: str
     temperature: float
     top_p: float | None
     max_tokens: int
 
     def body(self, prompt: str) -> dict[str, Any]:
+        """The chat-completions request body of ``prompt``."""
         body: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": prompt}],
                                 "temperature": self.temperature, "max_tokens": self.max_tokens}
         if self.top_p is not None:
@@ -45,11 +47,13 @@ class Sampling:
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How failed calls are retried: how often, and the exponential backoff bounds."""
     max_retries: int
     initial_s: float
     max_s: float
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds to wait before retry ``attempt``: the server's Retry-After, else jittered exponential backoff."""
         if retry_after is not None:
             return retry_after  # the server knows best; honour it even above max_s
         base = min(self.max_s, self.initial_s * 2 ** attempt)
@@ -58,6 +62,7 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Outcome:
+    """The outcome of one item: ok, failed or skipped for the budget, with the answer or the error."""
     item_id: str
     key: str
     status: str                   # 'ok' | 'failed' | 'skipped_budget'
@@ -67,6 +72,7 @@ class Outcome:
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` with every secret replaced by [REDACTED]."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "[REDACTED]")
@@ -94,6 +100,7 @@ def completion_problem(data: Any) -> str | None:
 
 
 class TeacherClient:
+    """The online teacher client: concurrent calls with retries, every answer journaled, within the budget."""
     def __init__(self, sampling: Sampling, retry: RetryPolicy, concurrency: int, timeout_s: float,
                  api_key: str, base_url: str | None, endpoint_id: str | None, journal: Journal, budget: Budget,
                  seed: int = 0, on_outcome: Callable[[Outcome], None] | None = None):
@@ -115,6 +122,7 @@ class TeacherClient:
         self.budget_stopped = False
 
     def key(self, prompt: str) -> str:
+        """The journal key of ``prompt``: endpoint and request body hashed."""
         return request_key(self.endpoint, self.sampling.body(prompt))
 
     async def run(self, items: list[tuple[str, str]]) -> list[Outcome]:

@@ -70,6 +70,7 @@ def request_key(endpoint: str, body: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Entry:
+    """One journal row: the request key, item, status, answer or error, attempts and tokens."""
     key: str
     item_id: str
     status: str
@@ -92,6 +93,7 @@ def _own_copy(path: Path) -> None:
 
 
 class Journal:
+    """The teacher journal (SQLite): every answer paid for, and open Batch API submissions, so nothing is paid twice."""
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +120,7 @@ class Journal:
         return {r[0]: self._entry(r) for r in rows}
 
     def get(self, key: str) -> Entry | None:
+        """The entry for ``key``, or None."""
         r = self.db.execute(f"SELECT {self._COLUMNS} FROM answers WHERE key = ?", (key,)).fetchone()
         return self._entry(r) if r else None
 
@@ -153,12 +156,14 @@ class Journal:
 
     # --- Batch API submissions: committed before each step that pays, so a rerun re-attaches -------------
     def open_submissions(self) -> list[Submission]:
+        """Batch submissions not yet finished, oldest first (a resumed run polls them instead of resubmitting)."""
         rows = self.db.execute("SELECT submission, input_file_id, batch_id, keys, created_at, items FROM batches "
                                "WHERE state = 'open' ORDER BY created_at, submission").fetchall()
         return [Submission(r[0], r[1], r[2], json.loads(r[3]), r[4], json.loads(r[5]) if r[5] else None)
                 for r in rows]
 
     def begin_submission(self, submission: str, keys: list[str], items: dict[str, str] | None = None) -> Submission:
+        """Record a new submission of ``keys`` before it is uploaded, so a crash cannot lose track of it."""
         sub = Submission(submission, None, None, keys, time.time(), items)
         self.db.execute("INSERT INTO batches (submission, keys, state, created_at, items) VALUES (?,?, 'open', ?, ?)",
                         (submission, json.dumps(keys), sub.created_at, json.dumps(items) if items else None))

@@ -34,6 +34,7 @@ LOW_LEVELS = {"grade_school", "middle_school"}
 
 @dataclass(frozen=True)
 class BankItem:
+    """One worked problem of the offline teacher's bank."""
     problem: str
     solution: str
 
@@ -95,14 +96,17 @@ class OfflineTeacher:
         self.requests = 0
 
     def level_of(self, prompt: str) -> str | None:
+        """The level of ``prompt``, recognised by its template's opening words; None when unknown."""
         return next((lv for prefix, lv in self.prefixes if prompt.startswith(prefix)), None)
 
     def bank_for(self, level: str | None) -> list[BankItem]:
+        """The bank answers for ``level`` come from: tool, low-level or high-level problems."""
         if level == "tool":
             return self.tool
         return self.nl_low if level in LOW_LEVELS else self.high
 
     def answer(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """Answer one chat request like an OpenAI endpoint: a bank problem picked by the prompt's hash."""
         self.requests += 1
         if self.latency_s:
             time.sleep(self.latency_s)

@@ -27,12 +27,14 @@ REFUSAL_RE = re.compile(r"^\s*(?:I'?m sorry|I am sorry|I cannot|I can'?t|I'm una
 
 @dataclass(frozen=True)
 class Parsed:
+    """A teacher completion parsed into problem and solution, or the reason it cannot be used."""
     problem: str | None
     solution: str | None
     reason: str | None     # None when the completion is usable
 
     @property
     def ok(self) -> bool:
+        """True when the completion is usable."""
         return self.reason is None
 
 
@@ -44,6 +46,7 @@ def completion_text(response: dict[str, Any]) -> tuple[str, str | None, str | No
 
 
 def parse_completion(content: str, finish_reason: str | None = "stop", refusal: str | None = None) -> Parsed:
+    """Parse ``[Problem]: ... [Solution]: ...``; a refusal, a cut-off or a missing part is a reason."""
     if refusal:
         return Parsed(None, None, "refusal")
     if finish_reason == "length":

@@ -108,6 +108,7 @@ class ChatServer:
 
     @property
     def url(self) -> str:
+        """The server's base URL on 127.0.0.1."""
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
     def __enter__(self) -> "ChatServer":
@@ -122,6 +123,7 @@ class ChatServer:
 
 def completion_body(model: str, content: str, finish_reason: str, prompt_tokens: int, completion_tokens: int,
                     response_id: str, fingerprint: str) -> bytes:
+    """The JSON body of a chat completion as OpenAI returns it."""
     return json.dumps({
         "id": response_id, "object": "chat.completion", "created": 0, "model": model,
         "system_fingerprint": fingerprint,

@@ -21,6 +21,7 @@ from jiuzhang.tracking.mlflow_run import EXP_TAG, PIPELINE_TAG, ROLE_TAG, STAGE_
 
 @dataclass
 class Pipeline:
+    """One pipeline run in MLflow: its parent run id, name, params and stage runs with their metrics."""
     pid: str
     name: str
     params: dict[str, str]
@@ -41,6 +42,7 @@ def _all(client: Any, experiment_id: str, query: str) -> list[Any]:
 
 
 def load_pipelines(client: Any, experiment: str) -> dict[str, Pipeline]:
+    """Every pipeline of ``experiment``, by parent run id; a missing experiment names the tracking URI."""
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise UserError(f"MLflow experiment '{experiment}' not found in {client.tracking_uri}: run the pipeline "
@@ -83,6 +85,7 @@ def select(pipelines: dict[str, Pipeline], selectors: list[str]) -> list[Pipelin
 
 
 def param_diff(pipes: list[Pipeline]) -> list[tuple[str, list[str]]]:
+    """The params whose values differ between the pipelines."""
     keys = sorted(set().union(*(p.params for p in pipes)))
     rows = [(k, [p.params.get(k, "-") for p in pipes]) for k in keys]
     return [(k, vals) for k, vals in rows if len(set(vals)) > 1]
@@ -128,6 +131,7 @@ def metric_table(pipes: list[Pipeline], every: bool = False) -> list[tuple[str, 
 
 
 def render(pipes: list[Pipeline], every: bool = False) -> str:
+    """The side-by-side comparison as text: labels, differing params, then each stage's metrics."""
     labels = [chr(ord("A") + i) for i in range(len(pipes))]
     lines = [f"{label} = {p.name}" + "".join(f"; dvc exp {n}" for n in sorted(p.exp_names) if n not in p.name)
              + f"; {len(p.stages)} stage runs" for label, p in zip(labels, pipes)]

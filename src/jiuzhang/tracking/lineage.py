@@ -24,6 +24,7 @@ CONTEXT_TAG = "mlflow.data.context"
 
 
 def profile(path: Path) -> dict[str, int]:
+    """Files and bytes under ``path``."""
     files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
     return {"files": len(files), "bytes": sum(p.stat().st_size for p in files)}
 

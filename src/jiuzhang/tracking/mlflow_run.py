@@ -41,6 +41,7 @@ def project_root_for(cwd: str | Path) -> Path:
 
 @dataclass(frozen=True)
 class TrackingTarget:
+    """Where runs are logged: the tracking URI and the artifact root (None: the server decides)."""
     uri: str
     artifact_root: str | None  # None: the tracking server decides
 
@@ -119,6 +120,7 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def numeric_leaves(metrics: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of ``metrics`` under flattened dotted keys (booleans left out)."""
     return {k: float(v) for k, v in flatten(metrics).items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
 
@@ -134,7 +136,8 @@ class StageRun:
     results: dict[str, Any] | None = None  # the stage's final metrics (logged without a step)
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
-        if self.client is None:
+        """Log the numeric leaves of ``metrics`` (no-op when tracking is off)."""
+        if self.client is None or self.run_id is None:
             return
         _log_metrics(self.client, self.run_id, numeric_leaves(metrics), step)
         if step is None:  # the stage's result (step metrics are curves); its run facts stay on the stage run
@@ -151,6 +154,7 @@ class StageRun:
                      {f"{prefix}.{k}": v for k, v in numeric_leaves(self.results).items()})
 
     def log_artifact(self, path: str | Path) -> None:
+        """Log a file as an artifact of this run (no-op when tracking is off)."""
         if self.client is not None:
             self.client.log_artifact(self.run_id, str(path))
 
@@ -167,7 +171,7 @@ class StageRun:
 
     def register_model(self, folder: str | Path, root: Path) -> Any:
         """A new version of the registered model ``jiuzhang-<stage>`` pointing at the DVC output ``folder``."""
-        if self.client is None:
+        if self.client is None or self.run_id is None:
             return None
         from jiuzhang.tracking.lineage import register_model
 

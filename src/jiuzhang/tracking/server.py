@@ -53,6 +53,7 @@ def secret_key(folder: Path) -> str:
 
 def server_command(mlflow: str, host: str, port: int, backend: str, artifacts: str, allowed_hosts: str,
                    auth: str) -> list[str]:
+    """The ``mlflow server`` command line for these settings."""
     cmd = [mlflow, "server", "--host", host, "--port", str(port), "--workers", "1", "--backend-store-uri", backend,
            "--serve-artifacts", "--artifacts-destination", artifacts]
     if allowed_hosts:

@@ -25,7 +25,8 @@ from jiuzhang.config.training import TrainConfig
 
 
 def adamw(model: torch.nn.Module, lr: float, weight_decay: float,
-          betas: tuple[float, float] = (0.9, 0.95)) -> torch.optim.AdamW:
+          betas: tuple[float, float] | list[float] = (0.9, 0.95)) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (biases and norms undecayed), the usual LM recipe."""
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
@@ -56,13 +57,16 @@ class TorchEngine:
                                f"own model (init_distributed() first)")
 
     def set_lr(self, lr: float) -> None:
+        """Set the learning rate of every parameter group for the next step."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
     def backward(self, loss: torch.Tensor) -> None:
+        """Accumulate the gradients of ``loss`` (already normalised over the global batch)."""
         loss.backward()
 
     def finish_step(self) -> None:
+        """End a global step: average gradients over the ranks, clip, step the optimizer, zero the gradients."""
         if self.world_size > 1:
             self._average_gradients()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
@@ -82,6 +86,7 @@ class TorchEngine:
             offset += n
 
     def save(self, folder: Path, step: int, extra: dict[str, Any]) -> None:
+        """Write the checkpoint for ``step`` (weights, optimizer, RNG and ``extra``) atomically, main rank only."""
         # Every rank holds the same weights and optimizer state (gradients are averaged), and the data
         # position is the step: the main rank alone writes the checkpoint that every rank resumes from
         # (two ranks renaming one temporary file would race).
@@ -94,6 +99,7 @@ class TorchEngine:
         os.replace(tmp, folder / "last.pt")  # a kill during the save leaves the previous checkpoint intact
 
     def load(self, folder: Path) -> tuple[int, dict[str, Any]] | None:
+        """(step, extra) of the checkpoint in ``folder`` after restoring it, or None when there is none."""
         path = folder / "last.pt"
         if not path.is_file():
             return None
@@ -104,6 +110,7 @@ class TorchEngine:
         return int(state["step"]), state["extra"]
 
     def module(self) -> torch.nn.Module:
+        """The model being trained (without any wrapper)."""
         return self.model
 
 
@@ -145,18 +152,22 @@ class DeepSpeedEngine:
         self.micro_steps = cfg.global_batch // (cfg.micro_batch * world_size)
 
     def set_lr(self, lr: float) -> None:
+        """Set the learning rate of every parameter group for the next step."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr  # read at the accumulation boundary of this global step
 
     def backward(self, loss: torch.Tensor) -> None:
+        """Backward through DeepSpeed (no second division by the accumulation steps); it steps at the boundary."""
         # Our loss is already normalised over the global batch, so DeepSpeed must not divide it again.
         self.engine.backward(loss, scale_wrt_gas=False)
         self.engine.step()  # DeepSpeed applies the optimizer only at the accumulation boundary
 
     def finish_step(self) -> None:
+        """Nothing to do: DeepSpeed stepped in backward() at the accumulation boundary."""
         pass  # the boundary engine.step() in backward() already stepped
 
     def save(self, folder: Path, step: int, extra: dict[str, Any]) -> None:
+        """Save a DeepSpeed checkpoint tagged with ``step`` on every rank, then the pointer that marks it complete."""
         import torch.distributed as dist
 
         tag = f"step-{step}"
@@ -179,6 +190,7 @@ class DeepSpeedEngine:
                 shutil.rmtree(old)  # the previous checkpoint, or a tag a killed save left half-written
 
     def load(self, folder: Path) -> tuple[int, dict[str, Any]] | None:
+        """(step, extra) of the last complete DeepSpeed checkpoint after loading it, or None."""
         pointer = folder / self.POINTER
         if not pointer.is_file():
             return None  # nothing complete: tags without the pointer are half-written saves
@@ -191,4 +203,5 @@ class DeepSpeedEngine:
         return int(client["step"]), client["extra"]
 
     def module(self) -> torch.nn.Module:
+        """The model inside the DeepSpeed engine."""
         return self.engine.module

@@ -18,9 +18,9 @@ from jiuzhang.common.io import InputDataError
 from jiuzhang.common.scored_logits import IGNORE  # noqa: F401 - re-exported: the label of unscored tokens
 
 
-
 @dataclass(frozen=True)
 class Example:
+    """One training example: id, prompt (not trained on) and target (trained on)."""
     id: str
     prompt: str
     target: str
@@ -28,6 +28,7 @@ class Example:
 
 @dataclass
 class Tokenized:
+    """A tokenized example: input ids and labels (IGNORE over the prompt)."""
     id: str
     input_ids: list[int]
     labels: list[int]
@@ -35,6 +36,7 @@ class Tokenized:
 
 @dataclass
 class PackStats:
+    """Counts from tokenizing and packing: examples, truncated, skipped, tokens, padding."""
     examples: int = 0
     truncated: int = 0
     skipped: int = 0
@@ -45,6 +47,7 @@ class PackStats:
 
     @property
     def padding_share(self) -> float:
+        """Padding tokens as a share of all tokens."""
         total = self.tokens + self.padding
         return self.padding / total if total else 0.0
 
@@ -57,6 +60,7 @@ def prompt_ids(tokenizer, prompt: str) -> list[int]:
 
 def tokenize(examples: Iterable[Example], tokenizer, max_length: int, on_overlong: str,
              stats: PackStats) -> Iterator[Tokenized]:
+    """Tokenize ``examples``; an example over ``max_length`` is truncated or skipped as ``on_overlong`` says."""
     for ex in examples:
         if not ex.target.strip():
             raise InputDataError(f"example {ex.id!r} has an empty target; every record needs a target "
@@ -95,6 +99,7 @@ class Packed:
         return self.input_ids.shape[0]
 
     def gather(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(input ids, labels, position ids, real-token mask) of the packed rows ``idx``."""
         return self.input_ids[idx], self.labels[idx], self.position_ids[idx], self.real[idx]
 
     def target_counts(self, idx: list[int]) -> int:

@@ -111,6 +111,7 @@ def mix_order(n_synthetic: int, n_supplement: int, seed: int, supplement_max: in
 
 
 def tail_order(n: int, shuffle_seed: int | None, max_rows: int | None) -> array.array:
+    """The SFT tail's order: shuffled by ``shuffle_seed`` (None: file order), cut to ``max_rows``."""
     order = array.array("q", range(n))
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(order)
@@ -161,6 +162,7 @@ class Spool:
         return Example(*json.loads(os.pread(self.fd, self.offsets[i + 1] - start, start)))
 
     def close(self) -> None:
+        """Close the spool file."""
         os.close(self.fd)
 
 
@@ -170,9 +172,11 @@ class ExampleSet:
     scratch folder it may use)."""
 
     def digest(self) -> str:
+        """What the data is, for fingerprints (computed on every rank)."""
         raise NotImplementedError
 
     def iterate(self, scratch: Path) -> Iterator[Example]:
+        """The examples in training order (main rank only; ``scratch`` is a folder it may use)."""
         raise NotImplementedError
 
 
@@ -183,12 +187,14 @@ class ListExamples(ExampleSet):
         self.examples = examples
 
     def digest(self) -> str:
+        """SHA-256 over the examples' bytes."""
         h = hashlib.sha256()
         for e in self.examples:
             h.update(_row_bytes(e))
         return h.hexdigest()
 
     def iterate(self, scratch: Path) -> Iterator[Example]:
+        """The examples in list order."""
         return iter(self.examples)
 
 
@@ -233,6 +239,7 @@ class PretrainMix(ExampleSet):
         return h.hexdigest(), counts
 
     def digest(self) -> str:
+        """SHA-256 over every source's rows (from the one scan)."""
         return self.scan[0]
 
     @cached_property
@@ -244,6 +251,7 @@ class PretrainMix(ExampleSet):
         return mixed, tail_order(counts["tail"], self.tail_seed, self.tail_max) if self.tail else array.array("q")
 
     def counts(self) -> dict[str, int]:
+        """Records per source and how many of each the mix uses."""
         n = self.scan[1]
         mixed, tail = self.orders
         used = sum(1 for i in mixed if i < n["synthetic"])
@@ -252,6 +260,7 @@ class PretrainMix(ExampleSet):
                 "sft_tail_records": len(tail), "used_records": len(mixed) + len(tail)}
 
     def iterate(self, scratch: Path) -> Iterator[Example]:
+        """The mixed records, then the tail, spooled to ``scratch`` so each source is read once in file order."""
         mixed, tail = self.orders
         if scratch.exists():
             shutil.rmtree(scratch)

@@ -12,13 +12,13 @@ import torch
 
 from jiuzhang.common.digest import code_sha256, folder_sha256, json_sha256
 from jiuzhang.common.io import InputDataError, reset_dir
+from jiuzhang.common.waiting import wait_for
 from jiuzhang.config.training import ModelSource, TrainConfig
 from jiuzhang.training.engine import DeepSpeedEngine, TorchEngine
-from jiuzhang.common.waiting import wait_for
 from jiuzhang.training.packing import Example, PackStats, tokenize
 from jiuzhang.training.records import ExampleSet, ListExamples
-from jiuzhang.training.tokenstore import TokenStore, build_store, is_finished
 from jiuzhang.training.sft import plan_steps, train_sft
+from jiuzhang.training.tokenstore import TokenStore, build_store, is_finished
 from jiuzhang.training.world import World, init_distributed, select_device
 
 
@@ -119,6 +119,7 @@ def token_store(examples: ExampleSet, tokenizer, cfg: TrainConfig, folder: Path,
 
 def run_training(source: ModelSource, examples: list[Example] | ExampleSet, cfg: TrainConfig, out_dir: Path, checkpoints: Path,
                  world: World, on_log=None, shuffle: bool = True, stop_after: int | None = None) -> dict[str, Any]:
+    """Train a model from ``source`` on ``examples`` with ``cfg`` on this rank, resuming from ``checkpoints``."""
     if cfg.global_batch % (cfg.micro_batch * world.world_size):
         raise InputDataError(f"global_batch {cfg.global_batch} is not divisible by micro_batch x world size "
                              f"({cfg.micro_batch} x {world.world_size}); adjust the training params")

@@ -33,16 +33,16 @@ from jiuzhang.common.progress import Progress
 from jiuzhang.common.scored_logits import scored_logits
 from jiuzhang.config.training import TrainConfig
 from jiuzhang.training.packing import IGNORE, Packed
-from jiuzhang.training.tokenstore import TokenStore
 from jiuzhang.training.schedule import lr_at
+from jiuzhang.training.tokenstore import TokenStore
 from jiuzhang.training.world import World, collective_device
-
 
 FINGERPRINT_FILE = "fingerprint.json"
 
 
 @dataclass
 class SftResult:
+    """What an SFT run did: steps, where it resumed, tokens, the loss curve and timing."""
     steps: int
     resumed_from: int | None
     tokens: int
@@ -58,6 +58,7 @@ def plan_steps(n_sequences: int, cfg: TrainConfig) -> tuple[int, int]:
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The example order of ``epoch``: a shuffle seeded by ``seed`` and the epoch."""
     order = list(range(n))
     random.Random(seed * 1_000_003 + epoch).shuffle(order)
     return order

@@ -79,7 +79,7 @@ class TokenStore:
 
     def _rows(self, name: str, idx: list[int]) -> np.ndarray:
         """The rows ``idx`` in their order, with one open and read pass per shard they fall in."""
-        shard = np.searchsorted(self._starts, idx, side="right") - 1
+        shard: np.ndarray = np.searchsorted(self._starts, idx, side="right") - 1
         out: list[np.ndarray | None] = [None] * len(idx)
         for s in dict.fromkeys(int(k) for k in shard):
             where = [j for j, k in enumerate(shard) if k == s]
@@ -89,6 +89,7 @@ class TokenStore:
         return np.stack(out)
 
     def gather(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(input ids, labels, position ids, real-token mask) of rows ``idx``, read from the memory-mapped store."""
         ids = torch.from_numpy(self._rows("ids", idx).astype(np.int64))
         labels = torch.from_numpy(self._rows("labels", idx).astype(np.int64))
         pos = torch.from_numpy(self._rows("pos", idx).astype(np.int64))
@@ -97,6 +98,7 @@ class TokenStore:
         return ids, labels, pos, real
 
     def target_counts(self, idx: list[int]) -> int:
+        """Target tokens in rows ``idx``."""
         return int(self._rows("targets", idx).sum())
 
 
@@ -144,4 +146,5 @@ def build_store(items: Iterable[Tokenized], max_length: int, pad_id: int, folder
 
 
 def is_finished(folder: Path) -> bool:
+    """True when a store in ``folder`` was finished (its meta file is written last)."""
     return (folder / META).is_file()

@@ -10,16 +10,19 @@ from datetime import timedelta
 
 @dataclass(frozen=True)
 class World:
+    """This process's place among the training processes: rank, world size, local rank."""
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
+        """True on rank 0, the one that writes outputs."""
         return self.rank == 0
 
     @classmethod
     def from_env(cls, env: dict[str, str]) -> "World":
+        """The world torchrun describes in ``env`` (RANK, WORLD_SIZE, LOCAL_RANK); one process when unset."""
         return cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
 
 
