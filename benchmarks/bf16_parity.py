@@ -25,7 +25,7 @@ import yaml  # noqa: E402
 from jiuzhang.config.training import ModelSource, TrainConfig  # noqa: E402
 from jiuzhang.evaluation.stats import bootstrap_mean, paired_difference  # noqa: E402
 from jiuzhang.training.records import iter_examples  # noqa: E402
-from jiuzhang.training.runner import run_training  # noqa: E402
+from jiuzhang.training.trainer import run_training  # noqa: E402
 from jiuzhang.training.world import World  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from jiuzhang.config.loader import load_params
 from jiuzhang.evaluation.evaluator import evaluate
-from jiuzhang.evaluation.runner import build_eval_engine
+from jiuzhang.evaluation.suite import build_eval_engine
 from jiuzhang.evaluation.tasks import TASKS, load_rows
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from jiuzhang.evaluation.grading import grade
 from jiuzhang.evaluation.tasks import TASKS, load_rows
-from jiuzhang.sandbox.runner import run_python
+from jiuzhang.sandbox.process import run_python
 
 ROOT = Path(__file__).resolve().parents[1] / ".." / "shared" / "benchmarks"
 

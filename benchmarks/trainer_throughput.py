@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from jiuzhang.base.builder import build_model
+from jiuzhang.base.model import build_model
 from jiuzhang.base.tokenizer import train_tokenizer
 from jiuzhang.config.base import BaseConfig
 from jiuzhang.config.training import TrainConfig

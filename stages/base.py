@@ -34,7 +34,7 @@ def command(params_path: str, corpus_dir: str, out: str, metrics_path: str, chec
     Example:
       jiuzhang base --corpus data/corpus --out models/base --results results/base.json
     """
-    from jiuzhang.base.builder import build_base  # torch + transformers: import only when training
+    from jiuzhang.base.model import build_base  # torch + transformers: import only when training
 
     params = load_params(params_path)
     seeds = {"init": params.base.train.seed_init, "data": params.base.train.seed_data}

@@ -58,7 +58,7 @@ def _arms(params_path: str, metrics_dir: Path, eval_dir: Path, base_dir: Path, a
     from jiuzhang.config.loader import load_params
     from jiuzhang.errors import UserError
     from jiuzhang.evaluation.arm_comparison import compare_arms, render_text
-    from jiuzhang.evaluation.report import MEASURE_NAMES, scored_settings
+    from jiuzhang.report.data import MEASURE_NAMES, scored_settings
 
     p = load_params(params_path)
     if not p.pretrain.arms.names or not p.eval.arm_benchmarks:

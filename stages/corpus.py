@@ -5,8 +5,8 @@ from pathlib import Path
 import click
 
 from jiuzhang.config.loader import load_params
-from jiuzhang.corpus.builder import build_corpus
 from jiuzhang.corpus.documents import check_sources_exist
+from jiuzhang.corpus.pipeline import build_corpus
 from jiuzhang.runtime import Output, run_stage
 from stages.options import metrics_option, params_option
 

@@ -48,7 +48,7 @@ def command(params_path: str, benchmarks: tuple[str, ...], model: str, revision:
       jiuzhang eval --endpoint http://127.0.0.1:8000/v1 --model my-model
     """
     from jiuzhang.config.loader import load_params
-    from jiuzhang.evaluation.runner import run_eval
+    from jiuzhang.evaluation.suite import run_eval
 
     params = load_params(params_path)
     names = benchmarks or tuple(params.eval.benchmarks)

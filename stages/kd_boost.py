@@ -5,8 +5,8 @@ from pathlib import Path
 import click
 
 from jiuzhang.config.loader import load_params
-from jiuzhang.kd.builder import run_round
 from jiuzhang.kd.items import boost_items, load_pool
+from jiuzhang.kd.teacher_round import run_round
 from jiuzhang.runtime import Output, run_stage
 from stages.options import (
     journal_option,

@@ -5,8 +5,8 @@ from pathlib import Path
 import click
 
 from jiuzhang.config.loader import load_params
-from jiuzhang.kd.builder import plan_round
 from jiuzhang.kd.items import boost_items, initial_items, load_pool
+from jiuzhang.kd.teacher_round import plan_round
 from stages.options import params_option
 
 

@@ -34,7 +34,7 @@ def command(params_path: str, templates: str, measured: str | None, as_json: boo
     from jiuzhang.plan.checks import blockers
     from jiuzhang.plan.estimate import Planner
     from jiuzhang.plan.memory import GIB, training_memory
-    from jiuzhang.plan.report import render
+    from jiuzhang.plan.rendering import render
 
     params = load_params(params_path)
     for warning in params.warnings():  # e.g. unpinned hub revisions: the plan holds, the data may drift

@@ -36,7 +36,7 @@ def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoin
           --checkpoints .cache/checkpoints/pretrain --results results/pretrain.json
     """
     from jiuzhang.training.records import PretrainMix, iter_examples, tail_rows
-    from jiuzhang.training.runner import run_training
+    from jiuzhang.training.trainer import run_training
 
     def work(p, run):
         cfg, tail = p.pretrain.train, p.pretrain.sft_tail

@@ -47,7 +47,7 @@ def command(params_path: str, arm: str, init_dir: str, budget_path: str, corpus:
     from transformers import AutoTokenizer
 
     from jiuzhang.training.arms import arm_examples
-    from jiuzhang.training.runner import run_training
+    from jiuzhang.training.trainer import run_training
 
     def work(p, run):
         cfg, arms = p.pretrain.train, p.pretrain.arms

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from jiuzhang.prompts.builder import build_prompts
+from jiuzhang.prompts.pool import build_prompts
 from jiuzhang.runtime import Output, run_stage
 from stages.options import metrics_option, params_option
 

@@ -43,7 +43,7 @@ def command(params_path: str, metrics_dir: str, paper: str, out: str, eval_dir: 
     Example:
       jiuzhang report --results-dir results --out reports
     """
-    from jiuzhang.evaluation.report import write_report
+    from jiuzhang.report.page import write_report
 
     def work(p, run):
         metrics = write_report(Path(metrics_dir), Path(paper), p, Path(out), Path(eval_dir),

@@ -22,7 +22,7 @@ def command(file: str, timeout_s: float, memory_mb: int, cpu_s: int | None) -> N
     Example:
       jiuzhang run-code solution.py --timeout 5 --memory-mb 1024
     """
-    from jiuzhang.sandbox.runner import Limits, run_python
+    from jiuzhang.sandbox.process import Limits, run_python
 
     path = Path(file)
     if not path.is_file():

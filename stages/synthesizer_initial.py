@@ -15,7 +15,7 @@ def train_synthesizer(stage: str, params_path: str, kd_dirs: tuple[str, ...], ou
                       metrics_path: str, loss_path: str | None) -> None:
     """Train the synthesizer on the KD records of ``kd_dirs`` (the body of both synthesizer stages)."""
     from jiuzhang.training.records import load_examples  # torch + transformers: import only when training
-    from jiuzhang.training.runner import run_training
+    from jiuzhang.training.trainer import run_training
 
     def work(p, run):
         examples = [ex for d in kd_dirs for ex in load_examples(d, "prompt", "completion")]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from jiuzhang.config.teacher import TeacherConfig
 from jiuzhang.errors import UserError
-from jiuzhang.kd.builder import Endpoint
+from jiuzhang.kd.teacher_round import Endpoint
 
 
 def teacher_endpoint(cfg: TeacherConfig, templates_dir: str) -> Endpoint:

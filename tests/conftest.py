@@ -75,7 +75,7 @@ def tiny_params(corpus_files: dict[str, str], **overrides) -> dict:
 def make_tiny_model(folder: Path, **arch) -> Path:
     """A tiny random Llama + BPE tokenizer saved as an HF folder (built here, nothing downloaded); ``arch``
     overrides ``base.arch`` fields (vLLM's CPU attention needs head_dim >= 32)."""
-    from jiuzhang.base.builder import build_model
+    from jiuzhang.base.model import build_model
     from jiuzhang.base.tokenizer import train_tokenizer
     from jiuzhang.config.loader import validate_params
 

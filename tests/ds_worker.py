@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jiuzhang.config.training import ModelSource, TrainConfig
 from jiuzhang.training.packing import Example
-from jiuzhang.training.runner import run_training
+from jiuzhang.training.trainer import run_training
 from jiuzhang.training.world import World
 
 model_dir, out, ckpt, stage = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])

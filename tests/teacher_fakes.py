@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jiuzhang.common.io import ShardWriter
-from jiuzhang.prompts.builder import SCHEMA as POOL_SCHEMA
+from jiuzhang.prompts.pool import SCHEMA as POOL_SCHEMA
 from jiuzhang.teacher.server import completion_body
 
 FAULT = re.compile(r"FAULT=([\w,]+)")

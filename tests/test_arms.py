@@ -14,8 +14,9 @@ from transformers import AutoTokenizer
 
 from jiuzhang.common.io import InputDataError
 from jiuzhang.evaluation.arm_comparison import budgets, compare_arms, verdict_lines
-from jiuzhang.evaluation.report import MEASURE_NAMES, arms_markdown
 from jiuzhang.evaluation.stats import paired_proportions
+from jiuzhang.report.data import MEASURE_NAMES
+from jiuzhang.report.page import arms_markdown
 from jiuzhang.training.arms import arm_examples, target_tokens
 
 from conftest import SHARED, make_tiny_model, run_cli, tiny_params

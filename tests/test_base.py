@@ -9,9 +9,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from jiuzhang.base.builder import build_base
+from jiuzhang.base.model import build_base
 from jiuzhang.config.loader import validate_params
-from jiuzhang.corpus.builder import build_corpus
+from jiuzhang.corpus.pipeline import build_corpus
 
 from conftest import ROOT, run_cli, tiny_params
 
@@ -74,20 +74,20 @@ def test_fewer_windows_than_the_batch_is_an_error_not_a_hang(tmp_path, fixture_c
 def test_base_training_resumes_to_the_same_weights(tmp_path, fixture_corpus):
     """The base stage trains through the one training loop: a killed run resumes from its checkpoint and
     ends with the uninterrupted run's bytes."""
-    from jiuzhang.base import builder
+    from jiuzhang.base import model
 
     params = _corpus_and_params(tmp_path, fixture_corpus)
     build_base(params.base, tmp_path / "corpus", tmp_path / "full")
-    real = builder.train_sft
+    real = model.train_sft
     def killed(*args, **kw):
         real(*args, stop_after=3, **kw)
         raise KeyboardInterrupt
-    builder.train_sft = killed
+    model.train_sft = killed
     try:
         with pytest.raises(KeyboardInterrupt):
             build_base(params.base, tmp_path / "corpus", tmp_path / "resumed", checkpoints=tmp_path / "ck")
     finally:
-        builder.train_sft = real
+        model.train_sft = real
     assert (tmp_path / "ck").is_dir()
     m = build_base(params.base, tmp_path / "corpus", tmp_path / "resumed", checkpoints=tmp_path / "ck")
     assert m["steps"] == params.base.train.steps and not (tmp_path / "ck").exists()

@@ -175,7 +175,7 @@ def test_a_node_removed_mid_run_costs_a_redo_of_its_shard_not_a_byte(cluster, ti
 def test_eval_answers_on_two_workers_are_the_in_process_answers(cluster, tiny_model):
     from jiuzhang.config.loader import validate_params
     from jiuzhang.evaluation.evaluator import evaluate
-    from jiuzhang.evaluation.runner import build_eval_engine
+    from jiuzhang.evaluation.suite import build_eval_engine
     from jiuzhang.evaluation.tasks import TASKS, load_rows
 
     from conftest import ROOT, SHARED, tiny_params

@@ -10,7 +10,7 @@ import pytest
 
 from jiuzhang.common.io import InputDataError
 from jiuzhang.config.loader import validate_params
-from jiuzhang.corpus.builder import build_corpus
+from jiuzhang.corpus.pipeline import build_corpus
 from jiuzhang.corpus.snippets import chunk, normalise, snippets, split_parts
 
 from conftest import ROOT, real_docs, run_cli, tiny_params, write_jsonl

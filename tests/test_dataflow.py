@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from jiuzhang.config.loader import validate_params
-from jiuzhang.corpus.builder import build_corpus
+from jiuzhang.corpus.pipeline import build_corpus
 from jiuzhang.dataflow.decontamination import question_hashes
 from jiuzhang.dataflow.dedup import lsh_bands
 
@@ -142,19 +142,19 @@ KILL_SCRIPT = textwrap.dedent("""
     from pathlib import Path
     from datatrove.pipeline.dedup import MinhashDedupCluster
     from jiuzhang.config.loader import validate_params
-    from jiuzhang.corpus import builder
+    from jiuzhang.corpus import pipeline
     import yaml
     mode, params_file, out, log = sys.argv[1:5]
     if mode == "kill":   # kill -9 the stage once the dedup buckets are done, in the clustering phase
         MinhashDedupCluster.run = lambda self, *a, **k: os.kill(os.getpid(), signal.SIGKILL)
-    original = builder.SnippetSource.run
+    original = pipeline.SnippetSource.run
     def logged(self, data=None, rank=0, world_size=1):
         with open(log, "a") as fh:
             fh.write(f"read rank {rank}\\n")
         yield from original(self, data, rank, world_size)
-    builder.SnippetSource.run = logged
+    pipeline.SnippetSource.run = logged
     params = validate_params(yaml.safe_load(Path(params_file).read_text()), params_file)
-    builder.build_corpus(params.corpus, Path.cwd(), Path(params.benchmarks.root), (), Path(out))
+    pipeline.build_corpus(params.corpus, Path.cwd(), Path(params.benchmarks.root), (), Path(out))
 """)
 
 

@@ -216,7 +216,7 @@ def test_report_shows_base_vs_trained_and_the_heldout_loss(tmp_path):
 def test_published_numbers_carry_their_source():
     """Every number the report shows as published comes from one stated table (the JiuZhang3.0 README at a
     pinned commit); figures without a traceable source (TabMWP, AQuA, SAT-Math) are gone."""
-    from jiuzhang.evaluation.report import paper_numbers
+    from jiuzhang.report.data import paper_numbers
     paper = json.loads((ROOT / "templates" / "eval" / "paper_results.json").read_text())
     assert re.search(r"RUCAIBox/JiuZhang3\.0 README\.md @ [0-9a-f]{40}", paper["_source"])
     published = paper_numbers(paper)

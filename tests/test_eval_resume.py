@@ -7,7 +7,7 @@ import pytest
 
 from jiuzhang.config.loader import validate_params
 from jiuzhang.evaluation.evaluator import evaluate
-from jiuzhang.evaluation.runner import build_eval_engine, model_key
+from jiuzhang.evaluation.suite import build_eval_engine, model_key
 from jiuzhang.evaluation.tasks import TASKS, load_rows
 
 from conftest import ROOT, SHARED, make_tiny_model, tiny_params

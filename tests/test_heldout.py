@@ -11,11 +11,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from jiuzhang.config.training import ModelSource, TrainConfig
 from jiuzhang.evaluation.heldout import gold_target, heldout_nll
-from jiuzhang.evaluation.report import compare_base
 from jiuzhang.evaluation.stats import bootstrap_mean, paired_difference, wilson
 from jiuzhang.evaluation.tasks import TASKS, load_rows
+from jiuzhang.report.data import compare_base
 from jiuzhang.training.packing import Example, PackStats, tokenize
-from jiuzhang.training.runner import run_training
+from jiuzhang.training.trainer import run_training
 from jiuzhang.training.world import World
 
 from conftest import SHARED, make_tiny_model
@@ -116,7 +116,7 @@ def test_loss_limit_scores_more_items_than_generation_and_counts_them(tiny):
     from jiuzhang.config.evaluation import EvalConfig
     from jiuzhang.config.loader import validate_params
     from jiuzhang.evaluation.evaluator import evaluate
-    from jiuzhang.evaluation.runner import build_eval_engine
+    from jiuzhang.evaluation.suite import build_eval_engine
 
     from conftest import tiny_params
 

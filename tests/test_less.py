@@ -22,7 +22,7 @@ SMOKE_DIM = 8192  # influence.less.dim in params.yaml (a test below keeps them i
 
 def smoke_like_model():
     """A randomly initialised model with the smoke base's shape (hidden 128, 4 layers): 32,768 LoRA weights at r=8."""
-    from jiuzhang.base.builder import build_model
+    from jiuzhang.base.model import build_model
     from jiuzhang.base.tokenizer import train_tokenizer
     from jiuzhang.config.loader import validate_params
 

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from jiuzhang.common.digest import content_digest
 from jiuzhang.common.io import ShardWriter
-from jiuzhang.kd.builder import SCHEMA as KD_SCHEMA
+from jiuzhang.kd.teacher_round import SCHEMA as KD_SCHEMA
 from jiuzhang.tracking.lineage import dataset_inputs, register_model, registered_name
 
 from conftest import make_tiny_model, run_cli, tiny_params

@@ -138,7 +138,7 @@ def test_less_peak_memory_at_paper_shapes_is_printed_and_a_device_too_small_is_r
 
 
 def test_arch_parameters_match_the_built_model():
-    from jiuzhang.base.builder import build_model
+    from jiuzhang.base.model import build_model
 
     params = load_params(ROOT / "params.yaml")
     model = build_model(params.base, 8000, {})

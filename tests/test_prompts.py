@@ -11,8 +11,8 @@ import pytest
 
 from jiuzhang.common.io import InputDataError, ShardWriter
 from jiuzhang.config.prompts import LEVELS, PromptsConfig
-from jiuzhang.corpus.builder import SCHEMA as CORPUS_SCHEMA
-from jiuzhang.prompts.builder import assign_levels, build_prompts
+from jiuzhang.corpus.pipeline import SCHEMA as CORPUS_SCHEMA
+from jiuzhang.prompts.pool import assign_levels, build_prompts
 from jiuzhang.prompts.templates import load_templates
 
 from conftest import ROOT

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jiuzhang.sandbox.runner import Limits, run_python
+from jiuzhang.sandbox.process import Limits, run_python
 
 from conftest import ROOT, run_cli
 

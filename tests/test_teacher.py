@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from jiuzhang.kd.builder import Endpoint, plan_round, run_round
+from jiuzhang.kd.teacher_round import Endpoint, plan_round, run_round
 from jiuzhang.teacher.budget import BudgetExceeded
 from jiuzhang.teacher.journal import request_key
 from jiuzhang.teacher.parsing import parse_completion

@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from jiuzhang.kd.builder import Endpoint, plan_round, run_round
+from jiuzhang.kd.teacher_round import Endpoint, plan_round, run_round
 from jiuzhang.teacher.batch import BatchWaitExceeded
 from jiuzhang.teacher.batch_service import BatchService
 from jiuzhang.teacher.server import ChatServer

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from jiuzhang.config.loader import validate_params
-from jiuzhang.corpus.builder import build_corpus
+from jiuzhang.corpus.pipeline import build_corpus
 from jiuzhang.tracking.mlflow_run import project_root_for, resolve_tracking
 
 from conftest import BIN, ROOT, run_cli, tiny_params

@@ -11,8 +11,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from jiuzhang.common.io import InputDataError
 from jiuzhang.config.training import ModelSource, TrainConfig
 from jiuzhang.training.packing import IGNORE, Example, PackStats, pack, tokenize
-from jiuzhang.training.runner import load_start, run_training
 from jiuzhang.training.schedule import lr_at
+from jiuzhang.training.trainer import load_start, run_training
 from jiuzhang.training.world import World
 
 from conftest import make_tiny_model
@@ -304,7 +304,7 @@ def test_streamed_mix_trains_the_same_weights_as_the_list_and_only_the_main_rank
     from safetensors.torch import load_file
 
     from jiuzhang.training.records import PretrainMix, iter_examples
-    from jiuzhang.training.runner import token_store
+    from jiuzhang.training.trainer import token_store
 
     path = tmp_path / "syn.jsonl"
     path.write_text("".join(json.dumps({"id": e.id, "input": e.prompt, "output": e.target}) + "\n" for e in examples()))
@@ -359,7 +359,7 @@ def test_collectives_use_the_device_the_process_group_serves(tmp_path):
 def test_each_rank_selects_its_own_gpu_before_training(tiny_model, tmp_path, monkeypatch):
     """Issue 22.1: torch.cuda.set_device(LOCAL_RANK) before the process group and model, else every local
     rank's barriers and collectives run on cuda:0."""
-    from jiuzhang.training import runner
+    from jiuzhang.training import trainer
     from jiuzhang.training import world as world_mod
 
     chosen = []
@@ -369,7 +369,7 @@ def test_each_rank_selects_its_own_gpu_before_training(tiny_model, tmp_path, mon
     assert chosen == [3]
     calls = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(runner, "select_device", lambda w: calls.append(w.local_rank))
+    monkeypatch.setattr(trainer, "select_device", lambda w: calls.append(w.local_rank))
     run_training(ModelSource(path=str(tiny_model)), examples(8), cfg(epochs=1), tmp_path / "o", tmp_path / "c", World())
     assert calls == [0]
 
@@ -404,7 +404,7 @@ def test_bf16_without_deepspeed_keeps_fp32_master_weights(tiny_model, tmp_path):
     weights never moved in 100 steps (84% measured). fp32 master weights + bf16 autocast keep them."""
     from safetensors.torch import load_file
 
-    from jiuzhang.training.runner import weights_dtype
+    from jiuzhang.training.trainer import weights_dtype
 
     c = cfg(dtype="bf16", lr=1e-5, max_steps=100, micro_batch=2, global_batch=2, grad_clip=1.0, save_every=1000)
     assert weights_dtype(c) == "fp32" and weights_dtype(cfg(dtype="bf16", deepspeed={"enabled": True})) == "bf16"

@@ -159,7 +159,7 @@ def eval_params(engine: str, **extra):
 def test_eval_on_vllm_writes_what_eval_on_hf_writes(eval_model, tmp_path):
     """eval.engine: vllm generates through the synthesis worker: greedy answers, grades and tool rounds equal
     the HF engine's, and the held-out loss (scored on an HF copy whatever generates) is the same numbers."""
-    from jiuzhang.evaluation.runner import run_eval
+    from jiuzhang.evaluation.suite import run_eval
 
     out = {}
     for engine in ("hf", "vllm"):
@@ -175,7 +175,7 @@ def test_eval_on_vllm_writes_what_eval_on_hf_writes(eval_model, tmp_path):
 
 def test_a_loss_only_eval_on_vllm_never_starts_vllm(eval_model):
     from jiuzhang.evaluation.evaluator import evaluate
-    from jiuzhang.evaluation.runner import build_eval_engine
+    from jiuzhang.evaluation.suite import build_eval_engine
     from jiuzhang.evaluation.tasks import TASKS, load_rows
 
     p = eval_params("vllm")
@@ -186,7 +186,7 @@ def test_a_loss_only_eval_on_vllm_never_starts_vllm(eval_model):
 
 
 def test_eval_on_vllm_without_its_interpreter_names_the_eval_key(tiny_model, tmp_path):
-    from jiuzhang.evaluation.runner import build_eval_engine
+    from jiuzhang.evaluation.suite import build_eval_engine
 
     p = eval_params("vllm", vllm={"python": str(tmp_path / "nope" / "python")})
     with pytest.raises(InputDataError, match=r"eval.vllm.python: .*does not exist"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from jiuzhang.config.loader import validate_params
-from jiuzhang.evaluation.report import write_report
 from jiuzhang.evaluation.tasks import TASKS, load_rows
+from jiuzhang.report.page import write_report
 
 from conftest import ROOT, SHARED, tiny_params
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jiuzhang.common.io import ShardWriter
-from jiuzhang.kd.builder import SCHEMA as KD_SCHEMA
+from jiuzhang.kd.teacher_round import SCHEMA as KD_SCHEMA
 
 from conftest import ROOT, SHARED, tiny_params
 

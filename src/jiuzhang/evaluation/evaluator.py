@@ -26,7 +26,7 @@ from jiuzhang.evaluation.prompting import build_prompt, load_fewshot, neutral_pr
 from jiuzhang.evaluation.stats import bootstrap_mean
 from jiuzhang.evaluation.tasks import Task
 from jiuzhang.evaluation.toolloop import run_tool_loop
-from jiuzhang.sandbox.runner import Limits
+from jiuzhang.sandbox.process import Limits
 from jiuzhang.synthesis.requests import Request
 from jiuzhang.training.packing import Example
 

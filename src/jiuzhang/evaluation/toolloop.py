@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from jiuzhang.sandbox.runner import Limits, run_many
+from jiuzhang.sandbox.process import Limits, run_many
 from jiuzhang.synthesis.requests import Request
 
 OUTPUT_STOP = "```output"

@@ -57,7 +57,7 @@ def load_reference(reference: str, less: LessConfig, seed: int) -> Reference:
     """Build a worker's state: the reference model in LESS's dtype on this worker's device (a GPU Ray gave
     it, else the CPU), LoRA A drawn from ``seed`` on the CPU first."""
     from jiuzhang.config.training import ModelSource
-    from jiuzhang.training.runner import load_start
+    from jiuzhang.training.trainer import load_start
 
     device, dtype = placement(less.device, less.dtype, 0)
     torch.use_deterministic_algorithms(True, warn_only=True)

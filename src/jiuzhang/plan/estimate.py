@@ -75,7 +75,7 @@ class Plan:
 
 
 def arch_parameters(params: Params, vocab_size: int) -> float:
-    """Exact parameter count of the tiny Llama ``base.arch`` builds (tied embeddings, as base/builder.py)."""
+    """Exact parameter count of the tiny Llama ``base.arch`` builds (tied embeddings, as base/model.py)."""
     a = params.base.arch
     head = a.hidden_size // a.num_heads
     attn = 2 * a.hidden_size * a.hidden_size + 2 * a.hidden_size * a.num_kv_heads * head

@@ -80,7 +80,7 @@ class HFEngine:
         import torch
 
         from jiuzhang.config.training import ModelSource
-        from jiuzhang.training.runner import load_start
+        from jiuzhang.training.trainer import load_start
 
         self.torch = torch
         self.cfg = cfg

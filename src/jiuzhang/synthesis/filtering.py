@@ -20,7 +20,7 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
 from jiuzhang.config.synthesis import FilterConfig
-from jiuzhang.sandbox.runner import Execution, Limits, run_many, run_python
+from jiuzhang.sandbox.process import Execution, Limits, run_many, run_python
 from jiuzhang.synthesis.records import has_answer, outputs_match, parse_generation, program, stored_output, with_output
 
 REASONS = ("overlong_prompt", "truncated", "empty", "refusal", "missing_problem", "missing_solution",

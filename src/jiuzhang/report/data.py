@@ -1,33 +1,26 @@
-"""The report stage: what was run, every benchmark's result with its interval against the base model and
-the paper, the held-out loss, the filter's keep rate before and after KD, sample predictions, costs (actual
-next to planned) and charts, as one self-contained HTML page (charts are embedded PNGs: it renders offline),
-plus results.md, summary.json and a DVC plot.
-
-Every file is built from the stages' deterministic metrics and outputs, so the report reproduces byte for
-byte. Wall-clock times are facts of one execution, not of the results: they stay in ``results/run/`` (and
-the table ``jiuzhang repro`` prints); the report only says where to find them. The page is rendered with
-Jinja2 (autoescaped) from ``templates/report/report.html.j2``.
-"""
+"""The report's data: one summary dict gathered from the stages' results, predictions and params."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from jiuzhang.common.io import InputDataError, atomic_write_text, write_csv, write_json
+from jiuzhang.common.io import InputDataError
 from jiuzhang.config.root import Params
 from jiuzhang.evaluation.arm_comparison import compare_arms, item_value, paired_delta, read_predictions, verdict_lines
 from jiuzhang.evaluation.heldout import LOSS_KEYS, is_loss, loss_keys
 from jiuzhang.evaluation.stats import wilson
 
 PAPER_MODEL = "JiuZhang3.0-7B"
+SETTING_NAMES = {"nl": "NL", "tool": "tool"}
+FORMAT_NAMES = {LOSS_KEYS["paper"]: "paper template", LOSS_KEYS["neutral"]: "neutral prompt"}
+MEASURE_NAMES = {"nl": "NL accuracy", "tool": "tool accuracy", **{k: f"held-out loss, {v}" for k, v in FORMAT_NAMES.items()}}
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A stage's results file; a missing one is an InputDataError naming it."""
     if not path.is_file():
         raise InputDataError(f"{path}: missing; run the stage that writes it first (dvc repro)")
     return json.loads(path.read_text())
@@ -99,8 +92,8 @@ def benchmark_rows(metrics_dir: Path, benchmarks: dict[str, list[str]], publishe
     cut-off counts, the held-out loss; the base model's figures where it was evaluated too."""
     rows = []
     for name, settings in benchmarks.items():
-        m = _read(metrics_dir / "eval" / f"{name}.json")
-        b = _read(metrics_dir / "eval_base" / f"{name}.json") if name in base_benchmarks else None
+        m = read_json(metrics_dir / "eval" / f"{name}.json")
+        b = read_json(metrics_dir / "eval_base" / f"{name}.json") if name in base_benchmarks else None
         row: dict[str, Any] = {"benchmark": name, "items": m["items"], "paper_nl": published.get(name)}
         for s in ("nl", "tool"):
             if s not in settings:
@@ -161,7 +154,7 @@ def keep_rates(metrics_dir: Path) -> dict[str, Any] | None:
     """The filter's keep rate per kind, with drop reasons, for the synthesizer's init model (before KD) and
     the KD-trained synthesizer on the same prompts (the first synthesize.init_prompts of the sample)."""
     before = _optional(metrics_dir / "filter_init.json")
-    after = _read(metrics_dir / "filter.json")
+    after = read_json(metrics_dir / "filter.json")
     if before is None:
         return None
     rows = []
@@ -208,9 +201,9 @@ def collect(metrics_dir: Path, params: Params, paper: dict[str, Any], eval_dir: 
                         metrics_dir, eval_dir, base_dir, arm_dir, arm_names) if arm_names else None
     if arms is not None:
         arms["verdicts"] = verdict_lines(arms, MEASURE_NAMES)
-    kd = {r: _read(metrics_dir / f"kd_{r}.json") for r in ("initial", "boost")}
-    synth, filt = _read(metrics_dir / "synthesize.json"), _read(metrics_dir / "filter.json")
-    training = {s: _read(metrics_dir / f"{s}.json") for s in ("synthesizer_initial", "synthesizer", "pretrain")
+    kd = {r: read_json(metrics_dir / f"kd_{r}.json") for r in ("initial", "boost")}
+    synth, filt = read_json(metrics_dir / "synthesize.json"), read_json(metrics_dir / "filter.json")
+    training = {s: read_json(metrics_dir / f"{s}.json") for s in ("synthesizer_initial", "synthesizer", "pretrain")
                 if (metrics_dir / f"{s}.json").is_file()}
     base = _optional(metrics_dir / "base.json") or {}
     corpus, prompts = _optional(metrics_dir / "corpus.json") or {}, _optional(metrics_dir / "prompts.json") or {}
@@ -266,227 +259,3 @@ def _describe_base(params: Params, base: dict[str, Any]) -> str:
         return f"{params.base.hub.model_id}@{params.base.hub.revision}"
     return f"tiny Llama trained here ({base.get('parameters', 0) / 1e6:.1f}M parameters): a stand-in, not a real LM"
 
-
-def _fmt(v: float | None) -> str:
-    return "" if v is None else f"{v:.1f}"
-
-
-SETTING_NAMES = {"nl": "NL", "tool": "tool"}
-FORMAT_NAMES = {LOSS_KEYS["paper"]: "paper template", LOSS_KEYS["neutral"]: "neutral prompt"}
-MEASURE_NAMES = {"nl": "NL accuracy", "tool": "tool accuracy", **{k: f"held-out loss, {v}" for k, v in FORMAT_NAMES.items()}}
-
-
-def markdown(summary: dict[str, Any]) -> str:
-    """The summary as Markdown tables (results.md)."""
-    r0 = summary["run"]
-    lines = [f"Profile **{r0['profile']}**, {r0['experiment']}.", "",
-             f"| benchmark | setting | correct / items | accuracy % [95% CI] | no answer (cut off) | base model % | "
-             f"{summary['paper_model']} NL, paper |", "|---|---|---:|---:|---:|---:|---:|"]
-    for r in summary["benchmarks"]:
-        for s in ("nl", "tool"):
-            if s not in r:
-                continue
-            lo, hi = r[f"{s}_ci95"]
-            base = (f"{r[f'base_{s}']:.1f} ({r[f'base_{s}_correct']} / {r[f'base_{s}_total']})"
-                    if f"base_{s}" in r else "")
-            lines.append(f"| {r['benchmark']} | {SETTING_NAMES[s]} | {r[f'{s}_correct']} / {r[f'{s}_total']} | "
-                         f"{r[s]:.1f} [{lo:.1f}, {hi:.1f}] | {r[f'{s}_invalid']} ({r[f'{s}_cut_off']}) | {base} | "
-                         f"{_fmt(r['paper_nl']) if s == 'nl' else ''} |")
-    lines += ["", "*no answer*: outputs with no extractable answer; *cut off*: those that hit the generation "
-              "budget (eval.max_new_tokens) before stating one, which grade as wrong."]
-    losses = [(r, k) for r in summary["benchmarks"] for k in LOSS_KEYS.values() if k in r]
-    if losses:
-        lines += ["", "Held-out loss: mean negative log-likelihood per token of each item's gold solution given its "
-                  "question, under the paper's template and a neutral prompt (lower is better; 95% bootstrap "
-                  "interval over items). A gain under one format only is a format effect, not better math.", "",
-                  "| benchmark | prompt format | items | mean NLL [95% CI] |", "|---|---|---:|---:|"]
-        lines += [f"| {r['benchmark']} | {FORMAT_NAMES[k]} | {r[f'{k}_items']} | {r[k]:.3f} [{r[f'{k}_ci95'][0]:.3f}, "
-                  f"{r[f'{k}_ci95'][1]:.3f}] |" for r, k in losses]
-    if summary.get("base_vs_trained"):
-        lines += ["", "Base model vs trained model on the same items: the paired difference (trained - base) with "
-                  "its 95% interval (loss: paired bootstrap; accuracy: Newcombe's paired interval); an interval that excludes 0 is a real change at this "
-                  "sample size. Accuracy in %, loss in nats per token (lower is better).", "",
-                  "| benchmark | measure | items | base | trained | difference [95% CI] |",
-                  "|---|---|---:|---:|---:|---:|"]
-        for c in summary["base_vs_trained"]:
-            measure = (f"held-out loss, {c['format']} ({c['target']})" if is_loss(c["setting"])
-                       else f"{SETTING_NAMES[c['setting']]} accuracy")
-            digits = 3 if is_loss(c["setting"]) else 1
-            lines.append(f"| {c['benchmark']} | {measure} | {c['items']} | {c['base']:.{digits}f} | "
-                         f"{c['trained']:.{digits}f} | {c['diff']:+.{digits}f} [{c['diff_ci95'][0]:+.{digits}f}, "
-                         f"{c['diff_ci95'][1]:+.{digits}f}]{' (format effect only)' if c.get('format_effect') else ''} |")
-    lines += arms_markdown(summary.get("arms"))
-    k = summary.get("keep_rates")
-    if k:
-        lines += ["", f"Filter keep rate before KD (the init model on the first {k['init_prompts']} prompts of the "
-                  f"sample) and after KD (the trained synthesizer on all {k['synthesize_prompts']}, those included):", "",
-                  "| kind | model | kept / generated | keep rate % [95% CI] | main drop reasons |", "|---|---|---:|---:|---|"]
-        for r in k["rows"]:
-            rate = "" if r["keep_rate"] is None else f"{r['keep_rate']:.1f} [{r['ci95'][0]:.1f}, {r['ci95'][1]:.1f}]"
-            lines.append(f"| {r['kind']} | {r['model']} | {r['kept']} / {r['input']} | {rate} | "
-                         f"{', '.join(f'{n} {c}' for n, c in r['drops'][:3])} |")
-    c = summary["costs"]
-    t, s = c["teacher"], c["synthesis"]
-    modes = ", ".join(sorted({m for a in t["actual"].values() for m in a["mode"].split(", ")})) or "-"
-    lines += ["", f"Teacher ({t['label']}, {modes} mode): {t['calls']:,} calls, {t['prompt_tokens']:,} prompt + "
-              f"{t['completion_tokens']:,} completion tokens, ${t['usd']:,.2f} (actual, from the journal).",
-              f"Synthesis: {s['records']:,} generations, {s['new_tokens']:,} new tokens, {s['kept_after_filter']:,} "
-              f"records kept by the filter. Paper scale: {s['paper_projection']['problems']:,} problems ~ "
-              f"{s['paper_projection']['gpu_hours']:,} GPU-hours at {s['paper_projection']['gpu_tokens_per_s']:,} "
-              f"tokens/s per GPU."]
-    for name, tr in c["training"].items():
-        lines.append(f"Training {name}: {tr['steps']} steps, {tr['tokens_seen']:,} tokens.")
-    return "\n".join(lines) + "\n"
-
-
-def _cell(d: dict[str, Any], digits: int) -> str:
-    return f"{d['diff']:+.{digits}f} [{d['ci95'][0]:+.{digits}f}, {d['ci95'][1]:+.{digits}f}] {d['verdict']}"
-
-
-def arms_markdown(arms: dict[str, Any] | None) -> list[str]:
-    """The control arms as Markdown: the budget table, the measures side by side, the verdicts."""
-    if not arms:
-        return []
-    lines = ["", "Control arms: the same base model and training settings at one target-token budget; "
-             "differences are paired on the same items (loss: paired bootstrap, nats/token, lower is better; "
-             "accuracy: Newcombe's paired interval, points).", "",
-             "| arm | trained on | records | target tokens | steps |", "|---|---|---:|---:|---:|"]
-    lines += [f"| {a} | {b['data']} | {b['records']} | {b['target_tokens']:,} | {b['steps']} |"
-              for a, b in arms["budgets"].items()]
-    names = arms["arms"]
-    lines += ["", "| benchmark | measure | items | " + " | ".join(names) + " | vs base | vs raw |",
-              "|---|---|---:|" + "---:|" * len(names) + "---|---|"]
-    for r in arms["rows"]:
-        d = 3 if is_loss(r["setting"]) else 1
-        cells = [f"{r['arms'][a]['mean']:.{d}f} [{r['arms'][a]['ci95'][0]:.{d}f}, {r['arms'][a]['ci95'][1]:.{d}f}]"
-                 for a in names]
-        lines.append(f"| {r['benchmark']} | {MEASURE_NAMES[r['setting']]} | {r['items']} | " + " | ".join(cells) + " | "
-                     + "; ".join(f"{a} {_cell(v, d)}" for a, v in r["vs_base"].items()) + " | "
-                     + "; ".join(f"{a} {_cell(v, d)}" for a, v in r["vs_raw"].items()) + " |")
-    lines += ["", "Verdicts:", *[f"- {v}" for v in arms["verdicts"]]]
-    return lines
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})  # no version/time stamps in the file
-    return buf.getvalue()
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def chart(summary: dict[str, Any]) -> bytes:
-    """Accuracy per benchmark and setting, base and trained, with 95% Wilson intervals. The axis is scaled
-    to the data (not 0-100), every bar is labelled with correct/total so a 0 is visible as a value, and
-    the legend sits below the plot, clear of the bars."""
-    plt = _pyplot()
-    bars = []
-    for r in summary["benchmarks"]:
-        for s in ("nl", "tool"):
-            if s in r:
-                bars.append((f"{r['benchmark']} ({SETTING_NAMES[s]})", r, s))
-    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.6 * max(len(bars), 1)), dpi=100, layout="constrained")
-    if not bars:
-        ax.text(0.5, 0.5, "no generation settings evaluated (held-out loss only)", ha="center", va="center")
-        ax.set_axis_off()
-        data = _png(fig)
-        plt.close(fig)
-        return data
-    height = 0.38
-    top = 1.0
-    for j, (prefix, label) in enumerate((("base_", "base model"), ("", "trained model"))):
-        ys, values, err, texts = [], [], [[], []], []
-        for i, (_, r, s) in enumerate(bars):
-            key = f"{prefix}{s}"
-            if key not in r:
-                continue
-            v, (lo, hi) = r[key], r[f"{key}_ci95"]
-            ys.append(i + (j - 0.5) * height)
-            values.append(v)
-            err[0].append(max(v - lo, 0))
-            err[1].append(max(hi - v, 0))
-            texts.append(f"{r[f'{key}_correct']}/{r[f'{key}_total']}")
-            top = max(top, hi)
-        if not ys:
-            continue
-        ax.barh(ys, values, height, xerr=err, capsize=3, label=f"{label} (95% CI)", error_kw={"elinewidth": 0.8})
-        for y, v, hi_err, text in zip(ys, values, err[1], texts):
-            ax.text(v + hi_err + 0.5, y, text, va="center", fontsize=8)
-    ax.set_xlim(0, top * 1.25 + 2)
-    return _finish(plt, fig, ax, [b[0] for b in bars], "accuracy (%)",
-                   "Accuracy per benchmark: base vs trained (the paper's numbers are in the table)")
-
-
-def loss_chart(summary: dict[str, Any]) -> bytes | None:
-    """Held-out loss per benchmark, base and trained, with 95% bootstrap intervals."""
-    rows = [(r, k) for r in summary["benchmarks"] for k in LOSS_KEYS.values() if k in r]
-    if not rows:
-        return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 1.6 + 0.6 * len(rows)), dpi=100, layout="constrained")
-    height = 0.38
-    for j, (prefix, label) in enumerate((("base_", "base model"), ("", "trained model"))):
-        pts = [(i, r[f"{prefix}{k}"], r[f"{prefix}{k}_ci95"]) for i, (r, k) in enumerate(rows) if f"{prefix}{k}" in r]
-        if not pts:
-            continue
-        ax.barh([i + (j - 0.5) * height for i, _, _ in pts], [v for _, v, _ in pts], height,
-                xerr=[[v - ci[0] for _, v, ci in pts], [ci[1] - v for _, v, ci in pts]], capsize=3,
-                label=f"{label} (95% CI)", error_kw={"elinewidth": 0.8})
-    return _finish(plt, fig, ax, [f"{r['benchmark']}, {FORMAT_NAMES[k]} ({r[f'{k}_items']} items)" for r, k in rows],
-                   "mean NLL per token of the gold solution (nats; lower is better)",
-                   "Held-out loss per benchmark: base vs trained")
-
-
-def _finish(plt, fig, ax, labels: list[str], xlabel: str, title: str) -> bytes:
-    """Rows top to bottom, labelled axes and title, the legend below the plot (clear of the bars)."""
-    ax.set_yticks(range(len(labels)), labels)
-    ax.invert_yaxis()
-    ax.set_xlabel(xlabel)
-    ax.set_title(title)
-    fig.legend(loc="outside lower center", ncol=2, fontsize=8, frameon=False)
-    data = _png(fig)
-    plt.close(fig)
-    return data
-
-
-def render_html(summary: dict[str, Any], charts: dict[str, bytes | None], template: Path) -> str:
-    """The self-contained HTML page: ``template`` rendered with the summary and the charts as embedded PNGs."""
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template.parent)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True)
-    images = {k: base64.b64encode(v).decode() for k, v in charts.items() if v is not None}
-    return env.get_template(template.name).render(s=summary, images=images, settings=SETTING_NAMES,
-                                                  measures=MEASURE_NAMES)
-
-
-def write_report(metrics_dir: Path, paper_path: Path, params: Params, out: Path, eval_dir: Path,
-                 base_dir: Path | None, template: Path = Path("templates/report/report.html.j2"),
-                 root: Path = Path("."), arm_dir: Path | None = None) -> dict[str, Any]:
-    """Write the report folder (summary.json, results.md, accuracy.csv/png, report.html); returns its headline."""
-    import matplotlib
-
-    matplotlib.rcParams["svg.hashsalt"] = "jiuzhang"  # deterministic output
-    paper = _read(paper_path)
-    if not template.is_file():
-        raise InputDataError(f"{template}: the report's page template is missing (restore it from git)")
-    summary = collect(metrics_dir, params, paper, eval_dir, base_dir, root, arm_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "summary.json", summary)
-    atomic_write_text(out / "results.md", markdown(summary))
-    write_csv(out / "accuracy.csv", [{"benchmark": f"{r['benchmark']} ({s})", "accuracy": round(r[s], 2)}
-                                     for r in summary["benchmarks"] for s in ("nl", "tool") if s in r],
-              ("benchmark", "accuracy"))
-    png = chart(summary)
-    (out / "accuracy.png").write_bytes(png)
-    atomic_write_text(out / "report.html", render_html(summary, {"accuracy": png, "loss": loss_chart(summary)},
-                                                       template))
-    return {"benchmarks": len(summary["benchmarks"]), "teacher_usd": summary["costs"]["teacher"]["usd"]}
