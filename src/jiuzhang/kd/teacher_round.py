@@ -6,7 +6,6 @@ Run it through the stages: ``jiuzhang kd_initial ...`` / ``jiuzhang kd_boost ...
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections import Counter
@@ -24,7 +23,7 @@ from jiuzhang.errors import UserError
 from jiuzhang.teacher.batch import BatchTeacher
 from jiuzhang.teacher.batch_service import BatchService
 from jiuzhang.teacher.budget import Budget, BudgetExceeded, Caps, Prices
-from jiuzhang.teacher.client import Outcome, RetryPolicy, Sampling, TeacherClient
+from jiuzhang.teacher.client import Outcome, RetryPolicy, Sampling, Teacher, TeacherClient
 from jiuzhang.teacher.journal import Journal
 from jiuzhang.teacher.offline import OFFLINE_LABEL, OfflineTeacher
 from jiuzhang.teacher.parsing import canonical, completion_text, parse_completion
@@ -58,7 +57,7 @@ def _budget(cfg: TeacherConfig, journal: Journal) -> Budget:
 
 
 def _client(cfg: TeacherConfig, api_key: str, base_url: str | None, journal: Journal, budget: Budget,
-            seed: int = 0, on_outcome=None, progress: bool = False) -> TeacherClient | BatchTeacher:
+            seed: int = 0, on_outcome=None, progress: bool = False) -> Teacher:
     """The online client, or the Batch API runner for ``teacher.mode: batch``; both key requests the same
     way, so answers committed in one mode are reused by the other."""
     # The offline teacher's port changes every run; its identity in request keys must not.
@@ -71,7 +70,7 @@ def _client(cfg: TeacherConfig, api_key: str, base_url: str | None, journal: Jou
                          cfg.concurrency, cfg.timeout_s, api_key, base_url, endpoint_id, journal, budget, seed, on_outcome)
 
 
-def _pending(client: TeacherClient | BatchTeacher, journal: Journal, items: list[dict[str, Any]]) -> list[str]:
+def _pending(client: Teacher, journal: Journal, items: list[dict[str, Any]]) -> list[str]:
     done = journal.committed()
     return [it["prompt"] for it in items if client.key(it["prompt"]) not in done]
 
@@ -128,7 +127,7 @@ def run_round(cfg: TeacherConfig, items: list[dict[str, Any]], endpoint: Endpoin
         # Refuse before sending anything when the calls still to make cannot fit the budget.
         budget.check_plan(budget.plan(_pending(client, journal, items), cfg.budget.expected_output_tokens))
         work = [(it["id"], it["prompt"]) for it in items]
-        outcomes = client.run(work) if isinstance(client, BatchTeacher) else asyncio.run(client.run(work))
+        outcomes = client.answer(work)
         totals = journal.totals()
         usage = _usage(outcomes, journal)
 
@@ -145,8 +144,7 @@ def run_round(cfg: TeacherConfig, items: list[dict[str, Any]], endpoint: Endpoin
         # (it may hold answers of earlier configurations too)
         "run": {"cached": counts["cached"], "answered_now": counts["ok"], "failed_now": counts["failed"],
                 "skipped_budget": counts["skipped_budget"],
-                **({"batch_requests_sent": client.sent, **client.facts} if isinstance(client, BatchTeacher)
-                   else {"http_attempts": client.sent}),
+                **client.run_facts(),
                 **{f"journal_{k}": v for k, v in totals.items()}},
     }
     if client.budget_stopped:

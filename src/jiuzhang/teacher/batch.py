@@ -83,6 +83,14 @@ class BatchTeacher:
         """The journal key of ``prompt``: the same as the online client's, so either mode replays the other."""
         return request_key(self.endpoint, self.sampling.body(prompt))
 
+    def answer(self, items: list[tuple[str, str]]) -> list[Outcome]:
+        """Answer ``(item_id, prompt)`` items through the Batch API (:meth:`run`)."""
+        return self.run(items)
+
+    def run_facts(self) -> dict[str, Any]:
+        """Requests put into batches by this run, and batches created, reattached or found by metadata."""
+        return {"batch_requests_sent": self.sent, **self.facts}
+
     # --- the run ---------------------------------------------------------------------------------------
     def run(self, items: list[tuple[str, str]]) -> list[Outcome]:
         """Answer every (item id, prompt) through the Batch API, resuming open submissions; outcomes in input order."""

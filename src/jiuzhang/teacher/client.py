@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import openai
 
@@ -99,6 +99,22 @@ def completion_problem(data: Any) -> str | None:
     return None
 
 
+class Teacher(Protocol):
+    """What a KD round uses of a teacher, whichever mode answers (online: :class:`TeacherClient`, the Batch
+    API: :class:`~jiuzhang.teacher.batch.BatchTeacher`); both share the journal's request keys."""
+
+    budget_stopped: bool
+
+    def key(self, prompt: str) -> str:
+        """The journal key of ``prompt``."""
+
+    def answer(self, items: list[tuple[str, str]]) -> list[Outcome]:
+        """Answer ``(item_id, prompt)`` items, blocking until done; outcomes in input order."""
+
+    def run_facts(self) -> dict[str, Any]:
+        """What this run sent (HTTP attempts, or batch requests and batches), for the run facts."""
+
+
 class TeacherClient:
     """The online teacher client: concurrent calls with retries, every answer journaled, within the budget."""
     def __init__(self, sampling: Sampling, retry: RetryPolicy, concurrency: int, timeout_s: float,
@@ -124,6 +140,14 @@ class TeacherClient:
     def key(self, prompt: str) -> str:
         """The journal key of ``prompt``: endpoint and request body hashed."""
         return request_key(self.endpoint, self.sampling.body(prompt))
+
+    def answer(self, items: list[tuple[str, str]]) -> list[Outcome]:
+        """Answer ``(item_id, prompt)`` items with :meth:`run` on an event loop of its own."""
+        return asyncio.run(self.run(items))
+
+    def run_facts(self) -> dict[str, Any]:
+        """HTTP attempts made in this run."""
+        return {"http_attempts": self.sent}
 
     async def run(self, items: list[tuple[str, str]]) -> list[Outcome]:
         """Answer ``(item_id, prompt)`` items; outcomes come back in input order."""
