@@ -17,13 +17,14 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # A clone elsewhere (e.g. CI in /tmp/x) gets ../shared as a link to $(SHARED_DATA).
 SHARED_DATA ?= $(or $(JIUZHANG_SHARED),/work/shared)
 
-.PHONY: install vllm-env browser ssh-server mlflow-server repro repro-mini ablation-mini verify-repro test test-fast lock lint check hooks clean-venv help shared-data
+.PHONY: install vllm-env browser ssh-server mlflow-server repro repro-mini ablation-mini verify-repro plots test test-fast lock lint check hooks clean-venv help shared-data
 
 help:
 	@echo "make repro      create .venv, install, run the smoke pipeline (dvc repro) and time each stage"
 	@echo "make repro-mini the mini profile (real SmolLM2-135M, real vLLM on CPU) in a clone under .mini/"
 	@echo "make ablation-mini  its LESS-vs-random ablation (dvc exp run), then jiuzhang compare"
 	@echo "make verify-repro  clone twice, run both from scratch, check every output hash is identical"
+	@echo "make plots      dvc plots show as a page that renders offline: reports/plots/index.html"
 	@echo "make test       create .venv, install, run the whole test suite"
 	@echo "make test-fast  the fast tests only (no slow integration tests)"
 	@echo "make vllm-env   create .venv-vllm with vLLM for CPUs (the vllm engine's worker; make test needs it)"
@@ -142,6 +143,24 @@ verify-repro: install shared-data
 	    JIUZHANG_TRACKING=off $(abspath $(BIN))/jiuzhang repro --force) || exit 1; \
 	done
 	$(BIN)/jiuzhang verify-repro $(VERIFY_DIR)/a/proj $(VERIFY_DIR)/b/proj --against dvc.lock --exact
+
+# `dvc plots show` writes a page that loads vega from a CDN; ours (templates/plots/offline.html) loads the three
+# scripts from next to it, fetched once from the npm registry (pinned versions) into .cache/vega.
+VEGA_PACKAGES := vega@5.33.1 vega-lite@5.23.0 vega-embed@6.29.0
+VEGA_DIR := .cache/vega
+PLOTS_DIR ?= reports/plots
+
+$(VEGA_DIR)/.fetched:
+	mkdir -p $(VEGA_DIR)
+	cd $(VEGA_DIR) && for p in $(VEGA_PACKAGES); do npm pack --silent $$p >/dev/null || exit 1; done && \
+	  for t in *.tgz; do tar -xzf $$t --strip-components=2 -C . package/build/$$(echo $$t | sed 's/-[0-9.]*\.tgz$$//').min.js \
+	    || exit 1; done
+	touch $@
+
+plots: install $(VEGA_DIR)/.fetched
+	$(BIN)/dvc plots show --html-template $(abspath templates/plots/offline.html) -o $(PLOTS_DIR)
+	cp $(VEGA_DIR)/vega.min.js $(VEGA_DIR)/vega-lite.min.js $(VEGA_DIR)/vega-embed.min.js $(PLOTS_DIR)/
+	@echo "open $(PLOTS_DIR)/index.html (no network needed)"
 
 lint: install
 	$(BIN)/ruff check --no-cache src stages tests benchmarks
