@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from jiuzhang.config.loader import load_params
-from jiuzhang.runtime import Output, run_stage
+from jiuzhang.runtime import Output, as_stage
 from jiuzhang.training.curve import train_and_report
 from stages.options import metrics_option, params_option
 
@@ -39,12 +39,10 @@ def command(params_path: str, corpus_dir: str, out: str, metrics_path: str, chec
     params = load_params(params_path)
     seeds = {"init": params.base.train.seed_init, "data": params.base.train.seed_data}
 
-    def work(p, run):
-        return train_and_report(run, lambda on_log: build_base(p.base, Path(corpus_dir), Path(out), on_log,
-                                                                Path(checkpoints)), loss_path)
-
-    run_stage("base", params_path, ("base",), seeds, work, metrics_path, provenance_dir=out, params=params,
-              inputs={"corpus": corpus_dir} if params.base.mode == "train" else {},
-              output=Output(out, "model", None if params.base.mode == "train" else
-                            params.base.hub.model_id if params.base.mode == "hub" else
-                            f"{params.base.gguf.package or params.base.gguf.path}: {params.base.gguf.file}"))
+    base_model = (None if params.base.mode == "train" else params.base.hub.model_id if params.base.mode == "hub"
+                  else f"{params.base.gguf.package or params.base.gguf.path}: {params.base.gguf.file}")
+    with as_stage("base", params_path, ("base",), seeds=seeds, results_path=metrics_path, provenance_dir=out,
+                  params=params, inputs={"corpus": corpus_dir} if params.base.mode == "train" else {},
+                  output=Output(out, "model", base_model)) as s:
+        s.results = train_and_report(s.run, lambda on_log: build_base(
+            s.params.base, Path(corpus_dir), Path(out), on_log, Path(checkpoints)), loss_path)

@@ -7,7 +7,7 @@ import click
 from jiuzhang.config.loader import load_params
 from jiuzhang.corpus.documents import check_sources_exist
 from jiuzhang.corpus.pipeline import build_corpus
-from jiuzhang.runtime import Output, run_stage
+from jiuzhang.runtime import Output, as_stage
 from stages.options import metrics_option, params_option
 
 
@@ -42,9 +42,10 @@ def command(params_path: str, out: str, metrics_path: str, dry_run: bool) -> Non
                    f"against {', '.join(params.benchmarks.decontaminate)}; {params.corpus.tasks} datatrove tasks; "
                    f"output {out}")
         return
-    run_stage("corpus", params_path, ("corpus", "benchmarks"), {"minhash": params.corpus.dedup.seed},
-              lambda p, run: build_corpus(p.corpus, root, root / p.benchmarks.root, p.benchmarks.decontaminate,
-                                          Path(out), cluster=p.cluster),
-              metrics_path, provenance_dir=out, params=params,
-              inputs={f"source_{s.name}": str(root / s.path) for s in params.corpus.sources if s.path},
-              output=Output(out))
+    with as_stage("corpus", params_path, ("corpus", "benchmarks"), seeds={"minhash": params.corpus.dedup.seed},
+                  results_path=metrics_path, provenance_dir=out, params=params,
+                  inputs={f"source_{src.name}": str(root / src.path) for src in params.corpus.sources if src.path},
+                  output=Output(out)) as s:
+        p = s.params
+        s.results = build_corpus(p.corpus, root, root / p.benchmarks.root, p.benchmarks.decontaminate, Path(out),
+                                 cluster=p.cluster)

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from jiuzhang.errors import UserError
-from jiuzhang.runtime import Output, run_stage
+from jiuzhang.runtime import Output, as_stage
 from stages.options import headline_option, params_option
 
 
@@ -56,18 +56,15 @@ def command(params_path: str, benchmarks: tuple[str, ...], model: str, revision:
         raise UserError("--metrics takes exactly one --benchmark (the DAG runs one stage per benchmark)")
     target = Path(out or Path("eval-results") / Path(model).name.replace("/", "_"))
     stage = stage_name or (f"eval@{names[0]}" if len(names) == 1 else "eval")
-    def work(p, run):
-        metrics = run_eval(p, names, model, revision, endpoint, os.environ.get("OPENAI_API_KEY"), target,
-                           single=metrics_path is not None,
-                           resume=Path(resume_dir or Path(".cache") / "eval" / stage.replace("/", "_")))
-        for predictions in sorted(target.rglob("predictions.jsonl")):  # per-item outputs, answers, verdicts
-            run.log_artifact(predictions)
-        return metrics
-
     from jiuzhang.benchmarks.registry import BENCHMARKS
 
     inputs = {f"benchmark_{n}": str(Path(params.benchmarks.root) / BENCHMARKS[n].file) for n in names if n in BENCHMARKS}
     if Path(model).is_dir():  # a hub name or an endpoint's model is not a local input
         inputs["model"] = model
-    run_stage(stage, params_path, ("eval", "benchmarks"), {}, work, metrics_path, params=params,
-              tags={"jiuzhang.model": model}, inputs=inputs, output=Output(str(target)))
+    with as_stage(stage, params_path, ("eval", "benchmarks"), results_path=metrics_path, params=params,
+                  tags={"jiuzhang.model": model}, inputs=inputs, output=Output(str(target))) as s:
+        s.results = run_eval(s.params, names, model, revision, endpoint, os.environ.get("OPENAI_API_KEY"), target,
+                             single=metrics_path is not None,
+                             resume=Path(resume_dir or Path(".cache") / "eval" / stage.replace("/", "_")))
+        for predictions in sorted(target.rglob("predictions.jsonl")):  # per-item outputs, answers, verdicts
+            s.run.log_artifact(predictions)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from jiuzhang.runtime import Output, run_stage
+from jiuzhang.runtime import Output, as_stage
 from stages.options import metrics_option, params_option
 
 
@@ -37,5 +37,6 @@ def run_filter(stage: str, params_path: str, raw_dir: str, out: str, metrics_pat
     """Run the filter stage ``stage`` (filter or filter_init) on the raw records in ``raw_dir``."""
     from jiuzhang.synthesis.cleaning import clean
 
-    run_stage(stage, params_path, ("filter", "benchmarks"), {}, lambda p, run: clean(p, Path(raw_dir), Path(out)),
-              metrics_path, inputs={"synthetic_raw": raw_dir}, output=Output(out))
+    with as_stage(stage, params_path, ("filter", "benchmarks"), results_path=metrics_path,
+                  inputs={"synthetic_raw": raw_dir}, output=Output(out)) as s:
+        s.results = clean(s.params, Path(raw_dir), Path(out))

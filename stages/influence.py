@@ -1,11 +1,10 @@
 """``jiuzhang influence``: write data for the candidate pool with synthesizer_initial, then choose the boost texts."""
 
-from functools import partial
 from pathlib import Path
 
 import click
 
-from jiuzhang.runtime import Output, run_stage
+from jiuzhang.runtime import Output, as_stage
 from stages.options import metrics_option, params_option, progress_option, prompts_option
 
 
@@ -38,33 +37,13 @@ def command(params_path: str, prompts_dir: str, model_dir: str, candidates_dir: 
           --candidates data/influence/candidates --reference models/base --out data/influence/selection \\
           --results results/influence.json
     """
-    import pyarrow.parquet as pq
-
-    from jiuzhang.errors import UserError
-    from jiuzhang.influence.selection import candidate_pool, select, select_less
+    from jiuzhang.influence.selection import choose_boost_prompts
     from jiuzhang.kd.items import load_pool
-    from jiuzhang.synthesis.engine import build_engine
-    from jiuzhang.synthesis.job import run_job
 
-    def work(p, run):
-        if p.influence.method == "less" and reference_dir is None:  # before any generation
-            raise UserError("influence.method: less needs --reference (the model to be pre-trained, models/base)")
-        candidates = candidate_pool(p.influence, p.kd, load_pool(Path(prompts_dir)))
-        cfg = p.synthesize.model_copy(update={"max_prompts": None})
-        made = run_job(cfg, candidates, Path(model_dir), Path(candidates_dir), p.cluster,
-                       partial(build_engine, model_dir, cfg), progress=progress)
-        timing = made.pop("timing", {})
-        if p.influence.method == "less":
-            texts = {r["id"]: r["text"] for f in sorted(Path(candidates_dir).glob("part-*.parquet"))
-                     for r in pq.read_table(f, columns=["id", "text"]).to_pylist()}
-            metrics = select_less(p.influence, p.kd, candidates, texts, Path(reference_dir), Path(out), p.cluster)
-        else:
-            metrics = select(p.influence, p.kd, candidates, Path(out))
-        return {**metrics, "candidate_data": {k: made[k] for k in ("records", "by_finish_reason", "mean_new_tokens")},
-                "timing": timing}
-
-    run_stage("influence", params_path, ("influence", "kd", "synthesize"), {}, work, metrics_path,
-              # not the candidates folder: the stage writes it (persist, resumable), so at the start it may hold a
-              # half-done or an earlier run's shards, and its digest would make the card differ between runs
-              inputs={"prompts": prompts_dir, "synthesizer": model_dir,
-                      **({"reference": reference_dir} if reference_dir else {})}, output=Output(out))
+    # not the candidates folder among the inputs: the stage writes it (persist, resumable), so at the start it
+    # may hold a half-done or an earlier run's shards, and its digest would make the card differ between runs
+    with as_stage("influence", params_path, ("influence", "kd", "synthesize"), results_path=metrics_path,
+                  inputs={"prompts": prompts_dir, "synthesizer": model_dir,
+                          **({"reference": reference_dir} if reference_dir else {})}, output=Output(out)) as s:
+        s.results = choose_boost_prompts(s.params, load_pool(Path(prompts_dir)), model_dir, Path(candidates_dir),
+                                         Path(reference_dir) if reference_dir else None, Path(out), progress)

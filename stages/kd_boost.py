@@ -7,7 +7,7 @@ import click
 from jiuzhang.config.loader import load_params
 from jiuzhang.kd.items import boost_items, load_pool
 from jiuzhang.kd.teacher_round import run_round
-from jiuzhang.runtime import Output, run_stage
+from jiuzhang.runtime import Output, as_stage
 from stages.options import (
     journal_option,
     metrics_option,
@@ -44,7 +44,7 @@ def command(params_path: str, prompts_dir: str, selection_dir: str, templates_di
     params = load_params(params_path)
     endpoint = teacher_endpoint(params.teacher, templates_dir)
     items = boost_items(load_pool(Path(prompts_dir)), Path(selection_dir))
-    run_stage("kd_boost", params_path, ("teacher", "kd"), {},
-              lambda p, run: run_round(p.teacher, items, endpoint, Path(journal_path), Path(out), progress),
-              metrics_path, params=params, tags={"jiuzhang.teacher": params.teacher.kind},
-              inputs={"prompts": prompts_dir, "selection": selection_dir}, output=Output(out))
+    with as_stage("kd_boost", params_path, ("teacher", "kd"), results_path=metrics_path, params=params,
+                  tags={"jiuzhang.teacher": params.teacher.kind},
+                  inputs={"prompts": prompts_dir, "selection": selection_dir}, output=Output(out)) as s:
+        s.results = run_round(s.params.teacher, items, endpoint, Path(journal_path), Path(out), progress)

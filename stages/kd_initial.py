@@ -7,7 +7,7 @@ import click
 from jiuzhang.config.loader import load_params
 from jiuzhang.kd.items import initial_items, load_pool
 from jiuzhang.kd.teacher_round import run_round
-from jiuzhang.runtime import Output, run_stage
+from jiuzhang.runtime import Output, as_stage
 from stages.options import (
     journal_option,
     metrics_option,
@@ -45,8 +45,8 @@ def command(params_path: str, prompts_dir: str, templates_dir: str, journal_path
     params = load_params(params_path)
     endpoint = teacher_endpoint(params.teacher, templates_dir)
     items = initial_items(load_pool(Path(prompts_dir)), params.kd)
-    run_stage("kd_initial", params_path, ("teacher", "kd"), {"kd_initial": params.kd.initial.seed},
-              lambda p, run: run_round(p.teacher, items, endpoint, Path(journal_path), Path(out), progress,
-                                       seed=p.kd.initial.seed),
-              metrics_path, params=params, tags={"jiuzhang.teacher": params.teacher.kind},
-              inputs={"prompts": prompts_dir}, output=Output(out))
+    with as_stage("kd_initial", params_path, ("teacher", "kd"), seeds={"kd_initial": params.kd.initial.seed},
+                  results_path=metrics_path, params=params, tags={"jiuzhang.teacher": params.teacher.kind},
+                  inputs={"prompts": prompts_dir}, output=Output(out)) as s:
+        s.results = run_round(s.params.teacher, items, endpoint, Path(journal_path), Path(out), progress,
+                              seed=s.params.kd.initial.seed)

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from jiuzhang.config.training import ModelSource
-from jiuzhang.runtime import Output, run_stage
+from jiuzhang.runtime import Output, as_stage
 from jiuzhang.training.curve import train_and_report
 from stages.options import metrics_option, params_option
 from stages.training_common import checkpoints_option, loss_curve_option, out_model_option, started_as_gang, world
@@ -35,30 +35,19 @@ def command(params_path: str, init_dir: str, synthetic: str, out: str, checkpoin
       jiuzhang pretrain --init models/base --synthetic data/synthetic/clean --out models/jiuzhang \\
           --checkpoints .cache/checkpoints/pretrain --results results/pretrain.json
     """
-    from jiuzhang.training.records import PretrainMix, iter_examples, tail_rows
+    from jiuzhang.training.records import pretrain_data
     from jiuzhang.training.trainer import run_training
 
-    def work(p, run):
-        cfg, tail = p.pretrain.train, p.pretrain.sft_tail
-        supplement = p.pretrain.supplement
-        # Streamed, not loaded: at the paper's scale the records are ~20 GB of text (training/records.py).
-        data = PretrainMix(
-            synthetic=lambda: iter_examples(synthetic, "input", "output"),
-            supplement=(lambda: iter_examples(supplement, "input", "output")) if supplement else None,
-            tail=tail_rows(tail, Path.cwd()) if tail else None,
-            seed=cfg.seed_data, supplement_max=p.pretrain.supplement_max_records, max_records=p.pretrain.max_records,
-            tail_seed=tail.shuffle_seed if tail else None, tail_max=tail.max_rows if tail else None,
-            allow_empty_synthetic=bool(supplement))
+    if started_as_gang("pretrain", params_path, lambda p: p.pretrain.train):
+        return
+    with as_stage("pretrain", params_path, ("pretrain",), results_path=metrics_path,
+                  inputs={"base": init_dir, "synthetic": synthetic}, output=Output(out, "model", init_dir)) as s:
+        data = pretrain_data(s.params.pretrain, synthetic, Path.cwd())
         counts = data.counts()
         click.echo(f"pretrain: {counts['synthetic_records']} synthetic records + {counts['supplement_records']} "
                    f"supplement records -> {counts['synthetic_used'] + counts['supplement_used']} mixed "
                    f"({counts['synthetic_used']} synthetic), {counts['used_records']} used with the SFT tail",
                    err=True)
-        return counts | train_and_report(run, lambda on_log: run_training(
-            ModelSource(path=init_dir), data, cfg, Path(out), Path(checkpoints), world(), on_log,
+        s.results = counts | train_and_report(s.run, lambda on_log: run_training(
+            ModelSource(path=init_dir), data, s.params.pretrain.train, Path(out), Path(checkpoints), world(), on_log,
             shuffle=False), loss_path)
-
-    if started_as_gang("pretrain", params_path, lambda p: p.pretrain.train):
-        return
-    run_stage("pretrain", params_path, ("pretrain",), {}, work, metrics_path,
-              inputs={"base": init_dir, "synthetic": synthetic}, output=Output(out, "model", init_dir))

@@ -7,7 +7,7 @@ import click
 
 from jiuzhang.config.training import ModelSource
 from jiuzhang.errors import UserError
-from jiuzhang.runtime import Output, run_stage
+from jiuzhang.runtime import Output, as_stage
 from jiuzhang.training.curve import train_and_report
 from stages.options import metrics_option, params_option
 from stages.training_common import checkpoints_option, loss_curve_option, out_model_option, started_as_gang, world
@@ -49,8 +49,13 @@ def command(params_path: str, arm: str, init_dir: str, budget_path: str, corpus:
     from jiuzhang.training.arms import arm_examples
     from jiuzhang.training.trainer import run_training
 
-    def work(p, run):
-        cfg, arms = p.pretrain.train, p.pretrain.arms
+    if started_as_gang(f"pretrain_arm@{arm}", params_path, lambda p: p.pretrain.train):
+        return
+    with as_stage(f"pretrain_arm@{arm}", params_path, ("pretrain",), results_path=metrics_path,
+                  inputs={k: v for k, v in {"base": init_dir, "corpus": corpus, "prompts": prompts,
+                                            "synthetic": synthetic}.items() if v},
+                  output=Output(out, "model", init_dir)) as s:
+        cfg, arms = s.params.pretrain.train, s.params.pretrain.arms
         if arm not in arms.names:
             raise UserError(f"arm {arm!r} is not in pretrain.arms.names {arms.names}; add it there (dvc.yaml runs "
                             f"one stage per listed arm)")
@@ -63,12 +68,6 @@ def command(params_path: str, arm: str, init_dir: str, budget_path: str, corpus:
         click.echo(f"pretrain_arm {arm}: {facts['records']} records, {facts['counted_target_tokens']:,} target "
                    f"tokens for a budget of {budget:,}" + (" (the source ran out)" if facts["source_exhausted"] else ""),
                    err=True)
-        return facts | train_and_report(run, lambda on_log: run_training(
+        s.results = facts | train_and_report(s.run, lambda on_log: run_training(
             ModelSource(path=init_dir), examples, cfg, Path(out), Path(checkpoints), world(), on_log,
             shuffle=True), loss_path)
-
-    if started_as_gang(f"pretrain_arm@{arm}", params_path, lambda p: p.pretrain.train):
-        return
-    run_stage(f"pretrain_arm@{arm}", params_path, ("pretrain",), {}, work, metrics_path,
-              inputs={k: v for k, v in {"base": init_dir, "corpus": corpus, "prompts": prompts,
-                                        "synthetic": synthetic}.items() if v}, output=Output(out, "model", init_dir))

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from jiuzhang.prompts.pool import build_prompts
-from jiuzhang.runtime import Output, run_stage
+from jiuzhang.runtime import Output, as_stage
 from stages.options import metrics_option, params_option
 
 
@@ -28,7 +28,6 @@ def command(params_path: str, corpus_dir: str, templates_dir: str, out: str, met
       jiuzhang prompts --corpus data/corpus --templates templates/prompts \\
           --out data/prompts --results results/prompts.json
     """
-    run_stage("prompts", params_path, ("prompts",), {},
-              lambda p, run: build_prompts(p.prompts, Path(corpus_dir), Path(templates_dir), Path(out)),
-              metrics_path, provenance_dir=out, inputs={"corpus": corpus_dir, "templates": templates_dir},
-              output=Output(out))
+    with as_stage("prompts", params_path, ("prompts",), results_path=metrics_path, provenance_dir=out,
+                  inputs={"corpus": corpus_dir, "templates": templates_dir}, output=Output(out)) as s:
+        s.results = build_prompts(s.params.prompts, Path(corpus_dir), Path(templates_dir), Path(out))

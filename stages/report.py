@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from jiuzhang.runtime import run_stage
+from jiuzhang.runtime import as_stage
 from stages.options import params_option
 
 
@@ -45,12 +45,10 @@ def command(params_path: str, metrics_dir: str, paper: str, out: str, eval_dir: 
     """
     from jiuzhang.report.page import write_report
 
-    def work(p, run):
-        metrics = write_report(Path(metrics_dir), Path(paper), p, Path(out), Path(eval_dir),
-                               Path(base_dir) if p.eval.base_benchmarks else None, Path(template),
-                               arm_dir=Path(arm_dir))
+    with as_stage("report", params_path, ("eval", "synthesizer", "base", "teacher", "kd", "plan")) as s:
+        p = s.params
+        s.results = write_report(Path(metrics_dir), Path(paper), p, Path(out), Path(eval_dir),
+                                 Path(base_dir) if p.eval.base_benchmarks else None, Path(template),
+                                 arm_dir=Path(arm_dir))
         for name in ("report.html", "results.md", "accuracy.png", "summary.json"):
-            run.log_artifact(Path(out) / name)
-        return metrics
-
-    run_stage("report", params_path, ("eval", "synthesizer", "base", "teacher", "kd", "plan"), {}, work, None)
+            s.run.log_artifact(Path(out) / name)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from jiuzhang.runtime import Output, run_stage
+from jiuzhang.runtime import Output, as_stage
 from stages.options import metrics_option, params_option, progress_option, prompts_option
 
 
@@ -46,17 +46,15 @@ def synthesize(stage: str, params_path: str, model_dir: str | None, prompts_dir:
     from jiuzhang.synthesis.engine import build_engine
     from jiuzhang.synthesis.job import run_job
 
-    def work(p, run):
-        cfg, model, revision = p.synthesize, model_dir, None
-        if model is None:  # a prefix of the same seeded sample: the prompts synthesize answers too
-            init = p.synthesizer.init
-            model, revision = init.path or init.model_id, init.revision
-            cfg = cfg.model_copy(update={"max_prompts": min(cfg.max_prompts or cfg.init_prompts, cfg.init_prompts)})
-        return run_job(cfg, load_pool(Path(prompts_dir)), model, Path(out), p.cluster,
-                       partial(build_engine, model, cfg, 0, revision), progress=progress, revision=revision)
-
     params = load_params(params_path)
     sections = ("synthesize",) if model_dir else ("synthesize", "synthesizer")
-    run_stage(stage, params_path, sections, {"sampling": params.synthesize.seed}, work, metrics_path, params=params,
-              inputs={"synthesizer": model_dir or params.synthesizer.init.path, "prompts": prompts_dir},
-              output=Output(out))
+    with as_stage(stage, params_path, sections, seeds={"sampling": params.synthesize.seed}, results_path=metrics_path,
+                  params=params, inputs={"synthesizer": model_dir or params.synthesizer.init.path,
+                                         "prompts": prompts_dir}, output=Output(out)) as s:
+        cfg, model, revision = s.params.synthesize, model_dir, None
+        if model is None:  # a prefix of the same seeded sample: the prompts synthesize answers too
+            init = s.params.synthesizer.init
+            model, revision = init.path or init.model_id, init.revision
+            cfg = cfg.model_copy(update={"max_prompts": min(cfg.max_prompts or cfg.init_prompts, cfg.init_prompts)})
+        s.results = run_job(cfg, load_pool(Path(prompts_dir)), model, Path(out), s.params.cluster,
+                            partial(build_engine, model, cfg, 0, revision), progress=progress, revision=revision)

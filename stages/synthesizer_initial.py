@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from jiuzhang.config.loader import load_params
-from jiuzhang.runtime import Output, run_stage
+from jiuzhang.runtime import Output, as_stage
 from jiuzhang.training.curve import train_and_report
 from stages.options import metrics_option, params_option
 from stages.training_common import checkpoints_option, loss_curve_option, out_model_option, started_as_gang, world
@@ -17,19 +17,17 @@ def train_synthesizer(stage: str, params_path: str, kd_dirs: tuple[str, ...], ou
     from jiuzhang.training.records import load_examples  # torch + transformers: import only when training
     from jiuzhang.training.trainer import run_training
 
-    def work(p, run):
-        examples = [ex for d in kd_dirs for ex in load_examples(d, "prompt", "completion")]
-        return train_and_report(run, lambda on_log: run_training(
-            p.synthesizer.init, examples, p.synthesizer.train, Path(out), Path(checkpoints), world(), on_log),
-            loss_path)
-
     if started_as_gang(stage, params_path, lambda p: p.synthesizer.train):
         return
     params = load_params(params_path)
     init = params.synthesizer.init
-    run_stage(stage, params_path, ("synthesizer",), {}, work, metrics_path, params=params,
-              inputs={f"kd_{Path(d).name}": d for d in kd_dirs},
-              output=Output(out, "model", init.model_id or init.path))
+    with as_stage(stage, params_path, ("synthesizer",), results_path=metrics_path, params=params,
+                  inputs={f"kd_{Path(d).name}": d for d in kd_dirs},
+                  output=Output(out, "model", init.model_id or init.path)) as s:
+        examples = [ex for d in kd_dirs for ex in load_examples(d, "prompt", "completion")]
+        s.results = train_and_report(s.run, lambda on_log: run_training(
+            s.params.synthesizer.init, examples, s.params.synthesizer.train, Path(out), Path(checkpoints), world(),
+            on_log), loss_path)
 
 
 @click.command("synthesizer_initial")

@@ -25,3 +25,14 @@ def test_the_target_is_taken_once(tmp_path):
     assert take_target() == str(tmp_path / "h.json") and take_target() is None
     write_headline("influence", {"selected": 80, "candidates": 160}, tmp_path / "h.json")
     assert json.loads((tmp_path / "h.json").read_text()) == {"records": 80}
+
+
+def test_a_tool_only_benchmark_shows_its_tool_accuracy():
+    """gsm_hard is graded in the tool setting only: its headline row is that accuracy, not empty."""
+    from jiuzhang.common.headline import headline
+
+    results = {"benchmark": "gsm_hard", "items": 8,
+               "tool": {"accuracy": 0.25, "correct": 2, "total": 8, "invalid": 1}}
+    assert headline("eval@gsm_hard", results) == {"acc": 0.25, "acc_ci": "0.071-0.591", "n": 8}
+    both = {"nl": {"accuracy": 0.5, "correct": 4, "total": 8}, "tool": results["tool"]}
+    assert headline("eval@gsm8k", both)["acc"] == 0.5  # NL first where there is one

@@ -1,15 +1,16 @@
 """What every stage does around its one library call: load and validate params, seed, open the MLflow
 run, write the metrics file and a provenance record, and log both.
 
-Stage modules (``stages/<name>.py``) stay a few lines each by calling :func:`run_stage`. This is the only
-place outside ``stages/`` that sees environment variables, and it receives them as arguments.
+Stage modules (``stages/<name>.py``) stay a few lines each, read top to bottom, by running their work inside
+:func:`as_stage`. This is the only place outside ``stages/`` that sees environment variables.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -74,21 +75,37 @@ def stand_in(params: Params) -> str | None:
     return "; ".join(parts) or None
 
 
-def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: dict[str, int],
-              work: Callable[[Params, StageRun], dict[str, Any]], metrics_path: str | None,
-              provenance_dir: str | None = None, params: Params | None = None,
-              tags: dict[str, str] | None = None, inputs: dict[str, str] | None = None,
-              output: Output | None = None) -> dict[str, Any]:
-    """Run ``work(params, run)`` as stage ``stage``; returns its metrics.
+@dataclass
+class StageContext:
+    """What a stage's body gets from :func:`as_stage`: the validated params, its MLflow run, and the place for its
+    results (set ``results`` before the block ends; :func:`as_stage` writes them out)."""
+
+    params: Params
+    run: StageRun
+    results: dict[str, Any] | None = None
+
+
+@contextmanager
+def as_stage(name: str, params_path: str, sections: tuple[str, ...], *, seeds: dict[str, int] | None = None,
+          results_path: str | None = None, provenance_dir: str | None = None, params: Params | None = None,
+          tags: dict[str, str] | None = None, inputs: dict[str, str] | None = None,
+          output: Output | None = None) -> Iterator[StageContext]:
+    """Run the block as stage ``name``, so a stage command reads top to bottom::
+
+        with as_stage("prompts", params_path, ("prompts",), results_path=..., output=Output(out)) as s:
+            s.results = build_prompts(s.params.prompts, ...)
 
     ``sections`` are the params sections the stage reads (logged as MLflow params, recorded as
     provenance); ``seeds`` are its named seeds, recorded here and applied by the library code that
     uses each one (no hidden global seeding: every random draw names its seed).
-    Metrics go to ``metrics_path`` (a DVC metrics file). ``inputs`` ({name: path}) are logged as the MLflow
-    run's dataset inputs (with content digests). ``output``, the folder the stage writes, gets a card
-    (``README.md``, :mod:`jiuzhang.common.cards`); a model folder also becomes a version of the registered
-    model ``jiuzhang-<stage>`` (``jiuzhang.tracking.lineage``).
+    The results go to ``results_path`` (with an ``about`` block) and the headline figures to the command's
+    ``--headline``; facts of this execution (times, cache hits) to ``results/run/``. ``inputs`` ({name: path})
+    are logged as the MLflow run's dataset inputs (with content digests). ``output``, the folder the stage
+    writes, gets a card (``README.md``, :mod:`jiuzhang.common.cards`); a model folder also becomes a version
+    of the registered model ``jiuzhang-<stage>`` (``jiuzhang.tracking.lineage``). A block that raises leaves
+    nothing written and its MLflow run marked failed.
     """
+    seeds = seeds or {}
     headline_path = take_target()  # the command's --headline, if any
     params = params or load_params(params_path)
     full = params.model_dump(mode="json")
@@ -101,44 +118,46 @@ def run_stage(stage: str, params_path: str, sections: tuple[str, ...], seeds: di
                if env.get(v)}}
     # Under torchrun/deepspeed every rank runs the stage; only rank 0 tracks and writes metrics.
     main_rank = env.get("RANK", "0") == "0"
-    with stage_run(tracking_target(params, env) if main_rank else None, params.tracking.experiment, stage, full, sections,
-                   run_provenance(stage, config, seeds), tags) as run:
+    with stage_run(tracking_target(params, env) if main_rank else None, params.tracking.experiment, name, full,
+                   sections, run_provenance(name, config, seeds), tags) as run:
         if progress_mode() != "bar":
             quiet_library_bars()
         # an optional input a stage did not get (None, or a path that is not there) is left out
-        digests = {name: content_digest(Path(path)) for name, path in (inputs or {}).items()
+        digests = {n: content_digest(Path(path)) for n, path in (inputs or {}).items()
                    if main_rank and path and Path(path).exists()}
         if main_rank:
-            run.log_inputs({n: p for n, p in (inputs or {}).items() if n in digests}, stage.split("@")[0], Path.cwd(),
+            run.log_inputs({n: p for n, p in (inputs or {}).items() if n in digests}, name.split("@")[0], Path.cwd(),
                            digests)
+        ctx = StageContext(params, run)
         started = time.perf_counter()
         # every Progress inside the stage also reports to its MLflow run (progress.<name>.* metrics)
-        with reporting_to(run.log_metrics if run.client is not None else None, stage):
-            metrics = work(params, run)
+        with reporting_to(run.log_metrics if run.client is not None else None, name):
+            yield ctx
+        if ctx.results is None:
+            raise RuntimeError(f"stage {name}: the block ended without setting its results")
+        metrics = ctx.results
         stage_seconds = round(time.perf_counter() - started, 2)
         if provenance_dir is not None and main_rank:
-            write_json(Path(provenance_dir) / "_provenance.json", artifact_provenance(stage, config, seeds))
+            write_json(Path(provenance_dir) / "_provenance.json", artifact_provenance(name, config, seeds))
         # Facts of this execution (wall time, throughput, cache hits) differ run to run; they go to a
-        # separate file (listed under the top-level `metrics:` of dvc.yaml, not a stage output) so the
-        # stage's DVC-tracked metrics stay byte-identical.
+        # separate file (results/run/, not a DVC output) so the stage's results stay byte-identical.
         facts = {"stage_seconds": stage_seconds, **metrics.pop("timing", {}), **metrics.pop("run", {})}
         if output is not None and main_rank and Path(output.folder).is_dir():
             # after the run facts left the metrics: the card holds only what is the same on a rerun
             write_card(output.folder, output.kind, CardFacts(
-                stage, params.profile, params_digest, sections, digests, headline_counts(metrics),
-                {s.name: s.license or "" for s in params.corpus.sources} if stage == "corpus" else {},
+                name, params.profile, params_digest, sections, digests, headline_counts(metrics),
+                {s.name: s.license or "" for s in params.corpus.sources} if name == "corpus" else {},
                 output.base_model, stand_in(params)))
             if output.kind == "model":
                 run.register_model(output.folder, Path.cwd())
         run.log_metrics({**metrics, "run": facts})
-        if metrics_path is not None and main_rank:
+        if results_path is not None and main_rank:
             # the file says what it is: its layout's version, the stage, the digest of the params it was made
             # with and the versions of the libraries that computed it (the same on a rerun: no times, no host)
-            write_json(metrics_path, {**metrics, "about": {
-                "schema_version": RESULTS_SCHEMA, "stage": stage, "params_sections": list(sections),
+            write_json(results_path, {**metrics, "about": {
+                "schema_version": RESULTS_SCHEMA, "stage": name, "params_sections": list(sections),
                 "params_digest": params_digest, "packages": package_versions(RESULT_PACKAGES)}})
             if headline_path is not None:  # the few figures `dvc metrics show` displays
-                write_headline(stage, metrics, headline_path)
+                write_headline(name, metrics, headline_path)
             # every package version of this execution (the output holds only those that shape it)
-            write_json(run_facts_path(metrics_path), {**facts, "packages": package_versions(), "cpu_model": cpu_model()})
-    return metrics
+            write_json(run_facts_path(results_path), {**facts, "packages": package_versions(), "cpu_model": cpu_model()})

@@ -13,7 +13,7 @@ sooner prints its final line only.
 The same numbers go to the stage's MLflow run, on the same cadence as the lines, as metrics
 ``progress.<name>.done``, ``.fraction``, ``.rate`` (units per second) and ``.eta_s`` with ``step`` = units
 done, so a run's progress can be followed in the MLflow UI while it runs. The stage sets where they go
-(:func:`reporting_to`, called by ``jiuzhang.runtime.run_stage``); library code only creates a
+(:func:`reporting_to`, called by ``jiuzhang.runtime.as_stage``); library code only creates a
 ``Progress`` and calls :meth:`Progress.update`, and never needs the run object.
 
 Our own code around tqdm because neither tqdm nor rich has a "one line per N% when not a TTY" mode or a

@@ -7,6 +7,7 @@ gradient-based ``less`` method writes the same table with influence scores compu
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from jiuzhang.common.seeding import keyed_uniform
 from jiuzhang.config.cluster import ClusterConfig
 from jiuzhang.config.influence import InfluenceConfig
 from jiuzhang.config.kd import KdConfig
+from jiuzhang.config.root import Params
 from jiuzhang.kd.items import SELECTION_SCHEMA, initial_items
 from jiuzhang.kd.rounds import rank_by_seed, select_random
 
@@ -159,3 +161,30 @@ def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, A
             "lr_per_checkpoint": [round(c["lr"], 8) for c in checkpoints],
             "targets": {t: len(v) for t, v in targets.items()}, "by_level": dict(sorted(levels.items())),
             **report(final, per_task)}
+
+
+def choose_boost_prompts(p: Params, pool: list[dict[str, Any]], synthesizer: str, candidates_dir: Path,
+                         reference: Path | None, out_dir: Path, progress: bool = True) -> dict[str, Any]:
+    """The influence stage's work: the candidate pool (influence.pool_size prompts the initial round did not
+    use), data for each written by the synthesizer into ``candidates_dir`` (resumable shards), then the
+    kd.boost.n candidates chosen by ``influence.method`` (LESS against ``reference``, or random) into
+    ``out_dir``. Returns the selection's results with the candidate data's counts and its timing."""
+    from jiuzhang.synthesis.engine import build_engine
+    from jiuzhang.synthesis.job import run_job
+
+    if p.influence.method == "less" and reference is None:  # before any generation
+        raise InputDataError("influence.method: less needs --reference (the model to be pre-trained, models/base)")
+    candidates = candidate_pool(p.influence, p.kd, pool)
+    cfg = p.synthesize.model_copy(update={"max_prompts": None})
+    made = run_job(cfg, candidates, Path(synthesizer), candidates_dir, p.cluster,
+                   partial(build_engine, synthesizer, cfg), progress=progress)
+    timing = made.pop("timing", {})
+    if p.influence.method == "less":
+        assert reference is not None
+        texts = {r["id"]: r["text"] for f in sorted(candidates_dir.glob("part-*.parquet"))
+                 for r in pq.read_table(f, columns=["id", "text"]).to_pylist()}
+        results = select_less(p.influence, p.kd, candidates, texts, reference, out_dir, p.cluster)
+    else:
+        results = select(p.influence, p.kd, candidates, out_dir)
+    return {**results, "candidate_data": {k: made[k] for k in ("records", "by_finish_reason", "mean_new_tokens")},
+            "timing": timing}

@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from jiuzhang.common.io import InputDataError, iter_jsonl
+from jiuzhang.config.training import PretrainConfig
 from jiuzhang.training.packing import Example
 
 
@@ -179,6 +180,10 @@ class ExampleSet:
         """The examples in training order (main rank only; ``scratch`` is a folder it may use)."""
         raise NotImplementedError
 
+    def size(self) -> int:
+        """How many examples :meth:`iterate` yields (for progress)."""
+        raise NotImplementedError
+
 
 class ListExamples(ExampleSet):
     """An in-memory list, trained in its order."""
@@ -196,6 +201,10 @@ class ListExamples(ExampleSet):
     def iterate(self, scratch: Path) -> Iterator[Example]:
         """The examples in list order."""
         return iter(self.examples)
+
+    def size(self) -> int:
+        """The list's length."""
+        return len(self.examples)
 
 
 @dataclass
@@ -259,6 +268,10 @@ class PretrainMix(ExampleSet):
                 "synthetic_used": used, "supplement_used": len(mixed) - used,
                 "sft_tail_records": len(tail), "used_records": len(mixed) + len(tail)}
 
+    def size(self) -> int:
+        """The mixed records and the tail: :meth:`counts`'s used_records."""
+        return self.counts()["used_records"]
+
     def iterate(self, scratch: Path) -> Iterator[Example]:
         """The mixed records, then the tail, spooled to ``scratch`` so each source is read once in file order."""
         mixed, tail = self.orders
@@ -276,3 +289,17 @@ class PretrainMix(ExampleSet):
             for s in spools.values():
                 s.close()
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def pretrain_data(cfg: PretrainConfig, synthetic: str | Path, root: Path) -> PretrainMix:
+    """The pre-training data of ``cfg`` (the pretrain section): the synthetic records at ``synthetic``, the
+    supplement and the SFT tail it names (relative to ``root``), with its seeds and caps. Streamed, not loaded:
+    at the paper's scale the records are ~20 GB of text."""
+    train, tail, supplement = cfg.train, cfg.sft_tail, cfg.supplement
+    return PretrainMix(
+        synthetic=lambda: iter_examples(synthetic, "input", "output"),
+        supplement=(lambda: iter_examples(supplement, "input", "output")) if supplement else None,
+        tail=tail_rows(tail, root) if tail else None,
+        seed=train.seed_data, supplement_max=cfg.supplement_max_records, max_records=cfg.max_records,
+        tail_seed=tail.shuffle_seed if tail else None, tail_max=tail.max_rows if tail else None,
+        allow_empty_synthetic=bool(supplement))

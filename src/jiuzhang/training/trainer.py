@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import torch
 
 from jiuzhang.common.digest import code_sha256, folder_sha256, json_sha256
 from jiuzhang.common.io import InputDataError, reset_dir
+from jiuzhang.common.progress import Progress
 from jiuzhang.common.waiting import wait_for
 from jiuzhang.config.training import ModelSource, TrainConfig
 from jiuzhang.training.engine import DeepSpeedEngine, TorchEngine
@@ -100,6 +102,12 @@ def store_key(cfg: TrainConfig, digests: tuple[str, str]) -> str:
                                                          code_sha256(tokenstore.__file__)]})[:16]
 
 
+def _counted(rows: Iterator[Example], bar: Progress) -> Iterator[Example]:
+    for row in rows:
+        yield row
+        bar.update(1)
+
+
 def token_store(examples: ExampleSet, tokenizer, cfg: TrainConfig, folder: Path, world: World) -> TokenStore:
     """The main rank tokenizes and packs once into ``folder`` (reused when finished), streaming the examples
     (with ``<folder>.spool`` as their scratch space); the other ranks wait for it and read it."""
@@ -109,9 +117,10 @@ def token_store(examples: ExampleSet, tokenizer, cfg: TrainConfig, folder: Path,
                 if old != folder:
                     shutil.rmtree(old) if old.is_dir() else old.unlink()
         stats = PackStats()  # one object: tokenize counts examples/truncations, packing counts rows/padding
-        rows = examples.iterate(folder.with_name(folder.name + ".spool"))
-        build_store(tokenize(rows, tokenizer, cfg.max_length, cfg.on_overlong, stats), cfg.max_length,
-                    tokenizer.pad_token_id, folder, cfg.packing, stats=stats)
+        with Progress("tokenize", examples.size(), "ex") as bar:  # minutes at the paper's scale
+            rows = _counted(examples.iterate(folder.with_name(folder.name + ".spool")), bar)
+            build_store(tokenize(rows, tokenizer, cfg.max_length, cfg.on_overlong, stats), cfg.max_length,
+                        tokenizer.pad_token_id, folder, cfg.packing, stats=stats)
     wait_for(lambda: is_finished(folder), lambda: f"the main rank's token store {folder}", cfg.rank_wait_s, 1.0,
              "train.rank_wait_s")
     return TokenStore(folder)
