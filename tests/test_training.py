@@ -482,3 +482,20 @@ def test_bf16_autocast_training_follows_the_fp32_loss_curve(tiny_model, tmp_path
     print(f"max relative train-loss gap bf16 vs fp32: {worst:.4f}; held-out NLL fp32 {scores['fp32']:.4f}, "
           f"bf16 {scores['bf16']:.4f}")
     assert abs(scores["bf16"] - scores["fp32"]) < 0.03 * scores["fp32"]
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_named_before_it_runs(capsys):
+    """A CPU without AVX512-BF16/AMX runs bf16 matmuls in ATen's reference loops (24x fp32's time, measured on
+    an AMD EPYC without AVX-512): the user is told at once, with the fix, not after an hour."""
+    from jiuzhang.common import precision
+
+    assert precision.slow_bf16("cpu", True, flags=[]) is not None
+    assert "dtype to fp32" in precision.slow_bf16("cpu", True, flags=[])
+    assert precision.slow_bf16("cpu", True, flags=["amx_bf16"]) is None      # native bf16: fine
+    assert precision.slow_bf16("cuda", True, flags=[]) is None               # GPUs have their own
+    assert precision.slow_bf16("cpu", False, flags=[]) is None
+    precision._warned.discard("a test step")
+    precision.warn_slow_bf16("cpu", True, "a test step")
+    precision.warn_slow_bf16("cpu", True, "a test step")
+    said = capsys.readouterr().err
+    assert said.count("warning: a test step:") == (0 if precision.cpu_bf16_flags() else 1)

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from jiuzhang.common.io import write_json
+from jiuzhang.common.precision import warn_slow_bf16
 from jiuzhang.common.progress import Progress
 from jiuzhang.common.scored_logits import scored_logits
 from jiuzhang.config.training import TrainConfig
@@ -106,6 +107,8 @@ def train_sft(engine, data: Packed | TokenStore, cfg: TrainConfig, world: World,
     order_epoch, order = -1, list(range(n))
     epoch_lrs: list[float] = []
     autocast = cfg.dtype == "bf16" and next(model.parameters()).dtype == torch.float32  # fp32 master weights
+    if world.is_main:  # before the first step: at 24x fp32's time a user should not wait to find out
+        warn_slow_bf16(_device(model).type, cfg.dtype == "bf16", "training")
     # steps of a resumed run count as done (the ETA is the work left); only the main rank reports
     bar = Progress("train", total, "step", initial=start, form=None if world.is_main else "off")
     tokens_before = tokens
