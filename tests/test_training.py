@@ -499,3 +499,28 @@ def test_bf16_on_a_cpu_without_native_bf16_is_named_before_it_runs(capsys):
     precision.warn_slow_bf16("cpu", True, "a test step")
     said = capsys.readouterr().err
     assert said.count("warning: a test step:") == (0 if precision.cpu_bf16_flags() else 1)
+
+
+def test_dtype_auto_is_bf16_only_where_native_and_the_run_records_it(tiny_model, tmp_path, monkeypatch):
+    """``dtype: auto`` (the mini profile's): bf16 on a GPU or a CPU with AVX512-BF16/AMX, fp32 on any other CPU
+    (bf16 there is ~24x slower); the training's results say which it ran, and an auto run on a CPU without
+    native bf16 is the fp32 run, byte for byte."""
+    from jiuzhang.common import precision
+
+    assert precision.resolve_dtype("auto", "cpu", flags=[]) == "fp32"
+    assert precision.resolve_dtype("auto", "cpu", flags=["avx512_bf16"]) == "bf16"
+    assert precision.resolve_dtype("auto", "cuda", flags=[]) == "bf16"
+    assert precision.resolve_dtype("fp32", "cuda") == "fp32" and precision.resolve_dtype("bf16", "cpu", []) == "bf16"
+    with pytest.raises(ValueError, match="dtype"):
+        cfg(dtype="fp16")
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda *a: [])
+    src = ModelSource(path=str(tiny_model))
+    short = dict(epochs=1, save_every=100)
+    auto = run_training(src, examples(8), cfg(dtype="auto", **short), tmp_path / "auto", tmp_path / "ck1", World())
+    fp32 = run_training(src, examples(8), cfg(dtype="fp32", **short), tmp_path / "fp32", tmp_path / "ck2", World())
+    assert auto["dtype"] == fp32["dtype"] == "fp32"
+    assert ((tmp_path / "auto" / "model.safetensors").read_bytes()
+            == (tmp_path / "fp32" / "model.safetensors").read_bytes())
+    monkeypatch.setattr(precision, "cpu_bf16_flags", lambda *a: ["amx_bf16"])
+    native = run_training(src, examples(8), cfg(dtype="auto", **short), tmp_path / "bf", tmp_path / "ck3", World())
+    assert native["dtype"] == "bf16"

@@ -10,7 +10,9 @@ machines whose recorded kernels match.
 On a CPU without AVX512-BF16 or AMX (e.g. an AMD EPYC without AVX-512, 2026-12-07) oneDNN has no bf16 kernel
 and a bf16 matmul falls back to ATen's reference loops: a 768x576x1536 linear layer's forward and backward took
 904 ms in bf16 vs 37 ms in fp32 (24x, 2 threads), and the mini profile's synthesizer training ran at 5 tokens/s
-(was 431 with AVX512-BF16). :func:`warn_slow_bf16` says so, once per process, before such work starts.
+(was 431 with AVX512-BF16). :func:`warn_slow_bf16` says so, once per process, before such work starts, and
+a training ``dtype: auto`` (:func:`resolve_dtype`) takes bf16 only where it is native: a GPU, or a CPU listing
+avx512_bf16 or amx_bf16.
 """
 
 from __future__ import annotations
@@ -54,6 +56,18 @@ def slow_bf16(device_type: str, bf16: bool, flags: list[str] | None = None) -> s
     return ("bf16 on a CPU without AVX512-BF16 or AMX: its matmuls fall back to ATen's reference loops, ~24x "
             "slower than fp32 here (jiuzhang.common.precision); set the section's dtype to fp32 on this machine "
             "(e.g. --set synthesizer.train.dtype=fp32) or run where /proc/cpuinfo lists avx512_bf16 or amx_bf16")
+
+
+def resolve_dtype(dtype: str, device_type: str, flags: list[str] | None = None) -> str:
+    """``dtype`` ("auto", "fp32" or "bf16") as run on ``device_type``: "auto" is bf16 on a GPU and on a CPU
+    with native bf16 instructions (``flags``, read from /proc/cpuinfo when None), fp32 on any other CPU, where
+    bf16 runs ~24x slower than fp32 (module docstring). The resolved value is recorded with the results,
+    since it decides the trained bytes."""
+    if dtype != "auto":
+        return dtype
+    if device_type != "cpu":
+        return "bf16"
+    return "bf16" if (flags if flags is not None else cpu_bf16_flags()) else "fp32"
 
 
 def warn_slow_bf16(device_type: str, bf16: bool, where: str) -> None:

@@ -64,10 +64,12 @@ class TrainConfig(Section):
                           "positions restart). false: one example per sequence, each micro-batch cut to its longest "
                           "example, as the paper's synthesizer training ran (2 x 5.3k examples -> ~1,455 steps at "
                           "batch 32 over 5 epochs, where packing gives far fewer).")
-    dtype: Literal["fp32", "bf16"] = Field("fp32", description="bf16: bf16 compute with fp32 master weights and "
-                                           "AdamW state (DeepSpeed's bf16 mode, or autocast over fp32 weights "
-                                           "without it). On a CPU with AVX512-BF16/AMX it is ~2x fp32's tokens/s "
-                                           "(benchmarks/precision_cpu.py); on GPU the paper's setting.")
+    dtype: Literal["auto", "fp32", "bf16"] = Field("fp32", description="bf16: bf16 compute with fp32 master "
+                                           "weights and AdamW state (DeepSpeed's bf16 mode, or autocast over fp32 "
+                                           "weights without it). On a CPU with AVX512-BF16/AMX it is ~1.5x fp32's "
+                                           "tokens/s (benchmarks/precision_cpu.py), on one without them ~24x "
+                                           "slower; on GPU the paper's setting. auto: bf16 on a GPU or a CPU with "
+                                           "native bf16, fp32 elsewhere (the run's results record which).")
     save_dtype: Literal["fp32", "bf16"] | None = Field(None, description="dtype of the saved model; null = dtype. "
                                                        "fp32 keeps a CPU bf16 run's master weights exactly: rounding "
                                                        "them to bf16 would undo updates below half a bf16 ulp (most "

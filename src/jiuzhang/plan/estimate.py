@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jiuzhang.common.precision import resolve_dtype
 from jiuzhang.config.root import Params
 from jiuzhang.config.training import TrainConfig
 from jiuzhang.errors import UserError
@@ -190,7 +191,7 @@ class Planner:
         plan = StagePlan(stage, f"{examples:,.0f} {what} x {per_example:,.0f} tokens x {train.epochs:g} epoch(s) = "
                          f"{tokens / 1e6:,.1f}M tokens, ~{steps:,} steps of {train.global_batch} x "
                          + (f"{train.max_length} packed" if train.packing else f"1 example (<= {train.max_length})"),
-                         f"{launch.describe()}, {ds}, {train.dtype}", self.acc.name,
+                         f"{launch.describe()}, {ds}, {resolve_dtype(train.dtype, 'cuda')}", self.acc.name,
                          amounts={"train_tokens": tokens, "steps": steps})
         return self.timed(plan, tokens, self.train_rate(stage, self.n_params(role), launch), launch.processes)
 

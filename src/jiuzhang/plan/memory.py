@@ -31,6 +31,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from jiuzhang.common.precision import resolve_dtype
 from jiuzhang.config.root import Params
 from jiuzhang.config.training import TrainConfig
 
@@ -139,8 +140,9 @@ def state_bytes(shape: Shape, train: TrainConfig, processes: int) -> float:
     p, ds = shape.params, train.deepspeed
     if not ds.enabled:
         return 16 * p  # fp32 weights + fp32 gradients + two fp32 moments (bf16 is autocast over them)
-    weights = grads = (2 if train.dtype == "bf16" else 4) * p
-    master = (12 if train.dtype == "bf16" else 8) * p  # fp32 master copy (bf16 only) + two moments
+    bf16 = resolve_dtype(train.dtype, "cuda") == "bf16"  # planned for the accelerator: 'auto' is bf16 there
+    weights = grads = (2 if bf16 else 4) * p
+    master = (12 if bf16 else 8) * p  # fp32 master copy (bf16 only) + two moments
     if ds.zero_stage >= 1:
         master /= processes
     if ds.zero_stage >= 2:
@@ -159,7 +161,7 @@ def training_memory(params: Params, root: Path) -> list[Memory]:
         if shape is None:
             continue
         n = train.world_size
-        act = activation_bytes(shape, train.micro_batch, train.max_length, train.dtype == "bf16",
+        act = activation_bytes(shape, train.micro_batch, train.max_length, resolve_dtype(train.dtype, "cuda") == "bf16",
                                train.gradient_checkpointing, train.attn_implementation)
         out.append(Memory(stage, state_bytes(shape, train, n), act, cap))
     inf = params.influence

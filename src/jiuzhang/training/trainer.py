@@ -13,6 +13,7 @@ import torch
 
 from jiuzhang.common.digest import code_sha256, folder_sha256, json_sha256
 from jiuzhang.common.io import InputDataError, reset_dir
+from jiuzhang.common.precision import resolve_dtype
 from jiuzhang.common.progress import Progress
 from jiuzhang.common.waiting import wait_for
 from jiuzhang.config.training import ModelSource, TrainConfig
@@ -132,6 +133,8 @@ def run_training(source: ModelSource, examples: list[Example] | ExampleSet, cfg:
     if cfg.global_batch % (cfg.micro_batch * world.world_size):
         raise InputDataError(f"global_batch {cfg.global_batch} is not divisible by micro_batch x world size "
                              f"({cfg.micro_batch} x {world.world_size}); adjust the training params")
+    # dtype 'auto' resolved on this rank's device; every later reader (autocast, DeepSpeed, save) sees the result
+    cfg = cfg.model_copy(update={"dtype": resolve_dtype(cfg.dtype, "cuda" if torch.cuda.is_available() else "cpu")})
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     model, tokenizer = load_start(source, weights_dtype(cfg), cfg.attn_implementation)
@@ -168,7 +171,7 @@ def run_training(source: ModelSource, examples: list[Example] | ExampleSet, cfg:
         tokenizer.save_pretrained(out)
     tail = [v for _, v, _ in result.losses[-3:]]
     return {
-        "examples": stats.examples, "sequences": stats.sequences, "truncated": stats.truncated,
+        "dtype": cfg.dtype, "examples": stats.examples, "sequences": stats.sequences, "truncated": stats.truncated,
         "skipped": stats.skipped, "padding_share": round(stats.padding_share, 6),
         "target_tokens_per_epoch": stats.target_tokens, "steps": total, "steps_per_epoch": per_epoch,
         "tokens_seen": result.tokens, "target_tokens_seen": result.target_tokens,
