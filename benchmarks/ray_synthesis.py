@@ -44,13 +44,13 @@ def main() -> None:
     from jiuzhang.config.cluster import ClusterConfig
     from jiuzhang.config.loader import load_params
     from jiuzhang.kd.items import load_pool
-    from jiuzhang.synthesis.engine import HFEngine
+    from jiuzhang.synthesis.engine import EngineSettings, HFEngine
     from jiuzhang.synthesis.job import run_job
 
     params = load_params(ROOT / "params.yaml")
     cfg = params.synthesize.model_copy(update={"threads": 1, "max_prompts": args.prompts})
     pool = load_pool(Path(args.pool))
-    make = partial(HFEngine, args.model, cfg)
+    make = partial(HFEngine, args.model, EngineSettings.of_synthesize(cfg))
     runs = {"in-process": ClusterConfig(executor="inline"),
             "ray, 1 worker": ClusterConfig(workers=1, cpus_per_worker=1, local_cpus=2),
             "ray, 2 workers": ClusterConfig(workers=2, cpus_per_worker=1, local_cpus=2)}

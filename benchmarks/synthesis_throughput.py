@@ -21,7 +21,7 @@ import torch
 
 from jiuzhang.config.loader import load_params
 from jiuzhang.kd.items import load_pool
-from jiuzhang.synthesis.engine import HFEngine
+from jiuzhang.synthesis.engine import EngineSettings, HFEngine
 from jiuzhang.synthesis.requests import plan_requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def main() -> None:
                                           "max_prompts": args.prompts, "device": args.device, "nl": sampling,
                                           "tool": sampling, "dtype": "bf16" if args.device == "cuda" else "fp32"})
     requests = plan_requests(load_pool(Path(args.prompts_dir)), cfg)
-    engine = HFEngine(args.model, cfg)
+    engine = HFEngine(args.model, EngineSettings.of_synthesize(cfg))
     engine.generate(requests[:2])  # warm-up (allocations, first-call overheads) for both sides
     t_ours, n_ours = ours(engine, requests)
     t_naive, n_naive = naive(engine, requests, args.max_new_tokens)

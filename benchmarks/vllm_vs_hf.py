@@ -23,7 +23,7 @@ import torch
 
 from jiuzhang.config.loader import load_params
 from jiuzhang.kd.items import load_pool
-from jiuzhang.synthesis.engine import HFEngine, VllmEngine
+from jiuzhang.synthesis.engine import EngineSettings, HFEngine, VllmEngine
 from jiuzhang.synthesis.requests import plan_requests
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def main() -> None:
         "vllm": p.synthesize.vllm.model_copy(update={"python": args.vllm_python, "cpu_reserved_cores": None})})
     requests = plan_requests(load_pool(Path(args.prompts_dir)), cfg)
 
-    hf = HFEngine(args.model, cfg)
+    hf = HFEngine(args.model, EngineSettings.of_synthesize(cfg))
     hf.generate(requests[:2])  # warm-up (allocations, first-call overheads)
     t_hf, n_hf, texts_hf = timed(hf, requests)
     del hf
@@ -69,7 +69,7 @@ def main() -> None:
     for reserved in args.reserved_cores:
         c = cfg.model_copy(update={"vllm": cfg.vllm.model_copy(update={"cpu_reserved_cores": reserved})})
         started = time.perf_counter()
-        vllm = VllmEngine(args.model, c)
+        vllm = VllmEngine(args.model, EngineSettings.of_synthesize(c))
         t_start = time.perf_counter() - started
         vllm.generate(requests[:2])
         t_vllm, n_vllm, texts_vllm = timed(vllm, requests)

@@ -43,7 +43,7 @@ def synthesize(stage: str, params_path: str, model_dir: str | None, prompts_dir:
     None: synthesizer.init on the first synthesize.init_prompts prompts of the same seeded sample)."""
     from jiuzhang.config.loader import load_params
     from jiuzhang.kd.items import load_pool
-    from jiuzhang.synthesis.engine import build_engine
+    from jiuzhang.synthesis.engine import EngineSettings, build_engine
     from jiuzhang.synthesis.job import run_job
 
     params = load_params(params_path)
@@ -57,4 +57,4 @@ def synthesize(stage: str, params_path: str, model_dir: str | None, prompts_dir:
             model, revision = init.path or init.model_id, init.revision
             cfg = cfg.model_copy(update={"max_prompts": min(cfg.max_prompts or cfg.init_prompts, cfg.init_prompts)})
         s.results = run_job(cfg, load_pool(Path(prompts_dir)), model, Path(out), s.params.cluster,
-                            partial(build_engine, model, cfg, 0, revision), progress=progress, revision=revision)
+                            partial(build_engine, model, EngineSettings.of_synthesize(cfg), 0, revision), progress=progress, revision=revision)

@@ -20,7 +20,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 from jiuzhang.cluster.pool import Unit, UnitFailed, run_units  # noqa: E402
 from jiuzhang.config.cluster import ClusterConfig  # noqa: E402
-from jiuzhang.synthesis.engine import HFEngine  # noqa: E402
+from jiuzhang.synthesis.engine import EngineSettings, HFEngine  # noqa: E402
 from jiuzhang.synthesis.job import run_job  # noqa: E402
 
 from conftest import make_tiny_model, two_node_ray_cluster  # noqa: E402
@@ -124,7 +124,7 @@ def texts(folder: Path) -> dict[str, str]:
 def test_one_and_two_ray_workers_write_the_bytes_of_the_in_process_run(cluster, tiny_model, tmp_path):
     ensure_two_nodes(cluster)
     rows, p = pool(40), params()
-    make = partial(HFEngine, tiny_model, p.synthesize)
+    make = partial(HFEngine, tiny_model, EngineSettings.of_synthesize(p.synthesize))
     inline = run_job(p.synthesize, rows, tiny_model, tmp_path / "inline", ClusterConfig(executor="inline"), make,
                      progress=False)
     one = run_job(p.synthesize, rows, tiny_model, tmp_path / "one", ClusterConfig(workers=1, cpus_per_worker=1),
@@ -142,7 +142,7 @@ def test_a_node_removed_mid_run_costs_a_redo_of_its_shard_not_a_byte(cluster, ti
     ensure_two_nodes(cluster)
     rows, p = pool(32), params()  # 4 shards of 8 = 2 batches of 4: 3 s per shard
     run_job(p.synthesize, rows, tiny_model, tmp_path / "reference", ClusterConfig(executor="inline"),
-            partial(HFEngine, tiny_model, p.synthesize), progress=False)
+            partial(HFEngine, tiny_model, EngineSettings.of_synthesize(p.synthesize)), progress=False)
     out = tmp_path / "out"
     removed = []
 
@@ -159,7 +159,7 @@ def test_a_node_removed_mid_run_costs_a_redo_of_its_shard_not_a_byte(cluster, ti
 
     watcher = threading.Thread(target=remove_when_both_are_mid_shard)
     watcher.start()
-    made = run_job(p.synthesize, rows, tiny_model, out, two_workers(), partial(SlowEngine, tiny_model, p.synthesize),
+    made = run_job(p.synthesize, rows, tiny_model, out, two_workers(), partial(SlowEngine, tiny_model, EngineSettings.of_synthesize(p.synthesize)),
                    progress=False)
     watcher.join()
     assert removed, "the node must be removed while both workers are mid-shard"

@@ -17,7 +17,7 @@ import torch
 from jiuzhang.cluster.pool import UnitFailed
 from jiuzhang.common.io import ShardWriter
 from jiuzhang.config.cluster import ClusterConfig
-from jiuzhang.synthesis.engine import HFEngine, fit_prompt
+from jiuzhang.synthesis.engine import EngineSettings, HFEngine, fit_prompt
 from jiuzhang.synthesis.job import run_job
 from jiuzhang.synthesis.requests import plan_requests
 from jiuzhang.synthesis.sampling import SeededSampler
@@ -32,7 +32,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 def job(p, rows, model, out, **kw):
-    return run_job(p.synthesize, rows, model, out, INLINE, lambda: HFEngine(model, p.synthesize), progress=False, **kw)
+    return run_job(p.synthesize, rows, model, out, INLINE, lambda: HFEngine(model, EngineSettings.of_synthesize(p.synthesize)), progress=False, **kw)
 
 
 # --- sampling -------------------------------------------------------------------------------------------
@@ -89,14 +89,14 @@ def test_hf_engine_fills_the_context(tiny_model):
     to the context's end instead of being skipped."""
     long = {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 200}
     p = params(nl=long, tool=long, fill_context=True, min_new_tokens=8)
-    engine = HFEngine(tiny_model, p.synthesize)
+    engine = HFEngine(tiny_model, EngineSettings.of_synthesize(p.synthesize))
     engine.context = 64
     reqs = plan_requests(pool(3), p.synthesize)
     gens = engine.generate(reqs)
     assert all(g.finish_reason != "overlong" for g in gens)
     width = max(g.prompt_tokens for g in gens)
     assert all(g.new_tokens <= 64 - width for g in gens) and any(g.new_tokens == 64 - width for g in gens)
-    skipped = HFEngine(tiny_model, params(nl=long, tool=long).synthesize)
+    skipped = HFEngine(tiny_model, EngineSettings.of_synthesize(params(nl=long, tool=long).synthesize))
     skipped.context = 64
     assert {g.finish_reason for g in skipped.generate(reqs)} == {"overlong"}
 
@@ -107,7 +107,7 @@ def test_engine_matches_plain_generate_one_prompt_at_a_time(tiny_model):
     from transformers import LogitsProcessorList
 
     p = params()
-    engine = HFEngine(tiny_model, p.synthesize)
+    engine = HFEngine(tiny_model, EngineSettings.of_synthesize(p.synthesize))
     batch = engine.plan(plan_requests(pool(8), p.synthesize))[0]
     got = engine.generate(batch)
     for r, g in zip(batch, got):
@@ -166,7 +166,7 @@ def test_half_done_shard_resumes_after_its_last_whole_batch(tiny_model, tmp_path
     shard = pq.read_table(out / "part-00000.parquet").to_pylist()
     for f in out.glob("part-00000*"):
         f.unlink()
-    engine = HFEngine(tiny_model, p.synthesize)
+    engine = HFEngine(tiny_model, EngineSettings.of_synthesize(p.synthesize))
     first = engine.plan(plan_requests(rows, p.synthesize))[0]
     by_id = {r["id"]: r for r in shard}
     partial = out / "part-00000.killedrun-0-0.partial.jsonl"
@@ -204,7 +204,7 @@ def test_a_failing_shard_fails_the_job_with_its_error_after_its_retries_and_a_re
     Broken = failing_on(plan_requests(rows, p.synthesize)[8:16])
     cluster = ClusterConfig(executor="inline", max_retries=1)
     with pytest.raises(UnitFailed, match=r"shard 1 \(8 prompts\) failed 2 time\(s\); last error: RuntimeError: CUDA error"):
-        run_job(p.synthesize, rows, tiny_model, out, cluster, lambda: Broken(tiny_model, p.synthesize), progress=False)
+        run_job(p.synthesize, rows, tiny_model, out, cluster, lambda: Broken(tiny_model, EngineSettings.of_synthesize(p.synthesize)), progress=False)
     assert (out / "part-00000.done.json").is_file() and not (out / "part-00001.done.json").exists()
     fixed = job(p, rows, tiny_model, out)
     assert fixed["records"] == 16 and fixed["timing"]["skipped_shards"] == 1
@@ -218,9 +218,9 @@ def test_empty_pool_and_missing_model_are_clear_errors(tiny_model, tmp_path):
     with pytest.raises(UserError, match="prompt pool is empty"):
         job(params(), [], tiny_model, tmp_path / "x")
     with pytest.raises(InputDataError, match="not a model folder"):
-        build_engine(tmp_path, params().synthesize)
+        build_engine(tmp_path, EngineSettings.of_synthesize(params().synthesize))
     with pytest.raises(InputDataError, match="vllm is selected but not installed"):
-        build_engine(tiny_model, params(engine="vllm").synthesize)
+        build_engine(tiny_model, EngineSettings.of_synthesize(params(engine="vllm").synthesize))
 
 
 # --- the stage, killed --------------------------------------------------------------------------------

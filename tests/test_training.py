@@ -10,9 +10,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from jiuzhang.common.io import InputDataError
 from jiuzhang.config.training import ModelSource, TrainConfig
+from jiuzhang.models.loading import load_model
 from jiuzhang.training.packing import IGNORE, Example, PackStats, pack, tokenize
 from jiuzhang.training.schedule import lr_at
-from jiuzhang.training.trainer import load_start, run_training
+from jiuzhang.training.trainer import run_training
 from jiuzhang.training.world import World
 
 from conftest import make_tiny_model
@@ -119,10 +120,10 @@ def test_resume_reaches_the_same_weights_and_runs_are_byte_identical(tiny_model,
 
 def test_bad_model_folder_is_a_clear_error(tmp_path):
     with pytest.raises(InputDataError, match="not a model folder"):
-        load_start(ModelSource(path=str(tmp_path)), "fp32")
+        load_model(ModelSource(path=str(tmp_path)), "fp32")
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(InputDataError, match="does not load"):
-        load_start(ModelSource(path=str(tmp_path)), "fp32")
+        load_model(ModelSource(path=str(tmp_path)), "fp32")
 
 
 def test_batch_sizes_must_divide(tiny_model, tmp_path):
@@ -206,7 +207,7 @@ def test_unpacked_training_is_one_example_per_sequence_and_learns(tiny_model, tm
     assert unpacked["steps"] == 2 * 24 // 4
     assert unpacked["final_loss"] < unpacked["loss_curve"][0]["loss"]
     # the width cut changes nothing but the compute: the first loss equals a full-width forward pass
-    model, tok = load_start(src, "fp32")
+    model, tok = load_model(src, "fp32")
     stats = PackStats()
     data = pack(tokenize(examples(), tok, 64, "truncate", stats), 64, tok.pad_token_id, stats, packing=False)
     from jiuzhang.training.sft import epoch_order

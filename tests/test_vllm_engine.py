@@ -14,7 +14,7 @@ import pytest
 
 from jiuzhang.common.io import InputDataError
 from jiuzhang.config.cluster import ClusterConfig
-from jiuzhang.synthesis.engine import HFEngine, VllmEngine
+from jiuzhang.synthesis.engine import EngineSettings, HFEngine, VllmEngine
 from jiuzhang.synthesis.job import run_job
 from jiuzhang.synthesis.requests import plan_requests
 
@@ -44,7 +44,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def engine(tiny_model):
-    e = VllmEngine(tiny_model, vllm_params().synthesize)
+    e = VllmEngine(tiny_model, EngineSettings.of_synthesize(vllm_params().synthesize))
     yield e
     e.close()
 
@@ -76,14 +76,14 @@ def test_fill_context_generates_until_the_context_is_full(engine):
     skip = vllm_params(nl=long, tool=long).synthesize
     fill = vllm_params(nl=long, tool=long, fill_context=True, min_new_tokens=4).synthesize
     reqs = plan_requests(pool(6), fill)
-    kept_cfg = engine.cfg
+    kept = engine.settings
     try:
-        engine.cfg = skip
+        engine.settings = EngineSettings.of_synthesize(skip)
         assert {g.finish_reason for g in engine.generate(reqs)} == {"overlong"}
-        engine.cfg = fill
+        engine.settings = EngineSettings.of_synthesize(fill)
         out = engine.generate(reqs)
     finally:
-        engine.cfg = kept_cfg
+        engine.settings = kept
     assert all(g.finish_reason in ("stop", "length") for g in out)
     assert all(g.prompt_tokens + g.new_tokens <= 64 for g in out)
     assert any(g.prompt_tokens + g.new_tokens == 64 and g.finish_reason == "length" for g in out)
@@ -94,7 +94,7 @@ def test_greedy_vllm_writes_what_greedy_hf_writes(engine, tiny_model):
     p = vllm_params(nl={"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 12},
                     tool={"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 12})
     reqs = plan_requests(pool(8), p.synthesize)
-    hf = HFEngine(tiny_model, p.synthesize.model_copy(update={"engine": "hf"}))
+    hf = HFEngine(tiny_model, EngineSettings.of_synthesize(p.synthesize.model_copy(update={"engine": "hf"})))
     want = {g.id: (g.text, g.new_tokens) for b in hf.plan(reqs) for g in hf.generate(b)}
     got = {g.id: (g.text, g.new_tokens) for g in engine.generate(reqs)}
     assert got == want
@@ -117,7 +117,7 @@ def test_a_vllm_replica_on_a_ray_worker_writes_what_one_in_process_writes_and_a_
     one = run_job(p.synthesize, rows, tiny_model, tmp_path / "one", INLINE, lambda: Borrowed(engine), progress=False)
     assert one["records"] == 20 and one["shards"] == 3
     on_ray = run_job(p.synthesize, rows, tiny_model, tmp_path / "ray", ClusterConfig(workers=1, cpus_per_worker=2),
-                     partial(VllmEngine, tiny_model, p.synthesize), progress=False)
+                     partial(VllmEngine, tiny_model, EngineSettings.of_synthesize(p.synthesize)), progress=False)
     assert on_ray["records"] == 20 and on_ray["timing"]["executor"] == "ray"
     assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "ray")
     # A shard lost after a full run is regenerated alone, byte for byte; the others are skipped.
@@ -131,7 +131,7 @@ def test_a_vllm_replica_on_a_ray_worker_writes_what_one_in_process_writes_and_a_
 def test_missing_vllm_interpreter_is_a_clear_error(tiny_model, tmp_path):
     p = params(engine="vllm", vllm={"python": str(tmp_path / "nope" / "python")})
     with pytest.raises(InputDataError, match=r"synthesize.vllm.python: .*does not exist.*make vllm-env"):
-        VllmEngine(tiny_model, p.synthesize)
+        VllmEngine(tiny_model, EngineSettings.of_synthesize(p.synthesize))
 
 
 @pytest.fixture(scope="module")

@@ -37,28 +37,21 @@ def build_eval_engine(params: Params, model: str, revision: str | None, endpoint
         from jiuzhang.evaluation.endpoint import EndpointEngine
 
         return EvalModel("endpoint", lambda: EndpointEngine(endpoint, model, api_key))
-    from jiuzhang.synthesis.engine import HFEngine, VllmEngine
+    from jiuzhang.synthesis.engine import EngineSettings, HFEngine, VllmEngine
 
-    ev = params.eval
-    # the synthesis engines' settings, with eval's precision, batch and vLLM sections; seed 0: eval is greedy
-    cfg = params.synthesize.model_copy(update={"dtype": ev.dtype, "device": ev.device, "threads": ev.threads,
-                                               "batch_size": ev.batch_size, "seed": 0, "vllm": ev.vllm,
-                                               "shard_size": max(ev.batch_size, params.synthesize.shard_size),
-                                               "on_overlong": "truncate"})
+    settings = EngineSettings.of_eval(params.eval, params.synthesize)
     hf: list[HFEngine] = []
 
     def hf_engine() -> HFEngine:
         if not hf:
-            hf.append(HFEngine(model, cfg, revision=revision, chat_template=ev.chat_template,
-                               cpu_autocast=ev.dtype == "bf16"))
+            hf.append(HFEngine(model, settings, revision=revision))
         return hf[0]
 
-    if ev.engine == "vllm":
-        VllmEngine.interpreter(cfg, "eval")  # no vLLM: the error now, before any model loads
-        make = partial(VllmEngine, model, cfg, 0, revision, "eval")
+    if settings.engine == "vllm":
+        VllmEngine.interpreter(settings)  # no vLLM: the error now, before any model loads
+        make = partial(VllmEngine, model, settings, 0, revision)
         return EvalModel("vllm", make, hf_engine, generator_factory=make)
-    return EvalModel("hf", hf_engine, hf_engine, generator_factory=partial(
-        HFEngine, model, cfg, 0, revision, ev.chat_template, ev.dtype == "bf16"))
+    return EvalModel("hf", hf_engine, hf_engine, generator_factory=partial(HFEngine, model, settings, 0, revision))
 
 
 def model_key(model: str, revision: str | None, endpoint: str | None) -> str:

@@ -14,21 +14,19 @@ from typing import Any
 import torch
 
 from jiuzhang.cluster.pool import fetch
-from jiuzhang.common.io import InputDataError
 from jiuzhang.config.influence import LessConfig
+from jiuzhang.config.training import ModelSource
 from jiuzhang.influence.gradients import lora_parameters
 from jiuzhang.influence.less import Checkpoint, score_shard, target_directions, warmup, with_lora
 from jiuzhang.influence.projection import CountSketch
+from jiuzhang.models.loading import load_model, pick_device
 from jiuzhang.training.packing import Tokenized
 
 
 def placement(device: str, dtype: str, local_rank: int) -> tuple[str, str]:
     """(torch device, weights dtype) of this rank's LESS run: one rank per GPU, bf16 there; fp32 on a CPU."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputDataError("influence.less.device is 'cuda' but no GPU is visible; set it to 'auto' or 'cpu'")
-    on_gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    where = f"cuda:{local_rank % torch.cuda.device_count()}" if on_gpu else "cpu"
-    return where, ("bf16" if on_gpu else "fp32") if dtype == "auto" else dtype
+    where = pick_device(device, local_rank, "influence.less.device")
+    return str(where), ("bf16" if where.type == "cuda" else "fp32") if dtype == "auto" else dtype
 
 
 @dataclass
@@ -56,12 +54,9 @@ class Reference:
 def load_reference(reference: str, less: LessConfig, seed: int) -> Reference:
     """Build a worker's state: the reference model in LESS's dtype on this worker's device (a GPU Ray gave
     it, else the CPU), LoRA A drawn from ``seed`` on the CPU first."""
-    from jiuzhang.config.training import ModelSource
-    from jiuzhang.training.trainer import load_start
-
     device, dtype = placement(less.device, less.dtype, 0)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    model, _ = load_start(ModelSource(path=reference), dtype, less.attn_implementation)
+    model, _ = load_model(ModelSource(path=reference), dtype, less.attn_implementation)
     model = with_lora(model, less.r, less.alpha, seed, less.lora_dropout).to(device)
     if less.gradient_checkpointing:  # warm-up and gradient features alike (the hooks see the first forward)
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

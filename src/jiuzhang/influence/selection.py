@@ -169,7 +169,7 @@ def choose_boost_prompts(p: Params, pool: list[dict[str, Any]], synthesizer: str
     use), data for each written by the synthesizer into ``candidates_dir`` (resumable shards), then the
     kd.boost.n candidates chosen by ``influence.method`` (LESS against ``reference``, or random) into
     ``out_dir``. Returns the selection's results with the candidate data's counts and its timing."""
-    from jiuzhang.synthesis.engine import build_engine
+    from jiuzhang.synthesis.engine import EngineSettings, build_engine
     from jiuzhang.synthesis.job import run_job
 
     if p.influence.method == "less" and reference is None:  # before any generation
@@ -177,7 +177,7 @@ def choose_boost_prompts(p: Params, pool: list[dict[str, Any]], synthesizer: str
     candidates = candidate_pool(p.influence, p.kd, pool)
     cfg = p.synthesize.model_copy(update={"max_prompts": None})
     made = run_job(cfg, candidates, Path(synthesizer), candidates_dir, p.cluster,
-                   partial(build_engine, synthesizer, cfg), progress=progress)
+                   partial(build_engine, synthesizer, EngineSettings.of_synthesize(cfg)), progress=progress)
     timing = made.pop("timing", {})
     if p.influence.method == "less":
         assert reference is not None

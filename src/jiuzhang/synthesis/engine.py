@@ -6,23 +6,83 @@
   interpreter may belong to another venv (vLLM pins its own transformers).
 
 Both tokenize the prompt the way the synthesizer was trained on it (``<bos> prompt``, no chat template)
-and handle a prompt that does not fit the context the same way (``on_overlong``).
+and handle a prompt that does not fit the context the same way (``on_overlong``). They take plain values
+(:class:`EngineSettings`), built from the params at the edge: :meth:`EngineSettings.of_synthesize` for the
+synthesis stages, :meth:`EngineSettings.of_eval` for the eval stages.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from jiuzhang.common.io import InputDataError
-from jiuzhang.config.synthesis import SynthesizeConfig
+from jiuzhang.config.evaluation import EvalConfig
+from jiuzhang.config.synthesis import SynthesizeConfig, VllmConfig
+from jiuzhang.models.loading import load_model, pick_device, source_of
 from jiuzhang.synthesis.requests import Request, batches
 from jiuzhang.training.packing import prompt_ids
 
 OVERLONG = "overlong"  # finish_reason of a skipped prompt
+
+
+@dataclass(frozen=True)
+class VllmSettings:
+    """The vLLM worker's settings (a params section's ``vllm``: field meanings in config/synthesis.py)."""
+
+    python: str = ""
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    enforce_eager: bool = False
+    chunked_prefill: bool | None = None
+    cpu_kv_cache_gib: float | None = None
+    cpu_reserved_cores: int | None = None
+    start_timeout_s: float = 1800
+
+    @classmethod
+    def of(cls, cfg: VllmConfig) -> VllmSettings:
+        """From a params section's ``vllm`` block."""
+        return cls(**cfg.model_dump())
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What a generation engine reads, as plain values. ``section`` is the params section they came from
+    ('synthesize', 'eval'), named in errors; ``cpu_autocast`` runs bf16 compute over fp32 weights on a CPU
+    (eval.dtype: bf16); ``chat_template`` wraps prompts in the model's chat template (eval only)."""
+
+    section: str = "synthesize"
+    engine: str = "hf"
+    seed: int = 0
+    dtype: str = "fp32"
+    device: str = "auto"
+    threads: int = 2
+    batch_size: int = 8
+    on_overlong: str = "skip"
+    fill_context: bool = False
+    min_new_tokens: int = 256
+    cpu_autocast: bool = False
+    chat_template: bool = False
+    vllm: VllmSettings = field(default_factory=VllmSettings)
+
+    @classmethod
+    def of_synthesize(cls, cfg: SynthesizeConfig) -> EngineSettings:
+        """The synthesis stages' engine (``synthesize`` section)."""
+        return cls("synthesize", cfg.engine, cfg.seed, cfg.dtype, cfg.device, cfg.threads, cfg.batch_size,
+                   cfg.on_overlong, cfg.fill_context, cfg.min_new_tokens, vllm=VllmSettings.of(cfg.vllm))
+
+    @classmethod
+    def of_eval(cls, ev: EvalConfig, synth: SynthesizeConfig) -> EngineSettings:
+        """The eval stages' engine: eval's engine, precision, device, batch and vLLM settings; greedy (seed 0);
+        a prompt too long for the context is cut at its start (truncate), never skipped; the context rules
+        (fill_context, min_new_tokens) as synthesis."""
+        return cls("eval", ev.engine, 0, ev.dtype, ev.device, ev.threads, ev.batch_size, "truncate",
+                   synth.fill_context, synth.min_new_tokens, cpu_autocast=ev.dtype == "bf16",
+                   chat_template=ev.chat_template, vllm=VllmSettings.of(ev.vllm))
 
 
 @dataclass(frozen=True)
@@ -75,32 +135,26 @@ class HFEngine:
     """Generation with transformers on this process's device, per-request seeded sampling, batched by length."""
     name = "hf"
 
-    def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0, revision: str | None = None,
-                 chat_template: bool = False, cpu_autocast: bool = False):
+    def __init__(self, model_dir: str | Path, settings: EngineSettings, local_rank: int = 0,
+                 revision: str | None = None):
         import torch
 
-        from jiuzhang.config.training import ModelSource
-        from jiuzhang.training.trainer import load_start
-
         self.torch = torch
-        self.cfg = cfg
-        if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
-            self.device = torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
-        else:
-            self.device = torch.device("cpu")
-            torch.set_num_threads(cfg.threads)
-        source = (ModelSource(path=str(model_dir)) if Path(model_dir).exists()
-                  else ModelSource(model_id=str(model_dir), revision=revision or "main"))  # a hub id
+        self.settings = settings
+        self.device = pick_device(settings.device, local_rank, f"{settings.section}.device")
+        if self.device.type == "cpu":
+            torch.set_num_threads(settings.threads)
         # cpu_autocast: bf16 compute over fp32 weights on a CPU (eval.dtype: bf16), so the same weights give
         # fp32 likelihoods for the held-out loss; bf16 weights would round a fine-tune's small updates away
-        self.autocast = cpu_autocast and self.device.type == "cpu"
-        self.model, self.tokenizer = load_start(source, "fp32" if self.autocast else cfg.dtype)
+        self.autocast = settings.cpu_autocast and self.device.type == "cpu"
+        self.model, self.tokenizer = load_model(source_of(model_dir, revision),
+                                                "fp32" if self.autocast else settings.dtype)
         self.model.to(self.device).eval()
         self.context = int(getattr(self.model.config, "max_position_embeddings", 2048))
-        if chat_template and not getattr(self.tokenizer, "chat_template", None):
-            raise InputDataError(f"eval.chat_template: true, but {model_dir} has no chat template (a base model, "
-                                 f"not an instruct one); set it to false")
-        self.chat_template = chat_template
+        if settings.chat_template and not getattr(self.tokenizer, "chat_template", None):
+            raise InputDataError(f"{settings.section}.chat_template: true, but {model_dir} has no chat template "
+                                 f"(a base model, not an instruct one); set it to false")
+        self.chat_template = settings.chat_template
         self._ids: dict[str, list[int]] = {}
 
     def _prompt_ids(self, r: Request) -> list[int]:
@@ -128,8 +182,8 @@ class HFEngine:
         results: dict[str, Generation] = {}
         live: list[tuple[Request, list[int], bool]] = []
         for r in requests:
-            ids, cut, _ = fit_prompt(self._prompt_ids(r), max_new, self.context, self.cfg.on_overlong,
-                                     self.cfg.fill_context, self.cfg.min_new_tokens)
+            ids, cut, _ = fit_prompt(self._prompt_ids(r), max_new, self.context, self.settings.on_overlong,
+                                     self.settings.fill_context, self.settings.min_new_tokens)
             if ids is None:
                 results[r.id] = Generation(r.id, "", OVERLONG, len(self._prompt_ids(r)), 0)
             else:
@@ -167,7 +221,7 @@ class HFEngine:
 
     def plan(self, shard: list[Request]) -> list[list[Request]]:
         """The shard in batches of similar prompt length (less padding), at most batch_size each."""
-        return batches(shard, self.prompt_lengths(shard), self.cfg.batch_size)
+        return batches(shard, self.prompt_lengths(shard), self.settings.batch_size)
 
     def _prefill(self, rows: list[list[int]], width: int, max_len: int):
         """A static KV cache holding every row's prompt but its last token, left-padded to ``width - 1``.
@@ -211,15 +265,15 @@ class VllmEngine:
     _TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
                       "GROUP_RANK", "ROLE_RANK", "TORCHELASTIC_RUN_ID", "GROUP_WORLD_SIZE", "ROLE_WORLD_SIZE")
 
-    def __init__(self, model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0, revision: str | None = None,
-                 section: str = "synthesize"):
+    def __init__(self, model_dir: str | Path, settings: EngineSettings, local_rank: int = 0,
+                 revision: str | None = None):
         import os
 
         from transformers import AutoTokenizer
 
-        self.cfg = cfg
-        self.section = section  # whose vllm settings these are, for error messages ('synthesize', 'eval')
-        python = self.interpreter(cfg, section)
+        self.settings = cfg = settings
+        self.section = settings.section  # whose vllm settings these are, for error messages
+        python = self.interpreter(settings)
         env = {k: v for k, v in os.environ.items() if k not in self._TORCHRUN_VARS}
         if "LOCAL_RANK" in os.environ:  # one replica per torchrun process, on its own GPUs
             tp = cfg.vllm.tensor_parallel_size
@@ -233,20 +287,21 @@ class VllmEngine:
         self.proc = subprocess.Popen([python, str(Path(__file__).with_name("vllm_worker.py"))], env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=sys.stderr, text=True,
                                      encoding="utf-8")
-        settings = {"model": str(model_dir), "revision": revision, "dtype": "bfloat16" if cfg.dtype == "bf16" else "float32",
+        load = {"model": str(model_dir), "revision": revision, "dtype": "bfloat16" if cfg.dtype == "bf16" else "float32",
                     "seed": cfg.seed, "max_model_len": cfg.vllm.max_model_len,
                     "tensor_parallel_size": cfg.vllm.tensor_parallel_size,
                     "gpu_memory_utilization": cfg.vllm.gpu_memory_utilization,
                     "enforce_eager": cfg.vllm.enforce_eager, "chunked_prefill": cfg.vllm.chunked_prefill}
-        ready = self._call(settings, timeout_s=cfg.vllm.start_timeout_s, what="load the model")
+        ready = self._call(load, timeout_s=cfg.vllm.start_timeout_s, what="load the model")
         self.context = int(ready["max_model_len"])
         self.version = ready["vllm"]
 
     @staticmethod
-    def interpreter(cfg: SynthesizeConfig, section: str = "synthesize") -> str:
+    def interpreter(settings: EngineSettings) -> str:
         """The Python that runs the worker; a clear error, before any model loads, when it has no vLLM."""
         import importlib.util
 
+        cfg, section = settings, settings.section
         if not cfg.vllm.python:
             if importlib.util.find_spec("vllm") is None:
                 raise InputDataError(f"{section}.engine: vllm is selected but not installed; `pip install .[vllm]` "
@@ -291,8 +346,8 @@ class VllmEngine:
         batch, live = [], []
         for r in requests:
             full = prompt_ids(self.tokenizer, r.prompt)
-            ids, cut, max_new = fit_prompt(full, r.sampling.max_new_tokens, self.context, self.cfg.on_overlong,
-                                           self.cfg.fill_context, self.cfg.min_new_tokens)
+            ids, cut, max_new = fit_prompt(full, r.sampling.max_new_tokens, self.context, self.settings.on_overlong,
+                                           self.settings.fill_context, self.settings.min_new_tokens)
             if ids is None:
                 results[r.id] = Generation(r.id, "", OVERLONG, len(full), 0)
                 continue
@@ -321,18 +376,18 @@ class VllmEngine:
             self.close()
 
 
-def check_engine(model_dir: str | Path, cfg: SynthesizeConfig, revision: str | None = None) -> None:
+def check_engine(model_dir: str | Path, settings: EngineSettings, revision: str | None = None) -> None:
     """The errors an engine would hit on start, found by the driver before any worker starts."""
     if revision is None and not (Path(model_dir) / "config.json").is_file():
         raise InputDataError(f"{model_dir}: not a model folder (no config.json); run the stage that writes it "
                              f"(dvc repro synthesizer)")
-    if cfg.engine == "vllm":
-        VllmEngine.interpreter(cfg)
+    if settings.engine == "vllm":
+        VllmEngine.interpreter(settings)
 
 
-def build_engine(model_dir: str | Path, cfg: SynthesizeConfig, local_rank: int = 0, revision: str | None = None):
-    """The engine ``synthesize.engine`` names; ``model_dir`` is a model folder, or a hub id with ``revision``."""
-    check_engine(model_dir, cfg, revision)
-    if cfg.engine == "vllm":
-        return VllmEngine(model_dir, cfg, local_rank, revision)
-    return HFEngine(model_dir, cfg, local_rank, revision)
+def build_engine(model_dir: str | Path, settings: EngineSettings, local_rank: int = 0, revision: str | None = None):
+    """The engine ``settings.engine`` names; ``model_dir`` is a model folder, or a hub id with ``revision``."""
+    check_engine(model_dir, settings, revision)
+    if settings.engine == "vllm":
+        return VllmEngine(model_dir, settings, local_rank, revision)
+    return HFEngine(model_dir, settings, local_rank, revision)

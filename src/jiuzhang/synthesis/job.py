@@ -20,7 +20,7 @@ from jiuzhang.common.io import UserError
 from jiuzhang.common.progress import Progress
 from jiuzhang.config.cluster import ClusterConfig
 from jiuzhang.config.synthesis import SynthesizeConfig
-from jiuzhang.synthesis.engine import Generation, check_engine
+from jiuzhang.synthesis.engine import EngineSettings, Generation, check_engine
 from jiuzhang.synthesis.requests import Request, plan_requests, shard_requests
 from jiuzhang.synthesis.shards import ShardStore, fingerprint, folder_sha256
 
@@ -114,7 +114,7 @@ def run_job(cfg: SynthesizeConfig, pool: list[dict[str, Any]], model_dir: Path |
     for k in todo:
         store.discard(k)
     if todo:
-        check_engine(model_dir, cfg, revision)  # here, before a cluster or worker starts
+        check_engine(model_dir, EngineSettings.of_synthesize(cfg), revision)  # here, before a cluster or worker starts
     folder = str(Path(out_dir).absolute())
     units = [Unit(k, f"shard {k} ({len(shards[k])} prompts)", ShardWork(k, fps[k], folder, shards[k]), len(shards[k]))
              for k in todo]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,50 +16,13 @@ from jiuzhang.common.precision import resolve_dtype
 from jiuzhang.common.progress import Progress
 from jiuzhang.common.waiting import wait_for
 from jiuzhang.config.training import ModelSource, TrainConfig
+from jiuzhang.models.loading import follow_pointer, load_model
 from jiuzhang.training.engine import DeepSpeedEngine, TorchEngine
 from jiuzhang.training.packing import Example, PackStats, tokenize
 from jiuzhang.training.records import ExampleSet, ListExamples
 from jiuzhang.training.sft import plan_steps, train_sft
 from jiuzhang.training.tokenstore import TokenStore, build_store, is_finished
 from jiuzhang.training.world import World, init_distributed, select_device
-
-
-def resolve(source: ModelSource) -> ModelSource:
-    """A local folder written by the base stage in hub mode holds only ``hub_model.json``: follow it."""
-    pointer = Path(source.path or "") / "hub_model.json"
-    if source.path and pointer.is_file():
-        ref = json.loads(pointer.read_text())
-        return ModelSource(model_id=ref["model_id"], revision=ref["revision"])
-    return source
-
-
-def load_start(source: ModelSource, dtype: str, attn_implementation: str | None = None):
-    """The model and tokenizer to start from; a folder that does not load is a clear error.
-    ``attn_implementation`` ('eager', 'sdpa', 'flash_attention_2'; None = transformers' default)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    source = resolve(source)
-    where = source.path or f"{source.model_id}@{source.revision}"
-    kwargs = {} if source.path else {"revision": source.revision}
-    name = source.path or source.model_id
-    if source.path and not (Path(source.path) / "config.json").is_file():
-        raise InputDataError(f"{source.path}: not a model folder (no config.json); run the stage that writes "
-                             f"it (dvc repro) or fix the init path in the params file")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
-        if attn_implementation:
-            kwargs["attn_implementation"] = attn_implementation
-        model = AutoModelForCausalLM.from_pretrained(
-            name, dtype=torch.bfloat16 if dtype == "bf16" else torch.float32, **kwargs)
-    except ImportError as exc:  # e.g. flash_attention_2 without the flash-attn package
-        raise InputDataError(f"{where}: attn_implementation {attn_implementation!r} cannot be used here "
-                             f"({str(exc).splitlines()[0]}); install its package or choose 'sdpa'") from None
-    except (OSError, ValueError) as exc:
-        raise InputDataError(f"{where}: the model does not load ({str(exc).splitlines()[0]}); check the path "
-                             f"or hub id/revision") from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
 
 
 def weights_dtype(cfg: TrainConfig) -> str:
@@ -73,7 +35,7 @@ def weights_dtype(cfg: TrainConfig) -> str:
 
 def _digests(source: ModelSource, examples: ExampleSet) -> tuple[str, str]:
     """(starting model's bytes or pinned hub revision, the examples: ids, prompts, targets and their order)."""
-    start = resolve(source)
+    start = follow_pointer(source)
     model = folder_sha256(Path(start.path)) if start.path else f"{start.model_id}@{start.revision}"
     return model, examples.digest()
 
@@ -137,7 +99,7 @@ def run_training(source: ModelSource, examples: list[Example] | ExampleSet, cfg:
     cfg = cfg.model_copy(update={"dtype": resolve_dtype(cfg.dtype, "cuda" if torch.cuda.is_available() else "cpu")})
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    model, tokenizer = load_start(source, weights_dtype(cfg), cfg.attn_implementation)
+    model, tokenizer = load_model(source, weights_dtype(cfg), cfg.attn_implementation)
     if cfg.gradient_checkpointing:
         # recompute each layer's activations in backward: activation memory per micro-batch falls from
         # ~34 x seq x hidden bytes per layer to one layer's (the plan's estimate, plan/memory.py)

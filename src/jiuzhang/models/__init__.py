@@ -1,0 +1,1 @@
+"""Loading a model and picking its device: the one place synthesis, evaluation, influence and training do it."""
