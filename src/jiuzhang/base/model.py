@@ -79,12 +79,14 @@ def build_base(cfg: BaseConfig, corpus_dir: Path, out_dir: Path, on_log=None,
     """The base model in ``out_dir``; mode train checkpoints in ``checkpoints`` (resumable; None = a
     temporary folder, no resume)."""
     if cfg.mode == "hub":
+        assert cfg.hub is not None  # the config's validator requires the section its mode names
         out = reset_dir(out_dir)
         write_json(out / "hub_model.json", {"model_id": cfg.hub.model_id, "revision": cfg.hub.revision})
         return {"mode": "hub", "model_id": cfg.hub.model_id}
     if cfg.mode == "gguf":
         from jiuzhang.base.gguf import convert
 
+        assert cfg.gguf is not None
         return convert(cfg.gguf, out_dir)
 
     t = cfg.train

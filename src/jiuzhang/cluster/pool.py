@@ -72,7 +72,8 @@ class _Worker:
         # sees at the same path (README, "Several machines"); a worker starts wherever Ray starts it.
         if os.path.isdir(cwd):
             os.chdir(cwd)
-        self._build, self._state = build, None
+        self._build = build
+        self._state: Any = None  # what build() returns (an engine), made at the first unit
 
     def where(self) -> str:
         import ray
@@ -111,7 +112,7 @@ class WorkerPool:
         self.run_id = uuid.uuid4().hex[:8]
         self._driver: _Driver | None = None
         self._state: Any = None
-        self._session = None
+        self._session: Any = None
 
     def __enter__(self) -> "WorkerPool":
         return self
@@ -192,7 +193,7 @@ class _Driver:
         self.ray = ray
         self.cfg, self.what, self.run_id, self.workers = cfg, what, run, workers
         self.nodes: list[str] = []
-        options = {"num_cpus": cfg.cpus_per_worker, "num_gpus": cfg.gpus_per_worker, "max_restarts": 0}
+        options: dict[str, Any] = {"num_cpus": cfg.cpus_per_worker, "num_gpus": cfg.gpus_per_worker, "max_restarts": 0}
         if cfg.resources:
             options["resources"] = dict(cfg.resources)
         self.actor_class = ray.remote(**options)(_Worker)

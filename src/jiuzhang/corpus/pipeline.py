@@ -99,7 +99,7 @@ def build_corpus(cfg: CorpusConfig, root: Path, bench_root: Path, bench_names: t
                  out_dir: Path, cluster: ClusterConfig | None = None) -> dict[str, Any]:
     """Build the snippet corpus into ``out_dir``; return the metrics dict."""
     check_sources_exist(cfg.sources, root)
-    local = [root / s.path for s in cfg.sources if s.format == "jsonl"]
+    local = [root / s.path for s in cfg.sources if s.format == "jsonl" and s.path is not None]
     inputs = {"corpus": cfg.model_dump(mode="json"), "benchmarks": [str(bench_root), list(bench_names)],
               "files": file_facts(local)}
     phases = phases_for("corpus", inputs, cfg.tasks, cluster)

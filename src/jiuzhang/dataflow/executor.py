@@ -53,12 +53,12 @@ def _quiet_dedup_bars() -> None:
     import functools
     import importlib
 
-    from tqdm import tqdm
-
+    tqdm: Any = importlib.import_module("tqdm").tqdm
+    quiet = functools.partial(tqdm, disable=True)
     for name in ("datatrove.pipeline.dedup.exact_dedup", "datatrove.pipeline.dedup.minhash"):
         module = importlib.import_module(name)
         if getattr(module, "tqdm", None) is tqdm:
-            module.tqdm = functools.partial(tqdm, disable=True)
+            setattr(module, "tqdm", quiet)
 
 
 class _QuietRanks:

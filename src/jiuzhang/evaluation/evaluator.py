@@ -8,6 +8,7 @@ the extracted answer, the gold answer and the verdict.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,8 @@ def _generate(requests: dict[str, list[Request]], engine, cfg: EvalConfig, limit
     for setting, reqs in requests.items():
         for k, start in enumerate(range(0, len(reqs), cfg.shard_size)):
             shard = reqs[start:start + cfg.shard_size]
-            saved = stores[setting].load(setting, k) if stores[setting] is not None else None
+            store = stores[setting]
+            saved = store.load(setting, k) if store is not None else None
             if saved is not None:
                 done[(setting, k)] = saved
                 reused[0] += 1
@@ -142,14 +144,15 @@ def _generate(requests: dict[str, list[Request]], engine, cfg: EvalConfig, limit
 
     def commit(unit: Unit, answers: dict[str, Any]) -> None:
         setting, k = keys[unit.index]
-        if stores[setting] is not None:
-            stores[setting].save(setting, k, answers)
+        store = stores[setting]
+        if store is not None:
+            store.save(setting, k, answers)
         done[(setting, k)] = answers
 
     factory = getattr(engine, "generator_factory", None)
     if cluster is None or factory is None:  # an endpoint (or a caller without a cluster): this process answers
         cluster = ClusterConfig(executor="inline", max_retries=0)
-    build = factory if cluster.executor == "ray" else (lambda: engine)
+    build: Callable[[], Any] = factory if cluster.executor == "ray" and factory is not None else (lambda: engine)
     total = sum(len(r) for r in requests.values())
     with Progress(name, total, "item", initial=reused[1]) as bar:
         if reused[0]:

@@ -43,7 +43,7 @@ def raw_shards(raw_dir: Path) -> list[Path]:
     if not shards:
         raise InputDataError(f"{raw_dir}: no synthesized shards; run the synthesize stage first (dvc repro synthesize)")
     unfinished = [s.name for s in shards if not s.with_name(s.name.replace(".parquet", ".done.json")).is_file()]
-    if unfinished or list(raw_dir.glob("*.partial.jsonl")):
+    if unfinished or any(raw_dir.glob("*.partial.jsonl")):
         raise InputDataError(f"{raw_dir}: synthesize has not finished ({', '.join(unfinished) or 'partial shards'}); "
                              f"rerun it (dvc repro synthesize) - it resumes where it stopped")
     return shards

@@ -318,16 +318,18 @@ class VllmEngine:
         import json
         import selectors
 
-        self.proc.stdin.write(json.dumps(message) + "\n")
-        self.proc.stdin.flush()
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None and stdout is not None  # Popen with PIPE for both
+        stdin.write(json.dumps(message) + "\n")
+        stdin.flush()
         if timeout_s is not None:
             with selectors.DefaultSelector() as sel:
-                sel.register(self.proc.stdout, selectors.EVENT_READ)
+                sel.register(stdout, selectors.EVENT_READ)
                 if not sel.select(timeout_s):
                     self.close()
                     raise RuntimeError(f"vLLM worker did not {what} within {timeout_s:g} s "
                                        f"({self.section}.vllm.start_timeout_s)")
-        line = self.proc.stdout.readline()
+        line = stdout.readline()
         if not line:
             code = self.proc.wait()
             raise RuntimeError(f"vLLM worker exited (code {code}) while trying to {what}; its log is above")
@@ -365,7 +367,8 @@ class VllmEngine:
         """End the worker (end of input), and kill it if it does not leave within 60 s."""
         if self.proc.poll() is None and sys.meta_path is not None:  # not at interpreter shutdown
             try:
-                self.proc.stdin.close()
+                if self.proc.stdin is not None:
+                    self.proc.stdin.close()
                 self.proc.wait(timeout=60)
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()

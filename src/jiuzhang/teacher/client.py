@@ -22,7 +22,7 @@ import openai
 try:  # the HTTP library this openai release is built on (httpx2 from openai 3, httpx before)
     import httpx2 as _http
 except ImportError:  # pragma: no cover - older openai
-    import httpx as _http
+    import httpx as _http  # type: ignore[no-redef]
 
 from jiuzhang.teacher.budget import Budget
 from jiuzhang.teacher.journal import Journal, request_key

@@ -79,7 +79,7 @@ class TokenStore:
 
     def _rows(self, name: str, idx: list[int]) -> np.ndarray:
         """The rows ``idx`` in their order, with one open and read pass per shard they fall in."""
-        shard: np.ndarray = np.searchsorted(self._starts, idx, side="right") - 1
+        shard = np.asarray(np.searchsorted(self._starts, idx, side="right")) - 1
         out: list[np.ndarray | None] = [None] * len(idx)
         for s in dict.fromkeys(int(k) for k in shard):
             where = [j for j, k in enumerate(shard) if k == s]
