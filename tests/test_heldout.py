@@ -139,14 +139,15 @@ def test_chat_template_needs_a_model_that_has_one(tiny):
 
     from jiuzhang.common.io import InputDataError
     from jiuzhang.config.loader import validate_params
-    from jiuzhang.synthesis.engine import EngineSettings, HFEngine
+    from jiuzhang.evaluation.suite import eval_engine_settings
+    from jiuzhang.synthesis.engine import HFEngine
 
     from conftest import tiny_params
 
     folder, _, _ = tiny
     p = validate_params(tiny_params({"x": "unused.jsonl"}), "test")
     with pytest.raises(InputDataError, match="eval.chat_template: true, but .* has no chat template"):
-        HFEngine(folder, replace(EngineSettings.of_eval(p.eval, p.synthesize), chat_template=True))
+        HFEngine(folder, replace(eval_engine_settings(p.eval, p.synthesize), chat_template=True))
 
 
 def test_the_report_names_what_each_loss_scores():

@@ -11,12 +11,15 @@ from typing import Any
 import click
 
 from jiuzhang.common.io import atomic_write_text, write_json
+from jiuzhang.config.evaluation import EvalConfig
 from jiuzhang.config.root import Params
+from jiuzhang.config.synthesis import SynthesizeConfig
 from jiuzhang.errors import UserError
 from jiuzhang.evaluation.eval_model import EvalModel
 from jiuzhang.evaluation.evaluator import evaluate
 from jiuzhang.evaluation.heldout import is_loss, loss_keys
 from jiuzhang.evaluation.tasks import TASKS, load_rows
+from jiuzhang.synthesis.engine import EngineSettings, VllmSettings
 
 TOOL_DEFAULT = {"gsm8k", "math500", "math", "svamp", "asdiv", "mawps", "tabmwp", "gsm_hard"}
 
@@ -30,6 +33,15 @@ def settings_for(params: Params, name: str, endpoint: bool = False) -> tuple[str
     return tuple(s for s in settings if not (endpoint and s == "loss"))
 
 
+def eval_engine_settings(ev: EvalConfig, synth: SynthesizeConfig) -> EngineSettings:
+    """The eval stages' engine: eval's engine, precision, device, batch and vLLM settings; greedy (seed 0); a
+    prompt too long for the context is cut at its start (truncate), never skipped; the context rules
+    (fill_context, min_new_tokens) as synthesis."""
+    return EngineSettings("eval", ev.engine, 0, ev.dtype, ev.device, ev.threads, ev.batch_size, "truncate",
+                          synth.fill_context, synth.min_new_tokens, cpu_autocast=ev.dtype == "bf16",
+                          chat_template=ev.chat_template, vllm=VllmSettings.of(ev.vllm))
+
+
 def build_eval_engine(params: Params, model: str, revision: str | None, endpoint: str | None,
                       api_key: str | None) -> EvalModel:
     """The model under evaluation: generation on ``eval.engine`` (or an endpoint), likelihoods on HF."""
@@ -37,9 +49,9 @@ def build_eval_engine(params: Params, model: str, revision: str | None, endpoint
         from jiuzhang.evaluation.endpoint import EndpointEngine
 
         return EvalModel("endpoint", lambda: EndpointEngine(endpoint, model, api_key))
-    from jiuzhang.synthesis.engine import EngineSettings, HFEngine, VllmEngine
+    from jiuzhang.synthesis.engine import HFEngine, VllmEngine
 
-    settings = EngineSettings.of_eval(params.eval, params.synthesize)
+    settings = eval_engine_settings(params.eval, params.synthesize)
     hf: list[HFEngine] = []
 
     def hf_engine() -> HFEngine:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from jiuzhang.common.io import InputDataError
 from jiuzhang.config.training import ModelSource
+
+if TYPE_CHECKING:
+    import torch
 
 
 def follow_pointer(source: ModelSource) -> ModelSource:
@@ -35,6 +36,7 @@ def load_model(source: ModelSource, dtype: str, attn_implementation: str | None 
     """The causal LM and its tokenizer, weights in ``dtype`` ("fp32" or "bf16"); a folder that does not load
     is a clear error. ``attn_implementation`` ('eager', 'sdpa', 'flash_attention_2'; None = transformers'
     default). A tokenizer without a pad token pads with its end-of-sequence token."""
+    import torch  # here, not at the top: importing this module (the engines do) stays cheap
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = follow_pointer(source)
@@ -65,6 +67,8 @@ def pick_device(device: str, local_rank: int, setting: str) -> torch.device:
     """The torch device of this rank for a ``device`` setting ("auto", "cpu", "cuda"): "auto" is the rank's
     GPU (cuda:LOCAL_RANK modulo the visible GPUs) when there is one, else the CPU; "cuda" with no GPU visible
     is an error naming ``setting`` (the params key) before any model loads."""
+    import torch
+
     if device == "cuda" and not torch.cuda.is_available():
         raise InputDataError(f"{setting} is 'cuda' but no GPU is visible; set it to 'auto' or 'cpu'")
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):

@@ -8,7 +8,7 @@
 Both tokenize the prompt the way the synthesizer was trained on it (``<bos> prompt``, no chat template)
 and handle a prompt that does not fit the context the same way (``on_overlong``). They take plain values
 (:class:`EngineSettings`), built from the params at the edge: :meth:`EngineSettings.of_synthesize` for the
-synthesis stages, :meth:`EngineSettings.of_eval` for the eval stages.
+synthesis stages, :func:`jiuzhang.evaluation.suite.eval_engine_settings` for the eval stages.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Protocol
 
 from jiuzhang.common.io import InputDataError
-from jiuzhang.config.evaluation import EvalConfig
 from jiuzhang.config.synthesis import SynthesizeConfig, VllmConfig
 from jiuzhang.models.loading import load_model, pick_device, source_of
 from jiuzhang.synthesis.requests import Request, batches
@@ -74,15 +73,6 @@ class EngineSettings:
         """The synthesis stages' engine (``synthesize`` section)."""
         return cls("synthesize", cfg.engine, cfg.seed, cfg.dtype, cfg.device, cfg.threads, cfg.batch_size,
                    cfg.on_overlong, cfg.fill_context, cfg.min_new_tokens, vllm=VllmSettings.of(cfg.vllm))
-
-    @classmethod
-    def of_eval(cls, ev: EvalConfig, synth: SynthesizeConfig) -> EngineSettings:
-        """The eval stages' engine: eval's engine, precision, device, batch and vLLM settings; greedy (seed 0);
-        a prompt too long for the context is cut at its start (truncate), never skipped; the context rules
-        (fill_context, min_new_tokens) as synthesis."""
-        return cls("eval", ev.engine, 0, ev.dtype, ev.device, ev.threads, ev.batch_size, "truncate",
-                   synth.fill_context, synth.min_new_tokens, cpu_autocast=ev.dtype == "bf16",
-                   chat_template=ev.chat_template, vllm=VllmSettings.of(ev.vllm))
 
 
 @dataclass(frozen=True)
