@@ -27,7 +27,7 @@ from jiuzhang.dataflow.decontamination import decont_filter, write_index
 from jiuzhang.dataflow.dedup import DedupSettings, DropLog, run_dedup
 from jiuzhang.dataflow.executor import file_facts, phases_for
 from jiuzhang.dataflow.shards import handoff_writer, read_tables, table_writer
-from jiuzhang.synthesis.filtering import REASONS, RecordChecks, Runner, ToolExecution, sandbox_runner
+from jiuzhang.synthesis.filtering import REASONS, RecordChecks, RecordRules, Runner, ToolExecution, sandbox_runner
 from jiuzhang.synthesis.records import to_record
 
 RECORD_SCHEMA = pa.schema([("id", pa.string()), ("kind", pa.string()), ("level", pa.string()),
@@ -94,13 +94,14 @@ def clean(params: Params, raw_dir: Path, out_dir: Path, runner: Runner | None = 
     work = phases.work
     drops = DropLog(work / "drops", "kind")
     started = time.perf_counter()
-    steps: list[Any] = [RawRecords(shards), RecordChecks(cfg, exclusion_writer=drops.writer("checks"))]
+    steps: list[Any] = [RawRecords(shards), RecordChecks(RecordRules.of(cfg), exclusion_writer=drops.writer("checks"))]
     if cfg.decontaminate:
         n = params.corpus.decontamination.ngram
         write_index(work / "ngrams", params.benchmarks.root, params.benchmarks.decontaminate, n)
         steps.append(decont_filter(work / "ngrams", n, drops.writer("benchmark_overlap")))
     if cfg.tool_output != "keep":  # the paper: outputs stay as the model wrote them, nothing runs
-        steps.append(ToolExecution(cfg, runner or sandbox_runner(cfg), exclusion_writer=drops.writer("execution")))
+        steps.append(ToolExecution(runner or sandbox_runner(cfg.exec_timeout_s, cfg.exec_memory_mb), cfg.exec_workers,
+                                   cfg.tool_output, exclusion_writer=drops.writer("execution")))
     d = params.corpus.dedup
     settings = DedupSettings(cfg.exact_dedup, cfg.near_dedup, d.threshold, d.num_perm, d.shingle_words, d.seed)
     staged = work / "out"

@@ -30,10 +30,24 @@ REASONS = ("overlong_prompt", "truncated", "empty", "refusal", "missing_problem"
 Runner = Callable[[str], Execution]
 
 
-def sandbox_runner(cfg: FilterConfig) -> Runner:
-    """A function that runs a program in the sandbox under the filter's time and memory limits."""
-    limits = Limits.for_timeout(cfg.exec_timeout_s, cfg.exec_memory_mb)
+def sandbox_runner(timeout_s: float, memory_mb: int) -> Runner:
+    """A function that runs a program in the sandbox under these time and memory limits."""
+    limits = Limits.for_timeout(timeout_s, memory_mb)
     return lambda code: run_python(code, limits)
+
+
+@dataclass(frozen=True)
+class RecordRules:
+    """What :func:`verdict` checks, as plain values (the filter section's fields of the same names)."""
+    drop_truncated: bool = True
+    min_problem_chars: int = 20
+    parse_drops: bool = True
+    require_answer: bool = True
+
+    @classmethod
+    def of(cls, cfg: FilterConfig) -> RecordRules:
+        """From the ``filter`` section."""
+        return cls(cfg.drop_truncated, cfg.min_problem_chars, cfg.parse_drops, cfg.require_answer)
 
 
 @dataclass(frozen=True)
@@ -45,7 +59,7 @@ class Verdict:
     raw: bool = False        # kept as the model wrote it (filter.parse_drops off): no problem/solution split
 
 
-def verdict(text: str, finish_reason: str, kind: str, cfg: FilterConfig) -> Verdict:
+def verdict(text: str, finish_reason: str, kind: str, cfg: RecordRules) -> Verdict:
     """The checks that need nothing but the generation itself."""
     if finish_reason == "overlong":
         return Verdict("overlong_prompt")
@@ -70,14 +84,14 @@ class RecordChecks(BaseFilter):
 
     name = "record checks"
 
-    def __init__(self, cfg: FilterConfig, exclusion_writer: DiskWriter | None = None):
+    def __init__(self, rules: RecordRules, exclusion_writer: DiskWriter | None = None):
         super().__init__(exclusion_writer)
-        self.cfg = cfg
+        self.rules = rules
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         """datatrove's filter entry point: keep a parseable record, else drop it with its reason."""
         md = doc.metadata
-        v = verdict(doc.text, md["finish_reason"], md["kind"], self.cfg)
+        v = verdict(doc.text, md["finish_reason"], md["kind"], self.rules)
         if v.reason:
             return False, v.reason
         md.update(problem=v.problem, solution=v.solution, raw=v.raw)
@@ -92,10 +106,10 @@ class ToolExecution(BaseFilter):
 
     name = "tool execution"
 
-    def __init__(self, cfg: FilterConfig, runner: Runner, exclusion_writer: DiskWriter | None = None,
+    def __init__(self, runner: Runner, workers: int, tool_output: str, exclusion_writer: DiskWriter | None = None,
                  batch_size: int = 256):
         super().__init__(exclusion_writer, batch_size=batch_size)
-        self.cfg, self.runner = cfg, runner
+        self.runner, self.workers, self.tool_output = runner, workers, tool_output
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         """datatrove's filter entry point for one document (see :meth:`filter_batch`)."""
@@ -106,7 +120,7 @@ class ToolExecution(BaseFilter):
         codes = [program(d.metadata["solution"]) if d.metadata["kind"] == "tool" and not d.metadata["raw"] else None
                  for d in batch]
         distinct = list(dict.fromkeys(c for c in codes if c is not None))
-        results = dict(zip(distinct, run_many(distinct, workers=self.cfg.exec_workers, runner=self.runner)))
+        results = dict(zip(distinct, run_many(distinct, workers=self.workers, runner=self.runner)))
         return [True if code is None else self._judge(doc, results[code]) for doc, code in zip(batch, codes)]
 
     def _judge(self, doc: Document, ex: Execution) -> bool | tuple[bool, str]:
@@ -117,7 +131,7 @@ class ToolExecution(BaseFilter):
         if ex.status != "ok":
             md["detail"] = ex.error_line[:200]
             return False, "code_error"
-        if self.cfg.tool_output == "replace":
+        if self.tool_output == "replace":
             md["solution"] = with_output(md["solution"], ex.stdout)
             return True
         stored = stored_output(md["solution"])
