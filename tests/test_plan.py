@@ -213,6 +213,12 @@ def test_settings_that_cannot_fit_the_context_are_refused(tmp_path, monkeypatch)
     assert res.exit_code == 2 and "synthesizer.train.max_length 2,048" not in res.output
     assert "max_model_len 4,096 exceeds the synthesizer's context 2,048" in res.output
 
+    def random_without_less(raw):  # method 'random' needs no less section: the context check must not read it
+        raw["influence"]["method"] = "random"
+        raw["influence"].pop("less", None)
+    res = _check(tmp_path, random_without_less)
+    assert res.exit_code == 0, res.output
+
 
 def test_a_local_model_folder_states_its_own_context(tmp_path):
     from jiuzhang.plan.checks import model_context

@@ -79,19 +79,20 @@ def apply_overrides(data: dict[str, Any], overrides: list[tuple[str, str]]) -> d
         for depth, part in enumerate(parts):
             last = depth == len(parts) - 1
             where = ".".join(parts[:depth + 1])
+            step: str | int = part
             if isinstance(node, list):
                 if not part.isdigit() or int(part) >= len(node):
                     raise ConfigError(f"--set {key}={raw}: {where}: a list of {len(node)} item(s) needs an index "
                                       f"0..{len(node) - 1}")
-                part = int(part)
+                step = int(part)
             elif not isinstance(node, dict):
                 raise ConfigError(f"--set {key}={raw}: {'.'.join(parts[:depth])} is a value, not a section")
             if last:
-                node[part] = value
+                node[step] = value
             else:
-                if isinstance(node, dict) and node.get(part) is None:
-                    node[part] = {}
-                node = node[part]
+                if isinstance(node, dict) and node.get(step) is None:
+                    node[step] = {}
+                node = node[step]
     return data
 
 

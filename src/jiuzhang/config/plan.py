@@ -20,6 +20,9 @@ def _by_kind(nl: float, tool: float) -> dict[Kind, float]:
     return {"nl": nl, "tool": tool}
 
 
+Role = Literal["synthesizer", "base"]  # the two models a plan sizes
+
+
 class AcceleratorConfig(Section):
     """The device training and generation run on."""
 

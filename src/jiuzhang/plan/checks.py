@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from jiuzhang.config.plan import Role
 from jiuzhang.config.root import Params
 from jiuzhang.plan.estimate import Planner
 from jiuzhang.plan.memory import BASE_OUTPUT, memory_blockers
 
 
-def model_context(params: Params, role: str, root: Path) -> tuple[int | None, str]:
+def model_context(params: Params, role: Role, root: Path) -> tuple[int | None, str]:
     """(context length, where it came from) of the 'synthesizer' or 'base' model; (None, why) if unknown.
 
     A stated ``plan.model_context`` wins; the base stage's own output is judged by how this profile
@@ -57,8 +58,10 @@ def blockers(params: Params, root: Path, templates: Path) -> list[str]:
                 out.append(f"synthesize.{kind}: a full {kind} prompt (~{prompts[kind]:,.0f} tokens) + "
                            f"{need_new:,} new tokens exceeds the context {context:,}: every {kind} prompt would be "
                            f"skipped as overlong (synthesize.on_overlong: skip); {fix}")
-        for key, length in (("synthesizer.train.max_length", params.synthesizer.train.max_length),
-                            ("influence.less.max_length", params.influence.less.max_length)):
+        lengths = [("synthesizer.train.max_length", params.synthesizer.train.max_length)]
+        if params.influence.less is not None:  # method 'random' needs no less section
+            lengths.append(("influence.less.max_length", params.influence.less.max_length))
+        for key, length in lengths:
             if length > ctx:
                 out.append(f"{key} {length:,} exceeds the synthesizer's context {ctx:,} ({where}); lower it")
     out += memory_blockers(params, root)
@@ -78,9 +81,9 @@ def undeclared_inputs(params: Params, root: Path) -> list[str]:
     import yaml
 
     stages = yaml.safe_load(dvc.read_text()).get("stages", {})
-    wanted = []
+    wanted: list[tuple[str, str, str]] = []
     tail = params.pretrain.sft_tail
-    if tail is not None and tail.format == "jsonl":
+    if tail is not None and tail.format == "jsonl" and tail.path:
         wanted.append(("pretrain", tail.path, "pretrain.sft_tail.path"))
     if params.pretrain.supplement:
         wanted.append(("pretrain", params.pretrain.supplement, "pretrain.supplement"))

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jiuzhang.common.precision import resolve_dtype
+from jiuzhang.config.plan import Role
 from jiuzhang.config.root import Params
 from jiuzhang.config.training import TrainConfig
 
@@ -90,7 +91,7 @@ def less_feature_bytes(shape: Shape, r: int, batch: int, dim: int, shard: int, w
     return float(gradients + 5 * p + 8 * p + 4 * dim * (shard + batch))
 
 
-def shape_of(params: Params, role: str, root: Path) -> Shape | None:
+def shape_of(params: Params, role: Role, root: Path) -> Shape | None:
     """The model's shape: ``plan.model_shape.<role>``, a local folder's config.json, or base.arch when the
     base stage trains the model here; None when none of those says it."""
     from jiuzhang.config.plan import ModelShapeConfig
@@ -155,8 +156,9 @@ def training_memory(params: Params, root: Path) -> list[Memory]:
     and LESS's LoRA passes on the base model)."""
     cap = params.plan.accelerator.memory_gib * GIB
     out: list[Memory] = []
-    for stage, role, train in (("synthesizer", "synthesizer", params.synthesizer.train),
-                               ("pretrain", "base", params.pretrain.train)):
+    trainings: tuple[tuple[str, Role, TrainConfig], ...] = (("synthesizer", "synthesizer", params.synthesizer.train),
+                                                            ("pretrain", "base", params.pretrain.train))
+    for stage, role, train in trainings:
         shape = shape_of(params, role, root)
         if shape is None:
             continue
