@@ -1,13 +1,13 @@
 """Our grader vs Math-Verify and vs JiuZhang3.0's evaluation code on a project's own prediction files.
 
     python benchmarks/grader_agreement.py [PROJECT ...] [--root ../shared/benchmarks] [--show 5]
-    python benchmarks/grader_agreement.py --fixtures    # the issue-25 classes (tests/test_grading_outputs.py)
+    python benchmarks/grader_agreement.py --fixtures    # the issue-25 classes (tests/evaluation/test_grading_outputs.py)
 
 Reads every ``data/eval*/**/predictions.jsonl`` of each project folder (the benchmark is the folder name:
 ``data/eval/gsm8k``, ``data/eval_base/gsm8k``, ``data/eval_arms/raw-gsm8k``), grades each generated output
 (held-out-loss rows have none) three ways (:mod:`jiuzhang.evaluation.agreement`) and prints one JSON line per
 project and benchmark plus a total, then up to ``--show`` disagreements with the paper's code.
-``--fixtures`` instead grades the hand-written outputs of each class in ``tests/test_grading_outputs.py`` and
+``--fixtures`` instead grades the hand-written outputs of each class in ``tests/evaluation/test_grading_outputs.py`` and
 prints how many verdicts of each grader equal the expected one (ours passes them by construction: they are
 its tests; the point is where the other two part from it).
 """

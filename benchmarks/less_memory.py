@@ -10,7 +10,7 @@ activations every backward pass needs, whatever is done with the gradients. Each
 fresh process; the figure is the growth of the
 process's peak RSS (VmHWM of /proc/self/status) during one call of Adam-direction features + count-sketch projection over
 ``batch`` examples of 128 tokens, after a warm-up call with one example. Both methods give the same
-features (tests/test_less.py checks it).
+features (tests/influence/test_less.py checks it).
 (Not ru_maxrss: it inherits the parent's peak at exec; see jiuzhang.common.memory.)
 """
 

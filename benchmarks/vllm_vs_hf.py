@@ -4,7 +4,7 @@
         [--prompts 32] [--max-new-tokens 256] [--batch-size 16] [--vllm-python .venv-vllm/bin/python]
 
 Both engines decode greedily (temperature 0) from the same token ids, so they do the same work (greedy vLLM
-writes what greedy HF writes: tests/test_vllm_engine.py) and the ratio compares engines, not outputs.
+writes what greedy HF writes: tests/synthesis/test_vllm_engine.py) and the ratio compares engines, not outputs.
 The vLLM side runs in its worker process (``synthesize.vllm.python``) with enforce_eager, unchunked prefill
 and a 2 GiB KV cache, as the mini profile sets it; its start-up (model load) is timed apart from generation.
 Prints one JSON object: records/s and generated tokens/s of each, and vLLM/HF ratios.

@@ -129,3 +129,15 @@ def test_the_type_check_backlog_only_shrinks():
     assert len(backlog) <= 11, f"{len(backlog)} modules skip the type check; fix the new ones instead"
     known = set(import_graph())
     assert [m for m in backlog if m not in known] == [], "a module left the code: take it off the list"
+
+
+def test_tests_mirror_the_source_areas():
+    """A test module sits in ``tests/<area>/`` for the ``src/jiuzhang/<area>/`` it tests; only the
+    project-wide checks (the CLI, dvc.yaml and its DAG, the house itself) sit at the top."""
+    areas = {p.name for p in SRC.joinpath("jiuzhang").iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
+    top = {"test_cli.py", "test_dvc_deps.py", "test_dvc_pipeline.py", "test_dvc_remotes.py", "test_house.py",
+           "test_layout.py"}
+    misplaced = [str(p.relative_to(ROOT)) for p in TESTS.rglob("test_*.py")
+                 if not (p.parent == TESTS and p.name in top) and not (p.parent.parent == TESTS and p.parent.name in areas)]
+    assert misplaced == [], f"test modules outside tests/<area>/: {misplaced}"
+    assert {p.parent.name for p in TESTS.glob("*/test_*.py")} <= areas

@@ -47,7 +47,7 @@ def small_project(dest: Path, **overrides) -> Path:
     params["eval"]["benchmarks"] = {"gsm8k": ["nl", "tool", "loss"], "aqua": ["nl"], "gsm_hard": ["tool"]}
     params["eval"].update(limit=2, max_new_tokens=8, base_benchmarks=["gsm8k"], arm_benchmarks=["gsm8k"])
     # These tests are about DVC (reruns, caching, identical hashes, push/pull), which the executor cannot
-    # change (bytes are the same in-process and on Ray: tests/test_cluster_pool.py); in-process saves the
+    # change (bytes are the same in-process and on Ray: tests/cluster/test_cluster_pool.py); in-process saves the
     # ~10 s a private Ray cluster costs each generation stage of every DAG run here.
     params["cluster"]["executor"] = "inline"
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

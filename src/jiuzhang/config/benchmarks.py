@@ -8,7 +8,7 @@ from jiuzhang.config.base_model import Section
 
 # The benchmarks the registry (jiuzhang.benchmarks.registry) and the evaluator (jiuzhang.evaluation.tasks)
 # know; named here so validating a params file does not import them (every stage validates the whole
-# file, so every stage would otherwise depend on the grader's code). tests/test_config.py keeps the three
+# file, so every stage would otherwise depend on the grader's code). tests/config/test_config.py keeps the three
 # lists equal.
 BENCHMARK_NAMES = ("aqua", "asdiv", "carp_en", "gsm8k", "gsm_hard", "math", "math500", "mawps", "minerva_math",
                    "mmlu_stem", "sat_math", "sat_math_agieval", "svamp", "tabmwp")

@@ -47,7 +47,7 @@ class Reference:
 
     def scoring_mode(self) -> None:
         """transformers recomputes activations only in training mode; the gradient features are the same
-        there because LoRA dropout is 0 and a Llama-style model's attention dropout is 0 (tests/test_less.py)."""
+        there because LoRA dropout is 0 and a Llama-style model's attention dropout is 0 (tests/influence/test_less.py)."""
         self.model.train() if self.less.gradient_checkpointing else self.model.eval()
 
 

@@ -140,7 +140,7 @@ def train_sft(engine, data: Packed | TokenStore, cfg: TrainConfig, world: World,
             # bf16 compute over fp32 master weights (the plain path; DeepSpeed's bf16 weights need none)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 # use_cache=False matters: with a KV cache, transformers ignores the restarting position ids
-                # and examples packed together would attend to each other (tests/test_training.py).
+                # and examples packed together would attend to each other (tests/training/test_training.py).
                 # logits at the scored positions only (jiuzhang.common.scored_logits): prompts cost no LM head
                 logits, targets = scored_logits(model, labels.to(device), input_ids=ids.to(device),
                                                 position_ids=pos.to(device), use_cache=False)

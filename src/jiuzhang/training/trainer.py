@@ -28,7 +28,7 @@ from jiuzhang.training.world import World, init_distributed, select_device
 def weights_dtype(cfg: TrainConfig) -> str:
     """The dtype the weights are trained in. ``dtype: bf16`` without DeepSpeed keeps fp32 weights and AdamW
     state (the master copy) and runs the forward pass under bf16 autocast: AdamW on bf16 weights drops every
-    update below half a bf16 ulp (at lr 1e-5, most weights never move; tests/test_training.py). DeepSpeed's
+    update below half a bf16 ulp (at lr 1e-5, most weights never move; tests/training/test_training.py). DeepSpeed's
     bf16 mode keeps its own fp32 master copy, so it starts from bf16 weights."""
     return "bf16" if cfg.dtype == "bf16" and cfg.deepspeed.enabled else "fp32"
 

@@ -21,7 +21,7 @@ from jiuzhang.synthesis.requests import plan_requests
 from conftest import make_tiny_model
 from helpers.synthesis import INLINE, params, pool, shard_bytes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 
 pytestmark = pytest.mark.slow

@@ -1,5 +1,5 @@
 """The synthesize path: per-prompt seeded sampling, fixed shards, resume, bad input (in-process executor;
-tests/test_cluster_pool.py runs the same job on a Ray cluster of 1 and 2 nodes)."""
+tests/cluster/test_cluster_pool.py runs the same job on a Ray cluster of 1 and 2 nodes)."""
 
 from __future__ import annotations
 

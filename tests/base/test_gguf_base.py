@@ -10,7 +10,7 @@ import yaml
 from jiuzhang.common.io import InputDataError
 from jiuzhang.config.base import GgufModelConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MINI = yaml.safe_load((ROOT / "configs" / "mini.yaml").read_text())["base"]["gguf"]
 
 

@@ -18,7 +18,7 @@ from jiuzhang.config.cluster import ClusterConfig  # noqa: E402
 from conftest import make_tiny_model, two_node_ray_cluster  # noqa: E402
 from helpers.torchrun import torchrun_workers  # noqa: E402
 
-WORKER = Path(__file__).parent / "ds_worker.py"
+WORKER = Path(__file__).resolve().parents[1] / "ds_worker.py"
 GANG = ClusterConfig(training_cpus_per_node=1, schedule_timeout_s=60)
 
 
