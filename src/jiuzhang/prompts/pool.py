@@ -47,6 +47,7 @@ def prompt_rows(cfg: PromptsConfig, templates: dict[str, Template], snippets: It
         for level in assign_levels(cfg, s["id"], s["all_levels"], s["source"]):
             example = None
             if templates[level].wants_example:  # one worked example per prompt, a pure function of the snippet id
+                assert examples is not None  # build_prompts loads them whenever a template wants one
                 example = examples[int(keyed_uniform(cfg.seed, "example", s["id"]) * len(examples))]
             yield {"id": f"{s['id']}@{level}", "snippet_id": s["id"], "source": s["source"], "level": level,
                    "prompt": templates[level].fill(s["text"], example)}
@@ -55,7 +56,7 @@ def prompt_rows(cfg: PromptsConfig, templates: dict[str, Template], snippets: It
 def build_prompts(cfg: PromptsConfig, corpus_dir: Path, templates_dir: Path, out_dir: Path) -> dict[str, Any]:
     """Build the prompt pool from the corpus into ``out_dir``; returns the stage's results."""
     names = tuple(cfg.levels) + ((TOOL,) if cfg.tool_share > 0 or cfg.tool_sources else ())
-    templates = (load_paper_templates(cfg.paper_dir, names) if cfg.texts == "paper"
+    templates = (load_paper_templates(cfg.paper_dir or "", names) if cfg.texts == "paper"  # set: validated
                  else load_templates(templates_dir, names))
     examples = (load_examples(Path(templates_dir) / cfg.tool_examples)
                 if any(t.wants_example for t in templates.values()) else None)

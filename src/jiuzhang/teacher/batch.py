@@ -167,7 +167,9 @@ class BatchTeacher:
         max_queued_tokens each, so that several run at once within the limit; each with its token estimate
         (counted once here, not at every poll while it waits)."""
         cap = None if self.cfg.max_queued_tokens is None else max(1, self.cfg.max_queued_tokens // 4)
-        chunks, current, tokens = [], [], 0
+        chunks: list[tuple[list[str], int]] = []
+        current: list[str] = []
+        tokens = 0
         for k in keys:
             t = self._tokens(requests[k])
             if current and (len(current) == self.cfg.max_requests_per_batch or (cap is not None and tokens + t > cap)):
@@ -202,8 +204,10 @@ class BatchTeacher:
                     sub = self._submit(keys, requests)
                     in_flight.append(sub)
                     queued[sub.submission] = need
-                ended, running = [], []
+                ended: list[tuple[Submission, Any]] = []
+                running: list[tuple[Submission, Any]] = []
                 for sub in in_flight:
+                    assert sub.batch_id is not None  # in flight: its batch was created
                     batch = self.client.batches.retrieve(sub.batch_id)
                     (ended if batch.status in TERMINAL else running).append((sub, batch))
                 for sub, batch in ended:
@@ -220,7 +224,7 @@ class BatchTeacher:
                     continue
                 waited = time.monotonic() - started
                 if self.cfg.max_wait_s is not None and waited >= self.cfg.max_wait_s:
-                    ids = ", ".join(s.batch_id for s in in_flight)
+                    ids = ", ".join(str(s.batch_id) for s in in_flight)
                     raise BatchWaitExceeded(
                         f"batch(es) {ids} still running after {waited:.0f} s (teacher.batch.max_wait_s); they stay "
                         f"recorded in the journal: rerun the stage to re-attach to them (nothing is resubmitted "
@@ -244,6 +248,7 @@ class BatchTeacher:
         return replace(sub, input_file_id=f.id)
 
     def _create(self, sub: Submission) -> Submission:
+        assert sub.input_file_id is not None  # uploaded first (_upload)
         batch = self.client.batches.create(input_file_id=sub.input_file_id, endpoint="/v1/chat/completions",
                                            completion_window=self.cfg.completion_window,
                                            metadata={METADATA_KEY: sub.submission})

@@ -100,7 +100,7 @@ def train_sft(engine, data: Packed | TokenStore, cfg: TrainConfig, world: World,
         random.seed(cfg.seed_dropout)
     model = engine.module()
     model.train()
-    extra = {"losses": [], "tokens": 0, "target_tokens": 0} if loaded is None else loaded[1]
+    extra: dict[str, Any] = {"losses": [], "tokens": 0, "target_tokens": 0} if loaded is None else loaded[1]
     losses: list[tuple[int, float, float]] = [tuple(x) for x in extra["losses"]]
     tokens, target_tokens = extra["tokens"], extra["target_tokens"]
     t0 = time.perf_counter()
