@@ -87,7 +87,8 @@ def measure_rows(benchmark: str, settings: list[str], dirs: dict[str, Path]) -> 
         if not items:
             continue
         loss = is_loss(s)
-        values = {a: [item_value(per_arm[a][i], s) for i in items] for a in per_arm}
+        # every value is set on these items (the filter above): the comprehension only tells the type checker
+        values = {a: [v for v in (item_value(per_arm[a][i], s) for i in items) if v is not None] for a in per_arm}
         arms = {a: _summary(v, loss) for a, v in values.items()}
         row: dict[str, Any] = {"benchmark": benchmark, "setting": s, "items": len(items), "arms": arms,
                                "vs_base": {}, "vs_raw": {}}
