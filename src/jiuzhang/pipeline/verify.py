@@ -86,8 +86,9 @@ def reference_tree(project: Path, path: str, md5: str, revision: str | None, scr
     ``revision`` (outputs with ``cache: false``); None when neither has it."""
     manifest = _cache_file(project, md5)
     if manifest is not None and md5.endswith(".dir"):
-        files = {e["relpath"]: _cache_file(project, e["md5"]) for e in json.loads(manifest.read_text())}
-        return None if None in files.values() else files
+        found = {e["relpath"]: _cache_file(project, e["md5"]) for e in json.loads(manifest.read_text())}
+        files = {k: f for k, f in found.items() if f is not None}
+        return files if len(files) == len(found) else None
     if manifest is not None:
         return {"": manifest}
     if revision is not None:
@@ -145,14 +146,14 @@ def verify(a: Path, b: Path | None = None, reference_lock: Path | str | None = N
                 where = [n for (n, _), h in zip(sides, hashes) if h is None]
                 verdicts.append(Verdict(path, "MISSING", f"not in the dvc.lock of {', '.join(where)}"))
             elif len(set(hashes)) == 1:
-                verdicts.append(Verdict(path, "identical", hashes[0]))
+                verdicts.append(Verdict(path, "identical", str(hashes[0])))
             elif path.endswith(".sqlite") and b is not None and (a / path).is_file() and (b / path).is_file():
                 detail = " vs ".join(str(h) for h in hashes)
                 verdicts.append(Verdict(path, "DIFFERENT", f"{detail} ({explain_journal(a / path, b / path)})"))
             elif tolerance is None:
                 verdicts.append(Verdict(path, "DIFFERENT", " vs ".join(str(h) for h in hashes)))
             else:
-                verdicts.append(_by_numbers(path, a, b, ref, hashes, tolerance, Path(scratch)))
+                verdicts.append(_by_numbers(path, a, b, ref, [str(h) for h in hashes], tolerance, Path(scratch)))
     return verdicts
 
 
@@ -170,6 +171,7 @@ def _by_numbers(path: str, a: Path, b: Path | None, ref: Reference | None, hashe
                        f"not here to compare (dvc pull / dvc checkout it)")
     parts, close = [], True
     for name, tree in others:
+        assert tree is not None  # a side without its content returned above
         dist = compare_trees(mine, tree, tol)
         close = close and dist.close()
         parts.append(f"vs {name}: {dist.summary()}")
