@@ -17,9 +17,10 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from jiuzhang.common.precision import resolve_dtype
+from jiuzhang.config.plan import Role
 from jiuzhang.config.root import Params
 from jiuzhang.config.training import TrainConfig
 from jiuzhang.errors import UserError
@@ -100,7 +101,7 @@ class Planner:
         """``p`` as given when absolute, else relative to the project root."""
         return Path(p) if Path(p).is_absolute() else self.root / p
 
-    def n_params(self, role: str) -> float:
+    def n_params(self, role: Role) -> float:
         """The parameter count of the 'synthesizer' or 'base' model: stated in plan.model_params, else counted."""
         stated = self.p.plan.model_params.get(role)
         if stated:
@@ -178,7 +179,7 @@ class Planner:
         return plan
 
     # ---- stages ----
-    def training(self, stage: str, role: str, train: TrainConfig, examples: float, tokens_per_example: float,
+    def training(self, stage: str, role: Role, train: TrainConfig, examples: float, tokens_per_example: float,
                  what: str) -> StagePlan:
         """The plan of one training stage: examples x tokens per example (capped at max_length) x epochs."""
         launch = Launch.of(train)
@@ -201,7 +202,7 @@ class Planner:
         completion = n * self.p.teacher.budget.expected_output_tokens
         usd = self.prices.cost(round(prompt), completion)
         t = self.p.teacher
-        other_mode = "batch" if t.mode == "online" else "online"
+        other_mode: Literal["online", "batch"] = "batch" if t.mode == "online" else "online"
         other_usd = Prices.of(t.active_prices(other_mode)).cost(round(prompt), completion)
         how = (f"{t.concurrency} requests at a time" if t.mode == "online"
                else f"Batch API, <= {t.batch.max_requests_per_batch:,} requests per batch")
@@ -250,8 +251,8 @@ class Planner:
         gen.work += (f"; LoRA r={less.r} warm-up on {less.warmup_fraction:.0%} x {less.epochs} epochs = {warm / 1e6:,.1f}M "
                      f"tokens; gradients of {inf.pool_size:,} candidates + {target_tokens / 1e6:,.2f}M target tokens at "
                      f"{less.epochs} checkpoints = {grads / 1e6:,.1f}M tokens; top {self.p.kd.boost.n:,} kept")
-        gen.wall_hours += hours
-        gen.device_hours += hours * launch.processes
+        gen.wall_hours = (gen.wall_hours or 0.0) + hours  # the generation's own hours (timed) plus LESS's
+        gen.device_hours = (gen.device_hours or 0.0) + hours * launch.processes
         gen.usd = gen.device_hours * self.acc.hour_usd
         gen.basis += f"; LoRA passes: {rate.source}"
         gen.amounts.update(lora_tokens=warm + grads)
@@ -312,7 +313,7 @@ class Planner:
             by_kind = json.loads(f.read_text()).get("by_kind", {}) if f.is_file() else {}
             if all(by_kind.get(k, {}).get("input") for k in ("nl", "tool")):
                 return {k: by_kind[k]["kept"] / by_kind[k]["input"] for k in ("nl", "tool")}, f"measured: {f}"
-        return dict(self.p.plan.keep_rates), "stated: plan.keep_rates"
+        return {str(k): v for k, v in self.p.plan.keep_rates.items()}, "stated: plan.keep_rates"
 
     def filtering(self, generations: int) -> StagePlan:
         """The filter: tool programs run in the sandbox and records deduplicated, for ``generations`` records."""
@@ -335,7 +336,7 @@ class Planner:
     def pretraining(self, kept: dict[str, float]) -> tuple[StagePlan, list[str]]:
         """The pretrain stage from the kept volume (x plan.tokens_per_record); a stated planned_tokens that
         disagrees with it by more than 10% is flagged."""
-        pt, warnings = self.p.pretrain, []
+        pt, warnings = self.p.pretrain, list[str]()
         per = self.p.plan.tokens_per_record
         derived = kept["nl"] * per["nl"] + kept["tool"] * per["tool"]
         if pt.supplement and pt.max_records:
