@@ -53,7 +53,7 @@ class DocumentReader:
     def location(self) -> str:
         """Where the source is read from: a file path, or ``hf://dataset@revision``."""
         s = self.source
-        return str(self.root / s.path) if s.format == "jsonl" else f"hf://{s.dataset}@{s.revision}"
+        return str(self.root / (s.path or "")) if s.format == "jsonl" else f"hf://{s.dataset}@{s.revision}"
 
     def __iter__(self) -> Iterator[Document]:
         rows = self._jsonl_rows() if self.source.format == "jsonl" else self._hf_rows()
@@ -75,13 +75,14 @@ class DocumentReader:
                                  f"to skip such records and count them in results/corpus.json")
         self.bad[reason] += 1
 
-    def _jsonl_rows(self) -> Iterator[tuple[str, dict[str, Any] | None]]:
-        path = self.root / self.source.path
+    def _jsonl_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        path = self.root / (self.source.path or "")  # set for a jsonl source (validated)
         for line in iter_jsonl(path):
             where = f"{path}:{line.lineno}"
             if line.record is None:
-                reason = "invalid_utf8" if line.error.startswith("invalid UTF-8") else "malformed_json"
-                self._bad(where, reason, line.error)
+                error = line.error or "unreadable record"
+                reason = "invalid_utf8" if error.startswith("invalid UTF-8") else "malformed_json"
+                self._bad(where, reason, error)
                 continue
             yield where, line.record | {"__row__": line.lineno}
 
@@ -103,8 +104,8 @@ class DocumentReader:
         if s.text_fields is None:
             text = record.get(s.text_field)
             return text if isinstance(text, str) and text.strip() else None
-        parts = [record.get(f) for f in s.text_fields]
-        if not all(isinstance(p, str) and p.strip() for p in parts):
+        parts = [p for p in (record.get(f) for f in s.text_fields) if isinstance(p, str) and p.strip()]
+        if len(parts) < len(s.text_fields):
             return None
         return "\n\n".join(p.strip()[:s.field_max_chars] for p in parts)
 
@@ -134,8 +135,8 @@ class DocumentReader:
 
 def check_sources_exist(sources: tuple[SourceConfig, ...], root: Path) -> None:
     """Fail before any work when a local source file is missing."""
-    missing = [f"  corpus.sources[{i}] '{s.name}': {root / s.path}" for i, s in enumerate(sources)
-               if s.format == "jsonl" and not (root / s.path).is_file()]
+    missing = [f"  corpus.sources[{i}] '{s.name}': {root / (s.path or '')}" for i, s in enumerate(sources)
+               if s.format == "jsonl" and not (root / (s.path or "")).is_file()]
     if missing:
         raise InputDataError("source file(s) not found:\n" + "\n".join(missing) +
                              "\nfix corpus.sources[].path (relative to the project root) in the params file")
