@@ -22,11 +22,17 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 Answer = Callable[[dict[str, Any], dict[str, str]], Any]
 
+
+
+def _payload(part: Any) -> bytes:
+    """A multipart field's decoded bytes (empty when it has none)."""
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
 
 class BatchService:
     """Files and batches held in memory. ``expire_after``: each of the first ``expiring_batches`` batches
@@ -62,15 +68,15 @@ class BatchService:
         fields = {part.get_param("name", header="content-disposition"): part for part in msg.iter_parts()}
         if "file" not in fields or "purpose" not in fields:
             return 400, {"error": {"message": "multipart fields 'file' and 'purpose' are required"}}
-        content = fields["file"].get_payload(decode=True) or b""
-        purpose = (fields["purpose"].get_payload(decode=True) or b"").decode()
+        content = _payload(fields["file"])
+        purpose = _payload(fields["purpose"]).decode()
         obj = self._file(content, purpose, fields["file"].get_filename() or "upload.jsonl")
         self._event("upload", obj)
         return 200, {k: v for k, v in obj.items() if k != "content"}
 
     def _file(self, content: bytes, purpose: str, name: str) -> dict[str, Any]:
         with self.lock:
-            obj = {"id": self._id("file"), "object": "file", "bytes": len(content), "created_at": int(time.time()),
+            obj: dict[str, Any] = {"id": self._id("file"), "object": "file", "bytes": len(content), "created_at": int(time.time()),
                    "filename": name, "purpose": purpose, "status": "processed", "content": content}
             self.files[obj["id"]] = obj
         return obj
@@ -146,9 +152,10 @@ class BatchService:
         return 200, {"object": "list", "data": [self._public(b) for b in page], "has_more": len(ordered) > limit,
                      "first_id": page[0]["id"] if page else None, "last_id": page[-1]["id"] if page else None}
 
-    def _work(self, batch: dict[str, Any], lines: list[dict], limit: int | None) -> None:
+    def _work(self, batch: dict[str, Any], lines: Sequence[dict], limit: int | None) -> None:
         batch["status"] = "in_progress"
-        out, err = [], []
+        out: list[dict[str, Any]] = []
+        err: list[dict[str, Any]] = []
         for n, line in enumerate(lines):
             cid = line.get("custom_id")
             if batch.get("_cancel"):
