@@ -120,13 +120,13 @@ def test_no_test_module_imports_another():
 
 
 def test_the_type_check_backlog_only_shrinks():
-    """pyproject.toml lists the modules mypy does not yet hold to account (3 now, of 141);
+    """pyproject.toml lists the modules mypy does not yet hold to account (2 now, of 141);
     each must exist, and none may be added: new code is type-checked."""
     import tomllib
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
     backlog = [m for o in config["overrides"] if o.get("ignore_errors") for m in o["module"]]
-    assert len(backlog) <= 3, f"{len(backlog)} modules skip the type check; fix the new ones instead"
+    assert len(backlog) <= 2, f"{len(backlog)} modules skip the type check; fix the new ones instead"
     known = set(import_graph())
     assert [m for m in backlog if m not in known] == [], "a module left the code: take it off the list"
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from jiuzhang.common.io import InputDataError, reset_dir
 from jiuzhang.common.seeding import keyed_uniform
 from jiuzhang.config.cluster import ClusterConfig
-from jiuzhang.config.influence import InfluenceConfig
+from jiuzhang.config.influence import InfluenceConfig, LessConfig
 from jiuzhang.config.kd import KdConfig
 from jiuzhang.config.root import Params
 from jiuzhang.kd.items import SELECTION_SCHEMA, initial_items
@@ -63,14 +63,14 @@ def _candidate_example(row_id: str, text: str):
     return Example(row_id, "", text)
 
 
-def _targets(cfg: InfluenceConfig, tokenizer) -> dict[str, list]:
+def _targets(less: LessConfig, tokenizer) -> dict[str, list]:
     from jiuzhang.common.io import iter_jsonl
     from jiuzhang.influence.less import tokenize_all
     from jiuzhang.training.packing import Example
 
     out = {}
-    for task, t in cfg.less.targets.items():
-        examples = []
+    for task, t in less.targets.items():
+        examples: list[Example] = []
         path = Path(t.path)
         if not path.is_file():
             raise InputDataError(f"influence.less.targets.{task}.path: {path} not found")
@@ -84,10 +84,10 @@ def _targets(cfg: InfluenceConfig, tokenizer) -> dict[str, list]:
             examples.append(Example(f"{task}/{len(examples)}", f"## Question\n{q}\n\n## Solution\n", a))
             if len(examples) >= t.n:
                 break
-        tokenized = tokenize_all(examples, tokenizer, cfg.less.max_length)
+        tokenized = tokenize_all(examples, tokenizer, less.max_length)
         if not tokenized:  # LESS would score against NaN here
             raise InputDataError(f"influence.less.targets.{task}: no example keeps an answer token within "
-                                 f"max_length={cfg.less.max_length}; raise max_length or check the fields")
+                                 f"max_length={less.max_length}; raise max_length or check the fields")
         out[task] = tokenized
     return out
 
@@ -112,11 +112,13 @@ def select_less(cfg: InfluenceConfig, kd: KdConfig, candidates: list[dict[str, A
     from jiuzhang.influence.scoring import rank
 
     less = cfg.less
+    if less is None:  # the config requires the section for method 'less'; a caller may pass another config
+        raise InputDataError("influence.method: less needs an influence.less section (see configs/mini.yaml)")
     cluster = cluster or ClusterConfig(executor="inline", max_retries=0)
     if cluster.executor == "inline":
         worker.placement(less.device, less.dtype, 0)  # no GPU for 'cuda': the error now, before the model loads
     tokenizer = AutoTokenizer.from_pretrained(str(reference))  # the workers load the model itself
-    targets = _targets(cfg, tokenizer)  # bad target data fails before any training
+    targets = _targets(less, tokenizer)  # bad target data fails before any training
     data = tokenize_all([_candidate_example(r["id"], texts[r["id"]]) for r in candidates
                          if texts.get(r["id"], "").strip()], tokenizer, less.max_length)
     if not data:
