@@ -119,16 +119,15 @@ def test_no_test_module_imports_another():
     assert offenders == [], "\n".join(offenders)
 
 
-def test_the_type_check_backlog_only_shrinks():
-    """pyproject.toml lists the modules mypy does not yet hold to account (2 now, of 141);
-    each must exist, and none may be added: new code is type-checked."""
+def test_every_module_is_type_checked():
+    """No mypy override in pyproject.toml silences a module of ours (the backlog of 23 modules that did not
+    pass when `make check` adopted mypy is gone): new code is type-checked like the rest."""
     import tomllib
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["mypy"]
-    backlog = [m for o in config["overrides"] if o.get("ignore_errors") for m in o["module"]]
-    assert len(backlog) <= 2, f"{len(backlog)} modules skip the type check; fix the new ones instead"
-    known = set(import_graph())
-    assert [m for m in backlog if m not in known] == [], "a module left the code: take it off the list"
+    silenced = [m for o in config.get("overrides", []) if o.get("ignore_errors") for m in o["module"]
+                if m.startswith("jiuzhang")]
+    assert silenced == [], f"modules that skip the type check: {silenced}; fix their errors instead"
 
 
 def test_tests_mirror_the_source_areas():

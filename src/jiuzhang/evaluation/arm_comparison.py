@@ -11,6 +11,7 @@ the winner's interval against the runner-up excludes 0; the page states the verd
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ def _summary(values: list[float], loss: bool) -> dict[str, Any]:
     return {"mean": round(100.0 * k / len(values), 4), "ci95": [round(100 * lo, 4), round(100 * hi, 4)], "correct": k}
 
 
-def measure_rows(benchmark: str, settings: list[str], dirs: dict[str, Path]) -> list[dict[str, Any]]:
+def measure_rows(benchmark: str, settings: Sequence[str], dirs: dict[str, Path]) -> list[dict[str, Any]]:
     """One row per scored setting of ``benchmark``: every arm's mean and interval on the items all arms
     scored, differences vs base and vs raw, and the winner."""
     preds = {arm: read_predictions(folder / benchmark) for arm, folder in dirs.items()}
@@ -109,7 +110,7 @@ def measure_rows(benchmark: str, settings: list[str], dirs: dict[str, Path]) -> 
     return rows
 
 
-def budgets(metrics_dir: Path, arms: list[str]) -> dict[str, dict[str, Any]]:
+def budgets(metrics_dir: Path, arms: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Each trained arm's training volume: records, target tokens (the budget), optimizer steps."""
     out = {"base": {"records": 0, "target_tokens": 0, "steps": 0, "data": DATA["base"]}}
     for arm in ["synthetic", *arms]:
@@ -125,8 +126,8 @@ def budgets(metrics_dir: Path, arms: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def compare_arms(benchmarks: list[str], settings: dict[str, list[str]], metrics_dir: Path, eval_dir: Path,
-                 base_dir: Path, arm_dir: Path, arms: list[str]) -> dict[str, Any] | None:
+def compare_arms(benchmarks: Sequence[str], settings: Mapping[str, Sequence[str]], metrics_dir: Path, eval_dir: Path,
+                 base_dir: Path, arm_dir: Path, arms: Sequence[str]) -> dict[str, Any] | None:
     """The whole comparison (None when no control arm is configured)."""
     if not arms:
         return None

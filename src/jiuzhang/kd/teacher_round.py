@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from jiuzhang.common.io import ShardWriter, atomic_write_text, reset_dir
+from jiuzhang.common.io import InputDataError, ShardWriter, atomic_write_text, reset_dir
 from jiuzhang.common.progress import Progress
 from jiuzhang.config.teacher import TeacherConfig
 from jiuzhang.errors import UserError
@@ -110,6 +110,8 @@ def run_round(cfg: TeacherConfig, items: list[dict[str, Any]], endpoint: Endpoin
         base_url = cfg.base_url
         if endpoint.offline_templates is not None:
             o = cfg.offline
+            if o is None:
+                raise InputDataError("teacher.kind: offline needs a teacher.offline section (its answer banks)")
             teacher = OfflineTeacher(Path(o.gsm8k_train), Path(o.samples), endpoint.offline_templates,
                                      o.latency_ms / 1000)
             server = stack.enter_context(ChatServer(teacher.answer, batches=BatchService(teacher.answer)))
@@ -170,6 +172,7 @@ def _usage(outcomes: list[Outcome], journal: Journal) -> dict[str, Any]:
         if o.status != "ok":
             continue
         e = journal.get(o.key)
+        assert e is not None  # an 'ok' outcome was journaled before it was returned
         pt, ct, usd = pt + e.prompt_tokens, ct + e.completion_tokens, usd + e.cost_usd
         mode = e.mode or "not recorded"
         by_mode[mode] = by_mode.get(mode, 0.0) + e.cost_usd
@@ -184,13 +187,14 @@ def _parse(items: list[dict[str, Any]], outcomes: list[Outcome]) -> tuple[list[d
             reason = "request_failed" if o.status == "failed" else o.status
             rejected.append({"id": item["id"], "reason": reason, "detail": o.error})
             continue
+        assert o.response is not None  # every 'ok' outcome carries its response
         content, finish, refusal = completion_text(o.response)
         parsed = parse_completion(content, finish, refusal)
         if not parsed.ok:
             rejected.append({"id": item["id"], "reason": parsed.reason, "detail": content[:300]})
             continue
         kept.append({"id": item["id"], "level": item["level"], "source": item["source"], "prompt": item["prompt"],
-                     "completion": canonical(parsed.problem, parsed.solution), "problem": parsed.problem,
+                     "completion": canonical(parsed.problem or "", parsed.solution or ""), "problem": parsed.problem,
                      "solution": parsed.solution})
     return sorted(kept, key=lambda r: r["id"]), sorted(rejected, key=lambda r: r["id"])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,9 @@ def compare_base(name: str, settings: list[str], trained_dir: Path, base_dir: Pa
         if not items:
             continue
         scale = 1.0 if is_loss(s) else 100.0
-        after = [item_value(t[i], s) for i in items]
-        before = [item_value(b[i], s) for i in items]
+        # set on every item kept above: the filters only tell the type checker
+        after = [v for v in (item_value(t[i], s) for i in items) if v is not None]
+        before = [v for v in (item_value(b[i], s) for i in items) if v is not None]
         d = paired_delta(after, before, is_loss(s))
         out.append({"benchmark": name, "setting": s, "items": len(items),
                     "base": round(scale * sum(before) / len(items), 4),
@@ -59,7 +61,7 @@ def compare_base(name: str, settings: list[str], trained_dir: Path, base_dir: Pa
     return out
 
 
-def scored_settings(settings: list[str], formats) -> list[str]:
+def scored_settings(settings: Sequence[str], formats) -> list[str]:
     """The settings as scored: 'loss' becomes one entry per prompt format ('loss', 'loss_neutral')."""
     return [k for s in settings for k in (loss_keys(formats) if s == "loss" else [s])]
 
@@ -86,7 +88,7 @@ def _optional(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def benchmark_rows(metrics_dir: Path, benchmarks: dict[str, list[str]], published: dict[str, float],
+def benchmark_rows(metrics_dir: Path, benchmarks: Mapping[str, Sequence[str]], published: dict[str, float],
                    base_benchmarks: list[str]) -> list[dict[str, Any]]:
     """One row per benchmark: each setting's correct/total, accuracy with its Wilson interval, no-answer and
     cut-off counts, the held-out loss; the base model's figures where it was evaluated too."""
@@ -117,7 +119,7 @@ def benchmark_rows(metrics_dir: Path, benchmarks: dict[str, list[str]], publishe
     return rows
 
 
-def samples(benchmarks: dict[str, list[str]], root: Path, eval_dir: Path, base_dir: Path | None,
+def samples(benchmarks: Mapping[str, Sequence[str]], root: Path, eval_dir: Path, base_dir: Path | None,
             base_benchmarks: list[str], per_benchmark: int = 3) -> list[dict[str, Any]]:
     """The first few items of each benchmark's generation setting: question, each model's output, the
     answer extracted from it, the gold answer and the verdict."""
@@ -196,9 +198,10 @@ def collect(metrics_dir: Path, params: Params, paper: dict[str, Any], eval_dir: 
                    for c in compare_base(name, scored_settings(e.benchmarks[name], e.loss_formats), eval_dir,
                                          base_dir)] if base_dir else []
     annotate_losses(comparisons)
-    arm_names = params.pretrain.arms.names if arm_dir is not None and base_dir is not None else []
+    arm_names = params.pretrain.arms.names
     arms = compare_arms(e.arm_benchmarks, {b: scored_settings(e.benchmarks[b], e.loss_formats) for b in e.arm_benchmarks},
-                        metrics_dir, eval_dir, base_dir, arm_dir, arm_names) if arm_names else None
+                        metrics_dir, eval_dir, base_dir, arm_dir, arm_names) if (
+        arm_names and arm_dir is not None and base_dir is not None) else None
     if arms is not None:
         arms["verdicts"] = verdict_lines(arms, MEASURE_NAMES)
     kd = {r: read_json(metrics_dir / f"kd_{r}.json") for r in ("initial", "boost")}
@@ -220,7 +223,7 @@ def collect(metrics_dir: Path, params: Params, paper: dict[str, Any], eval_dir: 
     # No git commit here: the page is a DVC output and must follow from its declared deps alone (a commit
     # hash changes with every later commit: a fresh clone's rerun would differ). The commit of each stage
     # run is in its MLflow provenance.json.
-    run = {"profile": params.profile, "experiment": os.environ.get("DVC_EXP_NAME") or "workspace (no DVC experiment)",
+    run: dict[str, Any] = {"profile": params.profile, "experiment": os.environ.get("DVC_EXP_NAME") or "workspace (no DVC experiment)",
            "models": {"base": _describe_base(params, base),
                       "synthesizer_init": init.path or f"{init.model_id}@{init.revision}",
                       "teacher": teacher.get("label") or teacher.get("model") or params.teacher.model}}
@@ -252,10 +255,11 @@ def collect(metrics_dir: Path, params: Params, paper: dict[str, Any], eval_dir: 
 
 
 def _describe_base(params: Params, base: dict[str, Any]) -> str:
-    if params.base.mode == "gguf":
-        return (f"{base.get('source_file', params.base.gguf.file)} ({base.get('parameters', 0) / 1e6:.1f}M parameters, "
-                f"dequantized to fp32; sha256 {params.base.gguf.sha256[:12]})")
-    if params.base.mode == "hub":
-        return f"{params.base.hub.model_id}@{params.base.hub.revision}"
+    gguf, hub = params.base.gguf, params.base.hub  # the mode's section is required by the config
+    if params.base.mode == "gguf" and gguf is not None:
+        return (f"{base.get('source_file', gguf.file)} ({base.get('parameters', 0) / 1e6:.1f}M parameters, "
+                f"dequantized to fp32; sha256 {gguf.sha256[:12]})")
+    if params.base.mode == "hub" and hub is not None:
+        return f"{hub.model_id}@{hub.revision}"
     return f"tiny Llama trained here ({base.get('parameters', 0) / 1e6:.1f}M parameters): a stand-in, not a real LM"
 

@@ -34,8 +34,8 @@ class Prices:
         """From a ``PricesConfig`` (e.g. ``TeacherConfig.active_prices()``)."""
         return cls(rates.input_per_million, rates.output_per_million)
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        """The USD cost of a call with these token counts."""
+    def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
+        """The USD cost of a call with these token counts (or of an estimate's expected counts)."""
         return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1e6
 
 
